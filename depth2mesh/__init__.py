@@ -1,0 +1,74 @@
+"""depth2mesh: one photo in, a scaled 3D point cloud and textured meshes out.
+
+The public API is imported lazily, so that ``import depth2mesh`` (and ``depth2mesh --help``)
+does not pay for importing torch::
+
+    import depth2mesh
+    model = depth2mesh.load_model()                      # finds or downloads the weights
+    photo = depth2mesh.read_photo("samples/coffee.png")  # upright RGB uint8 (H, W, 3)
+    disparity = depth2mesh.predict_disparity(photo.rgb, model)  # float32 (H, W)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from depth2mesh._version import __version__
+
+if TYPE_CHECKING:
+    from depth2mesh.errors import (
+        Depth2MeshError,
+        DeviceError,
+        InputError,
+        OutputError,
+        UnofficialWeightsWarning,
+        WeightsError,
+    )
+    from depth2mesh.export import colorize_disparity, write_depth_images
+    from depth2mesh.model import DepthModel, load_model, predict_disparity
+    from depth2mesh.photo import Photo, read_photo
+
+_LAZY = {
+    "load_model": "depth2mesh.model",
+    "predict_disparity": "depth2mesh.model",
+    "DepthModel": "depth2mesh.model",
+    "read_photo": "depth2mesh.photo",
+    "Photo": "depth2mesh.photo",
+    "write_depth_images": "depth2mesh.export",
+    "colorize_disparity": "depth2mesh.export",
+    "Depth2MeshError": "depth2mesh.errors",
+    "WeightsError": "depth2mesh.errors",
+    "InputError": "depth2mesh.errors",
+    "OutputError": "depth2mesh.errors",
+    "DeviceError": "depth2mesh.errors",
+    "UnofficialWeightsWarning": "depth2mesh.errors",
+}
+
+__all__ = [
+    "Depth2MeshError",
+    "DepthModel",
+    "DeviceError",
+    "InputError",
+    "OutputError",
+    "Photo",
+    "UnofficialWeightsWarning",
+    "WeightsError",
+    "__version__",
+    "colorize_disparity",
+    "load_model",
+    "predict_disparity",
+    "read_photo",
+    "write_depth_images",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'depth2mesh' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,101 @@
+"""Loading photos: decode, apply the EXIF orientation, return upright RGB uint8.
+
+Orientation is applied before anything else (all eight EXIF values, the mirrored ones of
+front cameras too), so the colours and the depth predicted from them always line up.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from depth2mesh.errors import InputError
+
+EXIF_ORIENTATION = 0x0112
+EXIF_IFD = 0x8769
+EXIF_FOCAL_35MM = 0xA405
+
+MAX_PIXELS = 200_000_000
+"""Default decompression-bomb limit in pixels (Pillow refuses larger images)."""
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An upright photo and what its metadata says about the camera.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 sRGB pixels, upright.
+        path: The file it was read from.
+        orientation: The EXIF orientation that was applied (1 = none), 1..8.
+        focal_length_35mm: EXIF ``FocalLengthIn35mmFilm`` in millimetres, or None.
+    """
+
+    rgb: NDArray[np.uint8]
+    path: Path
+    orientation: int = 1
+    focal_length_35mm: float | None = None
+
+
+def read_photo(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Read a photo file as upright RGB.
+
+    Palette, grayscale, CMYK and alpha images become RGB (alpha is dropped); 16-bit images
+    are scaled to 8 bits; animated images give their first frame.
+
+    Args:
+        path: An image file Pillow can decode (JPEG, PNG, WebP, TIFF, BMP, ...).
+        max_pixels: Refuse images with more pixels than this.
+
+    Returns:
+        The photo.
+
+    Raises:
+        InputError: Missing, unreadable, not an image, truncated, or too large.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a photo")
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise InputError(
+                        f"{path} has {width}x{height} = {width * height:,} pixels, more than "
+                        f"the limit of {max_pixels:,}"
+                    )
+                exif = image.getexif()
+                orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+                focal = exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
+                upright = ImageOps.exif_transpose(image)
+                rgb = _to_rgb(upright)
+    except InputError:
+        raise
+    except PermissionError as error:
+        raise InputError(f"{path} cannot be read: permission denied") from error
+    except UnidentifiedImageError as error:
+        raise InputError(f"{path} is not an image file Pillow can decode") from error
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path} cannot be decoded ({first}): is it truncated?") from error
+    focal_mm = float(focal) if focal else None
+    return Photo(rgb, path, orientation if 1 <= orientation <= 8 else 1, focal_mm)
+
+
+def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        wide = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or wide.max() > 255 else 255.0
+        gray = np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
+    if image.mode != "RGB":
+        image = image.convert("RGB")
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))

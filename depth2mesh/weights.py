@@ -1,0 +1,224 @@
+"""Finding the MiDaS v2.1 small weights: explicit path, environment, cache, download.
+
+Resolution order (first match wins):
+
+1. the ``weights`` argument (``--weights PATH`` on the command line);
+2. the ``DEPTH2MESH_WEIGHTS`` environment variable;
+3. the torch.hub cache, ``<torch.hub.get_dir()>/checkpoints/midas_v21_small_256.pt``, where
+   users of ``torch.hub.load("intel-isl/MiDaS", "MiDaS_small")`` already have it;
+4. a download of the official release into that cache, verified against its sha256.
+
+Setting ``DEPTH2MESH_OFFLINE=1`` forbids step 4. This module never imports torch: the caller
+passes the cache path, so that it stays cheap to import and easy to test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from depth2mesh.errors import WeightsError
+
+OFFICIAL_URL = "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
+"""Where the official MiDaS v2.1 small checkpoint is published (81.8 MB)."""
+
+OFFICIAL_SHA256 = "70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca"
+"""sha256 of the official checkpoint (the same bytes as ``midas_v21_small-70d6b9c8.pt``)."""
+
+CHECKPOINT_NAME = "midas_v21_small_256.pt"
+"""File name of the checkpoint in the torch.hub cache's ``checkpoints`` folder."""
+
+WEIGHTS_ENV = "DEPTH2MESH_WEIGHTS"
+OFFLINE_ENV = "DEPTH2MESH_OFFLINE"
+
+ProgressCallback = Callable[[int, "int | None"], None]
+"""Called as ``progress(bytes_done, bytes_total_or_None)`` while a download runs."""
+
+WeightsOrigin = Literal["argument", "environment", "cache", "download"]
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where the weights file was found.
+
+    Attributes:
+        path: The checkpoint file.
+        origin: Which resolution step found it.
+    """
+
+    path: Path
+    origin: WeightsOrigin
+
+
+def cache_file(hub_dir: str | Path) -> Path:
+    """Return the checkpoint's path inside a torch.hub directory.
+
+    Args:
+        hub_dir: ``torch.hub.get_dir()``.
+
+    Returns:
+        ``<hub_dir>/checkpoints/midas_v21_small_256.pt``.
+    """
+    return Path(hub_dir) / "checkpoints" / CHECKPOINT_NAME
+
+
+def file_sha256(path: str | Path, *, chunk_bytes: int = 1 << 20) -> str:
+    """Return the hex sha256 of a file, read in chunks.
+
+    Args:
+        path: The file.
+        chunk_bytes: Read size in bytes.
+
+    Returns:
+        64 lowercase hex digits.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(chunk_bytes):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def offline_message(cache_path: Path, reason: str, *, url: str = OFFICIAL_URL) -> str:
+    """Return the one-line error shown when no weights file can be had.
+
+    Args:
+        cache_path: Where the download would have gone.
+        reason: Why the download did not happen (e.g. the network error).
+        url: The release URL.
+
+    Returns:
+        A message naming the URL, the cache path, the sha256 and ``--weights``.
+    """
+    return (
+        f"MiDaS weights not found and not downloadable ({reason}): download {url} "
+        f"(sha256 {OFFICIAL_SHA256}) to {cache_path}, or pass --weights PATH "
+        f"(or set {WEIGHTS_ENV})"
+    )
+
+
+def download_file(
+    url: str,
+    destination: str | Path,
+    *,
+    sha256: str,
+    progress: ProgressCallback | None = None,
+    timeout_s: float = 60.0,
+    chunk_bytes: int = 1 << 20,
+) -> Path:
+    """Download ``url`` to ``destination`` atomically and verify its sha256.
+
+    The bytes go to a temporary file beside ``destination``, hashed on the way, and are
+    renamed into place only when the hash matches: an interrupted or corrupted download
+    never leaves a file at ``destination``.
+
+    Args:
+        url: ``https://``, ``http://`` or ``file://`` URL.
+        destination: Final path; its folder is created.
+        sha256: Expected hex sha256 of the file.
+        progress: Called with (bytes done, total bytes or None) after each chunk.
+        timeout_s: Socket timeout in seconds.
+        chunk_bytes: Read size in bytes.
+
+    Returns:
+        ``destination`` as a Path.
+
+    Raises:
+        OSError: The URL could not be read or the file could not be written
+            (``urllib.error.URLError`` is an OSError).
+        WeightsError: The downloaded bytes do not have the expected sha256.
+    """
+    destination = Path(destination)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
+    )
+    try:
+        with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(url, timeout=timeout_s) as src:
+            length = src.headers.get("Content-Length") if src.headers else None
+            total = int(length) if length and length.isdigit() else None
+            done = 0
+            while chunk := src.read(chunk_bytes):
+                sink.write(chunk)
+                digest.update(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, total)
+        if digest.hexdigest() != sha256:
+            raise WeightsError(
+                f"downloaded {url} but its sha256 is {digest.hexdigest()}, expected {sha256}; "
+                "the file was discarded: try again, or download it by hand and pass --weights PATH"
+            )
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return destination
+
+
+def resolve_weights(
+    weights: str | Path | None,
+    *,
+    cache_path: Path,
+    environ: Mapping[str, str] | None = None,
+    url: str = OFFICIAL_URL,
+    sha256: str = OFFICIAL_SHA256,
+    progress: ProgressCallback | None = None,
+) -> ResolvedWeights:
+    """Find the weights file, downloading it into the cache as a last resort.
+
+    Args:
+        weights: An explicit path, or None.
+        cache_path: The torch.hub cache file (see :func:`cache_file`).
+        environ: Environment to read ``DEPTH2MESH_WEIGHTS`` and ``DEPTH2MESH_OFFLINE`` from;
+            defaults to ``os.environ``.
+        url: Where to download from.
+        sha256: The expected sha256 of the download.
+        progress: Download progress callback, see :data:`ProgressCallback`.
+
+    Returns:
+        The path and which step found it.
+
+    Raises:
+        WeightsError: An explicit path does not exist, or nothing was found and the download
+            failed or is disabled. The message names the URL, the cache path, the sha256
+            and ``--weights``.
+    """
+    env = os.environ if environ is None else environ
+    if weights is not None:
+        return ResolvedWeights(_existing_file(Path(weights), "--weights"), "argument")
+    from_env = env.get(WEIGHTS_ENV, "").strip()
+    if from_env:
+        return ResolvedWeights(_existing_file(Path(from_env), WEIGHTS_ENV), "environment")
+    if cache_path.is_file():
+        return ResolvedWeights(cache_path, "cache")
+    if env.get(OFFLINE_ENV, "").strip() not in ("", "0"):
+        raise WeightsError(offline_message(cache_path, f"{OFFLINE_ENV} is set", url=url))
+    try:
+        download_file(url, cache_path, sha256=sha256, progress=progress)
+    except urllib.error.URLError as error:
+        raise WeightsError(offline_message(cache_path, str(error.reason), url=url)) from error
+    except OSError as error:
+        reason = error.strerror or error.__class__.__name__
+        raise WeightsError(offline_message(cache_path, reason, url=url)) from error
+    return ResolvedWeights(cache_path, "download")
+
+
+def _existing_file(path: Path, given_by: str) -> Path:
+    path = path.expanduser()
+    if path.is_dir():
+        raise WeightsError(f"weights path {path} (from {given_by}) is a folder, not a .pt file")
+    if not path.is_file():
+        raise WeightsError(
+            f"weights file {path} (from {given_by}) does not exist: check the path, or leave "
+            f"{given_by} unset to use the cached or downloaded official weights"
+        )
+    return path

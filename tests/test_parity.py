@@ -1,0 +1,133 @@
+"""The depth stage equals the official MiDaS v2.1 small, number for number."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from depth2mesh.model import (
+    DepthModel,
+    MidasSmall,
+    network_input_size,
+    predict_disparity,
+    preprocess,
+)
+from depth2mesh.photo import read_photo
+
+NAMES = [
+    "astronaut",
+    "camera_gray",
+    "chelsea",
+    "coffee",
+    "motorcycle_left",
+    "rocket",
+    "tall_strip",
+    "tiny_37x23",
+]
+
+
+@pytest.fixture(scope="module")
+def index(shared_dir: Path) -> dict[str, dict[str, object]]:
+    data: dict[str, dict[str, object]] = json.loads(
+        (shared_dir / "midas" / "official_outputs" / "index.json").read_text()
+    )
+    return data
+
+
+def _official(shared_dir: Path, name: str, kind: str) -> np.ndarray:
+    return np.load(shared_dir / "midas" / "official_outputs" / f"{name}.{kind}.npy")
+
+
+def _image_cv2(shared_dir: Path, name: str) -> np.ndarray:
+    bgr = cv2.imread(str(shared_dir / "midas" / "images" / f"{name}.png"), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def test_fixture_index_covers_all_names(index: dict[str, dict[str, object]]) -> None:
+    assert sorted(index) == NAMES
+
+
+def test_state_dict_matches_official_checkpoint_keys(shared_dir: Path) -> None:
+    expected = json.loads((shared_dir / "midas" / "checkpoint_keys.json").read_text())
+    state = MidasSmall().state_dict()
+    assert [key for key, _, _ in expected] == list(state)
+    for key, shape, dtype in expected:
+        assert list(state[key].shape) == shape, key
+        assert str(state[key].dtype).removeprefix("torch.") == dtype, key
+    assert sum(t.numel() for t in state.values()) == 21_394_729
+
+
+def test_official_file_format_loads_strictly(parity_weights: Path) -> None:
+    network = MidasSmall()
+    state = torch.load(parity_weights, map_location="cpu", weights_only=True)
+    result = network.load_state_dict(state, strict=True)
+    assert not result.missing_keys
+    assert not result.unexpected_keys
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_network_input_size(name: str, index: dict[str, dict[str, object]]) -> None:
+    height, width = index[name]["image_hw"]
+    assert list(network_input_size(height, width)) == index[name]["net_input_hw"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preprocessing_equals_official(shared_dir: Path, name: str) -> None:
+    ours = preprocess(_image_cv2(shared_dir, name))
+    official = _official(shared_dir, name, "input")
+    assert ours.shape == official.shape
+    assert ours.dtype == np.float32
+    assert np.abs(ours - official).max() <= 1e-5
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_network_equals_official(shared_dir: Path, parity_model: DepthModel, name: str) -> None:
+    official_input = _official(shared_dir, name, "input")
+    official = _official(shared_dir, name, "net")
+    with torch.inference_mode():
+        ours = parity_model.network(torch.from_numpy(official_input)).numpy()
+    value_range = float(official.max() - official.min())
+    assert ours.shape == official.shape
+    assert np.abs(ours - official).max() <= 1e-4 * value_range
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_disparity_on_file_equals_official(
+    shared_dir: Path, parity_model: DepthModel, name: str
+) -> None:
+    photo = read_photo(shared_dir / "midas" / "images" / f"{name}.png")
+    ours = predict_disparity(photo.rgb, parity_model)
+    official = _official(shared_dir, name, "full")
+    value_range = float(official.max() - official.min())
+    assert ours.dtype == np.float32
+    assert ours.shape == official.shape == photo.rgb.shape[:2]
+    assert np.abs(ours - official).max() <= 1e-3 * value_range
+
+
+def test_network_size_rule_edge_cases() -> None:
+    assert network_input_size(1, 1) == (256, 256)
+    assert network_input_size(4000, 3) == (256, 32)
+    assert network_input_size(3024, 4032) == (192, 256)
+    with pytest.raises(ValueError, match="at least 1x1"):
+        network_input_size(0, 10)
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        (np.zeros((8, 8), np.uint8), "RGB image"),
+        (np.zeros((8, 8, 4), np.uint8), "RGB image"),
+        (np.zeros((8, 8, 3), np.float32), "uint8"),
+        (np.zeros((0, 8, 3), np.uint8), "non-empty"),
+    ],
+)
+def test_preprocess_rejects_bad_arrays(array: np.ndarray, message: str) -> None:
+    from depth2mesh.errors import InputError
+
+    with pytest.raises(InputError, match=message):
+        preprocess(array)
