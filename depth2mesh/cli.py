@@ -12,15 +12,20 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from depth2mesh._version import __version__
 from depth2mesh.errors import Depth2MeshError
+from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from depth2mesh.convert import ConvertOptions
     from depth2mesh.model import DepthModel
 
 PHOTO_SUFFIXES = frozenset(
@@ -153,6 +158,43 @@ def _load_model(weights: Path | None, device: str) -> DepthModel:
             bar.stop()
 
 
+def _prepare_batch(photos: list[Path], out_dir: Path) -> list[Path]:
+    """Expand the inputs and create the output folder, or exit with one line."""
+    paths = expand_photos(photos)
+    if not paths:
+        _fail("no photos found in the given folders; pass image files or folders holding them")
+        raise typer.Exit(2)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _fail(f"cannot create the output folder {out_dir}: {error.strerror}")
+        raise typer.Exit(1) from None
+    return paths
+
+
+def _load_model_or_exit(weights: Path | None, device: str) -> DepthModel:
+    try:
+        return _load_model(weights, device)
+    except Exception as error:  # one line for the user; --debug shows more
+        _report(error)
+        raise typer.Exit(1) from None
+
+
+def _batch_progress() -> Progress:
+    """The progress bar over a batch of photos (drawn only on a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
 WeightsOption = Annotated[
     Path | None,
     typer.Option(
@@ -204,38 +246,15 @@ def depth(
 
     Example: depth2mesh depth samples/coffee.png -o out/
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
     from depth2mesh.export import depth_output_paths, refuse_existing, write_depth_images
     from depth2mesh.model import predict_disparity
     from depth2mesh.photo import read_photo
 
-    paths = expand_photos(photos)
-    if not paths:
-        _fail("no photos found in the given folders; pass image files or folders holding them")
-        raise typer.Exit(2)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        _fail(f"cannot create the output folder {out_dir}: {error.strerror}")
-        raise typer.Exit(1) from None
-    try:
-        model = _load_model(weights, device)
-    except Exception as error:  # one line for the user; --debug shows more
-        _report(error)
-        raise typer.Exit(1) from None
-
+    paths = _prepare_batch(photos, out_dir)
+    model = _load_model_or_exit(weights, device)
     written: list[Path] = []
     failed: list[Path] = []
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
+    with _batch_progress() as bar:
         task = bar.add_task("depth", total=len(paths))
         for path in paths:
             bar.update(task, description=f"depth {path.name}")
@@ -255,6 +274,228 @@ def depth(
     out.print(f"{done} of {len(paths)} photos done, {len(written)} files written to {out_dir}")
     if failed:
         raise typer.Exit(1)
+
+
+MeshChoice = Literal["grid", "poisson", "both"]
+
+
+@app.command()
+def convert(
+    photos: Annotated[
+        list[Path],
+        typer.Argument(help="Photos or folders of photos.", show_default=False),
+    ],
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
+    ],
+    near: Annotated[
+        float, typer.Option("--near", help="Depth of the nearest content, metres.")
+    ] = DEFAULT_NEAR,
+    far: Annotated[
+        float, typer.Option("--far", help="Depth of the farthest content and sky, metres.")
+    ] = DEFAULT_FAR,
+    fov: Annotated[
+        float | None,
+        typer.Option("--fov", help="Horizontal field of view, degrees. Default: EXIF, else 60."),
+    ] = None,
+    focal_35mm: Annotated[
+        float | None,
+        typer.Option("--focal-35mm", help="35 mm-equivalent focal length, millimetres."),
+    ] = None,
+    focal_px: Annotated[
+        float | None, typer.Option("--focal-px", help="Focal length in pixels of the photo.")
+    ] = None,
+    fx: Annotated[float | None, typer.Option("--fx", help="Focal length x, pixels.")] = None,
+    fy: Annotated[float | None, typer.Option("--fy", help="Focal length y, pixels.")] = None,
+    cx: Annotated[float | None, typer.Option("--cx", help="Principal point x, pixels.")] = None,
+    cy: Annotated[float | None, typer.Option("--cy", help="Principal point y, pixels.")] = None,
+    grid: Annotated[
+        int, typer.Option("--grid", help="Long side of the mesh grid and point cloud, vertices.")
+    ] = DEFAULT_GRID,
+    edge_threshold: Annotated[
+        float,
+        typer.Option(
+            "--edge-threshold",
+            help="Cut grid triangles whose max/min corner depth exceeds this ratio.",
+        ),
+    ] = DEFAULT_EDGE_THRESHOLD,
+    mesh: Annotated[
+        MeshChoice, typer.Option("--mesh", help="Meshes to build: grid, poisson or both.")
+    ] = "grid",
+    drop_far: Annotated[
+        bool, typer.Option("--drop-far", help="Leave out sky and everything at --far.")
+    ] = False,
+    poisson_depth: Annotated[
+        int, typer.Option("--poisson-depth", help="Poisson octree depth (5..12).")
+    ] = DEFAULT_POISSON_DEPTH,
+    density_quantile: Annotated[
+        float,
+        typer.Option("--density-quantile", help="Trim this fraction of low-density vertices."),
+    ] = DEFAULT_DENSITY_QUANTILE,
+    face_budget: Annotated[
+        int | None,
+        typer.Option("--face-budget", help="Decimate the Poisson mesh to this many triangles."),
+    ] = None,
+    texture_format: Annotated[
+        Literal["jpeg", "png"],
+        typer.Option("--texture-format", help="GLB texture encoding."),
+    ] = "jpeg",
+    depth_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--depth",
+            help="Use this depth map instead of the network (.npy, .pfm, 16-bit .png).",
+            show_default=False,
+        ),
+    ] = None,
+    depth_kind: Annotated[
+        Literal["metric", "disparity"],
+        typer.Option("--depth-kind", help="--depth holds metric depth or disparity."),
+    ] = "metric",
+    depth_png_scale: Annotated[
+        float,
+        typer.Option("--depth-png-scale", help="Metres per unit of a 16-bit --depth PNG."),
+    ] = 0.001,
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace existing output files.")
+    ] = False,
+) -> None:
+    """Convert photos to 3D: textured GLB mesh, PLY point cloud, depth pictures.
+
+    For each PHOTO writes OUT/STEM.glb (grid mesh textured with the photo, with the photo's
+    camera), OUT/STEM_points.ply (binary: xyz float32, rgb uint8, normals), OUT/STEM_depth.png,
+    OUT/STEM_depth_inferno.png and OUT/STEM.json (intrinsics, near/far, weights, counts,
+    timings); with --mesh poisson or both also OUT/STEM_poisson.glb and .ply.
+
+    Axes: glTF's, Y up, the camera at the origin looking down -Z, metres; the PLY files use
+    the same axes so they overlay the GLB.
+
+    Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
+    """
+    from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
+
+    options = ConvertOptions(
+        near=near,
+        far=far,
+        grid=grid,
+        edge_threshold=edge_threshold,
+        mesh=mesh,
+        drop_far=drop_far,
+        poisson_depth=poisson_depth,
+        density_quantile=density_quantile,
+        face_budget=face_budget,
+        texture_format=texture_format,
+        camera=CameraOptions(fx, fy, cx, cy, focal_px, focal_35mm, fov),
+        depth_kind=depth_kind,
+        depth_png_scale=depth_png_scale,
+        overwrite=overwrite,
+    )
+    try:
+        options.check()
+        _check_camera_options(options)
+    except ValueError as error:
+        _fail(str(error))
+        raise typer.Exit(2) from None
+    if depth_file is not None and (len(photos) != 1 or photos[0].is_dir()):
+        _fail("--depth goes with exactly one photo file")
+        raise typer.Exit(2)
+    paths = _prepare_batch(photos, out_dir)
+    model = None if depth_file is not None else _load_model_or_exit(weights, device)
+    failed = 0
+    written = 0
+    with _batch_progress() as bar:
+        task = bar.add_task("convert", total=len(paths))
+        for path in paths:
+
+            def step(name: str, path: Path = path) -> None:
+                bar.update(task, description=f"{path.name}: {name}")
+
+            try:
+                result = convert_photo(
+                    path, out_dir, model=model, options=options, depth_file=depth_file, step=step
+                )
+                written += len(result.files)
+                counts = result.counts
+                out.print(
+                    f"{path}: {counts['points']:,} points, {counts['grid_faces']:,} grid faces"
+                    f" in {result.timings_s['total']:.1f} s -> "
+                    + ", ".join(p.name for p in result.files)
+                )
+            except Exception as error:  # one line per photo; the batch goes on
+                failed += 1
+                _report(error, str(path))
+            bar.advance(task)
+    out.print(
+        f"{len(paths) - failed} of {len(paths)} photos converted, {written} files in {out_dir}"
+    )
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_camera_options(options: ConvertOptions) -> None:
+    """Validate the camera options once, before any work (a 100x100 stand-in image)."""
+    from depth2mesh.camera import resolve_intrinsics
+
+    camera = options.camera
+    resolve_intrinsics(
+        100,
+        100,
+        fx=camera.fx,
+        fy=camera.fy,
+        cx=camera.cx,
+        cy=camera.cy,
+        focal_px=camera.focal_px,
+        focal_35mm=camera.focal_35mm,
+        fov_deg=camera.fov_deg,
+    )
+
+
+@app.command()
+def evaluate(
+    disparity_file: Annotated[
+        Path,
+        typer.Argument(help="Predicted disparity (.npy or .pfm), e.g. from depth --save-raw."),
+    ],
+    truth_file: Annotated[
+        Path, typer.Argument(help="Ground-truth depth: .npy in metres or a 16-bit PNG.")
+    ],
+    truth_png_scale: Annotated[
+        float,
+        typer.Option(
+            "--truth-png-scale", help="Metres per PNG unit: 0.001 for NYU (mm), 1/256 for KITTI."
+        ),
+    ] = 0.001,
+    min_depth: Annotated[
+        float, typer.Option("--min-depth", help="Evaluate ground truth above this, metres.")
+    ] = 0.1,
+    max_depth: Annotated[
+        float, typer.Option("--max-depth", help="... and below this; predictions are capped.")
+    ] = 10.0,
+) -> None:
+    """Score a disparity map against ground-truth depth (scale-and-shift aligned).
+
+    Aligns s * disparity + t to 1 / depth by least squares over valid pixels, then reports
+    AbsRel (mean |pred - gt| / gt) and delta<1.25 (fraction within 25 %): the standard
+    protocol for affine-invariant inverse-depth models such as MiDaS.
+    """
+    from depth2mesh.evaluate import evaluate_disparity
+    from depth2mesh.photo import read_depth_file
+
+    try:
+        disparity = read_depth_file(disparity_file, png_scale=1.0)
+        truth = read_depth_file(truth_file, png_scale=truth_png_scale)
+        result = evaluate_disparity(disparity, truth, min_depth=min_depth, max_depth=max_depth)
+    except (Depth2MeshError, ValueError) as error:
+        _fail(str(error))
+        raise typer.Exit(1) from None
+    out.print(
+        f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  "
+        f"({result.valid_pixels:,} valid pixels, scale {result.scale:.6g}, "
+        f"shift {result.shift:.6g})"
+    )
 
 
 def main() -> None:

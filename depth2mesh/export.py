@@ -228,3 +228,53 @@ def write_depth_images(
         raw = np.asarray(disparity, dtype=np.float32)
         written.append(write_npy(paths["raw"], raw, overwrite=overwrite))
     return written
+
+
+GLTF_FROM_CAMERA = np.array([1.0, -1.0, -1.0], dtype=np.float32)
+"""Per-axis signs taking the OpenCV camera frame (x right, y down, z forward) to glTF's
+(x right, y up, -z forward): ``(x, y, z) -> (x, -y, -z)``."""
+
+
+def camera_to_gltf(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Convert points or normals from the OpenCV camera frame to glTF axes.
+
+    Args:
+        vectors: (..., 3) float, camera frame (metres for points).
+
+    Returns:
+        (..., 3) float32 in glTF axes (Y up, -Z forward); PLY output uses the same axes.
+    """
+    return (np.asarray(vectors, dtype=np.float32) * GLTF_FROM_CAMERA).astype(np.float32)
+
+
+def encode_texture(
+    rgb: NDArray[np.uint8], *, max_size: int = 4096, image_format: str = "jpeg", quality: int = 90
+) -> tuple[bytes, str]:
+    """Encode the photo as the mesh's texture, downscaled to ``max_size`` on its long side.
+
+    Args:
+        rgb: (H, W, 3) uint8 sRGB photo.
+        max_size: Longest side of the texture, pixels.
+        image_format: "jpeg" (default: small files) or "png" (lossless).
+        quality: JPEG quality, 1..100.
+
+    Returns:
+        (encoded bytes, MIME type).
+    """
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_size / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    if image_format == "png":
+        ok, data = cv2.imencode(".png", bgr)
+        mime = "image/png"
+    elif image_format == "jpeg":
+        ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        mime = "image/jpeg"
+    else:
+        raise ValueError(f"texture format must be 'jpeg' or 'png', got {image_format!r}")
+    if not ok:
+        raise OutputError(f"texture encoding failed for an image of shape {rgb.shape}")
+    return data.tobytes(), mime

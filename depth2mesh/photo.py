@@ -99,3 +99,64 @@ def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def read_depth_file(path: str | Path, *, png_scale: float = 0.001) -> NDArray[np.float32]:
+    """Read a depth or disparity map given by the user (``--depth FILE``).
+
+    Args:
+        path: ``.npy`` (2-D float array), ``.pfm`` (single channel) or a 16-bit ``.png``.
+        png_scale: What one PNG unit is worth (0.001: millimetres to metres; 1 for disparity
+            PNGs).
+
+    Returns:
+        (H, W) float32, as stored (times ``png_scale`` for PNG). NaN and inf are kept: the
+        caller decides what is valid.
+
+    Raises:
+        InputError: Unknown format, unreadable, or not a single-channel 2-D map.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"depth file {path} does not exist")
+    try:
+        if suffix == ".npy":
+            values = np.load(path, allow_pickle=False)
+        elif suffix == ".pfm":
+            values = _read_pfm(path)
+        elif suffix == ".png":
+            with Image.open(path) as image:
+                if image.mode not in ("I;16", "I;16B", "I;16L", "I", "L"):
+                    raise InputError(
+                        f"depth PNG {path} must be single-channel (16-bit), got mode {image.mode}"
+                    )
+                values = np.asarray(image).astype(np.float64) * png_scale
+        else:
+            raise InputError(f"depth file {path} must be .npy, .pfm or a 16-bit .png")
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError) as error:
+        raise InputError(f"depth file {path} cannot be read: {error}") from error
+    values = np.squeeze(values)
+    if values.ndim != 2 or not np.issubdtype(values.dtype, np.number):
+        raise InputError(
+            f"depth file {path} must hold one 2-D map, got {values.dtype} {values.shape}"
+        )
+    return np.ascontiguousarray(values, dtype=np.float32)
+
+
+def _read_pfm(path: Path) -> NDArray[np.float32]:
+    with open(path, "rb") as stream:
+        kind = stream.readline().strip()
+        if kind not in (b"Pf", b"PF"):
+            raise ValueError("not a PFM file (no Pf/PF header)")
+        width, height = (int(part) for part in stream.readline().split())
+        scale = float(stream.readline().strip())
+        channels = 3 if kind == b"PF" else 1
+        dtype = "<f4" if scale < 0 else ">f4"
+        data = np.frombuffer(stream.read(width * height * channels * 4), dtype=dtype)
+    if data.size != width * height * channels:
+        raise ValueError("truncated PFM file")
+    grid = data.reshape(height, width, channels)[::-1]  # PFM rows run bottom to top
+    return np.ascontiguousarray(grid[..., 0], dtype=np.float32)

@@ -1,0 +1,534 @@
+"""The one conversion pipeline: photo in; depth pictures, point cloud, meshes and sidecar out.
+
+The CLI, the web page, the Ray path and the Blender add-on (through the CLI) all call
+:func:`convert_photo`; none keeps a copy of these steps.
+
+Data flow (see DESIGN.md): photo (EXIF-upright RGB) -> disparity (MiDaS, or ``depth_file``) ->
+depth in metres (``near``/``far``, or metric depth as given) at the mesh grid's size ->
+points in the OpenCV camera frame -> point cloud PLY, UV-textured grid mesh GLB, optional
+Poisson mesh GLB + PLY. Axes become glTF's ``(x, -y, -z)`` only when files are written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from depth2mesh._version import __version__
+from depth2mesh.camera import Intrinsics, resolve_intrinsics
+from depth2mesh.errors import InputError, OutputError
+from depth2mesh.export import (
+    atomic_write_bytes,
+    camera_to_gltf,
+    colorize_disparity,
+    disparity_to_png16,
+    encode_png,
+    encode_texture,
+    refuse_existing,
+)
+from depth2mesh.geometry import (
+    DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_FAR,
+    DEFAULT_NEAR,
+    camera_facing_normals,
+    depth_to_points,
+    disparity_to_depth,
+    far_mask,
+    project_points,
+    sample_colors,
+    srgb_to_linear,
+)
+from depth2mesh.gltf import GltfCamera, encode_glb
+from depth2mesh.mesh import (
+    DEFAULT_DENSITY_QUANTILE,
+    DEFAULT_GRID,
+    DEFAULT_POISSON_DEPTH,
+    DEFAULT_POISSON_POINTS,
+    MeshArrays,
+    grid_mesh,
+    poisson_mesh,
+)
+from depth2mesh.photo import Photo, read_depth_file, read_photo
+from depth2mesh.ply import encode_ply_mesh, encode_ply_points
+
+if TYPE_CHECKING:
+    from depth2mesh.model import DepthModel
+
+DEFAULT_TEXTURE_SIZE: Final = 4096
+"""Longest side of the GLB texture; the photo keeps its resolution up to this."""
+
+DEFAULT_JPEG_QUALITY: Final = 90
+"""JPEG quality of the GLB texture."""
+
+MeshKind = Literal["grid", "poisson", "both"]
+DepthKind = Literal["disparity", "metric"]
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    """What the user said about the camera; unset fields are None (see ``resolve_intrinsics``).
+
+    Attributes:
+        fx: Horizontal focal length, pixels of the photo.
+        fy: Vertical focal length, pixels.
+        cx: Principal point column, pixels.
+        cy: Principal point row, pixels.
+        focal_px: Focal length, pixels.
+        focal_35mm: 35 mm-equivalent focal length, millimetres.
+        fov_deg: Horizontal field of view, degrees.
+    """
+
+    fx: float | None = None
+    fy: float | None = None
+    cx: float | None = None
+    cy: float | None = None
+    focal_px: float | None = None
+    focal_35mm: float | None = None
+    fov_deg: float | None = None
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Every tuning option of a conversion, with the documented defaults.
+
+    Attributes:
+        near: Depth of the nearest content, metres (disparity input only).
+        far: Depth of the farthest content (and of sky), metres (disparity input only).
+        grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
+        edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
+        mesh: "grid" (UV-textured pixel grid), "poisson" or "both".
+        drop_far: Leave out points at the far plane (sky) from the cloud and the meshes.
+        poisson_depth: Octree depth of the Poisson reconstruction (5..12).
+        density_quantile: Fraction of lowest-density Poisson vertices trimmed, [0, 1).
+        poisson_points: Most points given to the Poisson reconstruction.
+        face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
+        texture_size: Longest side of the GLB texture, pixels.
+        texture_format: "jpeg" (default) or "png" (lossless, larger).
+        jpeg_quality: JPEG quality of the texture, 1..100.
+        camera: Intrinsics options.
+        depth_kind: What a ``depth_file`` holds: "metric" (metres) or "disparity".
+        depth_png_scale: Value of one unit of a 16-bit depth PNG (0.001: millimetres).
+        overwrite: Replace existing outputs.
+    """
+
+    near: float = DEFAULT_NEAR
+    far: float = DEFAULT_FAR
+    grid: int = DEFAULT_GRID
+    edge_threshold: float = DEFAULT_EDGE_THRESHOLD
+    mesh: MeshKind = "grid"
+    drop_far: bool = False
+    poisson_depth: int = DEFAULT_POISSON_DEPTH
+    density_quantile: float = DEFAULT_DENSITY_QUANTILE
+    poisson_points: int = DEFAULT_POISSON_POINTS
+    face_budget: int | None = None
+    texture_size: int = DEFAULT_TEXTURE_SIZE
+    texture_format: Literal["jpeg", "png"] = "jpeg"
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    camera: CameraOptions = field(default_factory=CameraOptions)
+    depth_kind: DepthKind = "metric"
+    depth_png_scale: float = 0.001
+    overwrite: bool = False
+
+    def check(self) -> None:
+        """Raise ValueError, naming the option, for values that cannot work."""
+        if not (math.isfinite(self.near) and self.near > 0):
+            raise ValueError(f"--near must be a positive number of metres, got {self.near}")
+        if not (math.isfinite(self.far) and self.far > self.near):
+            raise ValueError(f"--far must be greater than --near ({self.near}), got {self.far}")
+        if self.grid < 2:
+            raise ValueError(f"--grid must be at least 2 vertices, got {self.grid}")
+        if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):
+            raise ValueError(f"--edge-threshold must be above 1, got {self.edge_threshold}")
+        if self.mesh not in ("grid", "poisson", "both"):
+            raise ValueError(f"--mesh must be grid, poisson or both, got {self.mesh!r}")
+        if not 5 <= self.poisson_depth <= 12:
+            raise ValueError(f"--poisson-depth must be in 5..12, got {self.poisson_depth}")
+        if not 0.0 <= self.density_quantile < 1.0:
+            raise ValueError(f"--density-quantile must be in [0, 1), got {self.density_quantile}")
+        if self.face_budget is not None and self.face_budget < 4:
+            raise ValueError(f"--face-budget must be at least 4, got {self.face_budget}")
+        if self.texture_size < 16:
+            raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+        if self.depth_kind not in ("disparity", "metric"):
+            raise ValueError(f"--depth-kind must be metric or disparity, got {self.depth_kind!r}")
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What one conversion wrote and measured.
+
+    Attributes:
+        photo: The input photo.
+        files: The files written, in order (the sidecar last).
+        intrinsics: The photo's camera (at the photo's resolution).
+        counts: Points, vertices and faces per output.
+        timings_s: Seconds per stage.
+    """
+
+    photo: Path
+    files: list[Path]
+    intrinsics: Intrinsics
+    counts: dict[str, int]
+    timings_s: dict[str, float]
+
+
+def output_paths(out_dir: str | Path, stem: str, mesh: MeshKind = "grid") -> dict[str, Path]:
+    """Return the files :func:`convert_photo` writes, by kind (the names are the interface).
+
+    Keys: "glb", "points", "depth", "inferno", "sidecar", and with a Poisson mesh
+    "poisson_glb", "poisson_ply".
+    """
+    out = Path(out_dir)
+    paths = {
+        "glb": out / f"{stem}.glb",
+        "points": out / f"{stem}_points.ply",
+        "depth": out / f"{stem}_depth.png",
+        "inferno": out / f"{stem}_depth_inferno.png",
+    }
+    if mesh in ("poisson", "both"):
+        paths["poisson_glb"] = out / f"{stem}_poisson.glb"
+        paths["poisson_ply"] = out / f"{stem}_poisson.ply"
+    paths["sidecar"] = out / f"{stem}.json"
+    return paths
+
+
+def grid_size(height: int, width: int, grid: int) -> tuple[int, int]:
+    """Return the (rows, columns) of the mesh grid: long side ``grid``, never upsampled.
+
+    Args:
+        height: Photo height, pixels.
+        width: Photo width, pixels.
+        grid: Wanted long side, vertices.
+
+    Returns:
+        (rows, columns), each at least 2 (a 1-pixel photo still gives one grid cell).
+    """
+    scale = min(1.0, grid / max(height, width))
+    return max(2, round(height * scale)), max(2, round(width * scale))
+
+
+def load_depth_input(
+    path: str | Path, photo_shape: tuple[int, int], *, kind: DepthKind, png_scale: float
+) -> NDArray[np.float32]:
+    """Read a ``--depth`` file and bring it to the photo's size.
+
+    Args:
+        path: ``.npy``, ``.pfm`` or 16-bit ``.png`` (see :func:`read_depth_file`).
+        photo_shape: (H, W) of the photo.
+        kind: "metric" (metres; 0, negative and non-finite = no measurement) or "disparity".
+        png_scale: Value of one PNG unit (0.001 for millimetres).
+
+    Returns:
+        (H, W) float32: metres (NaN where invalid) or disparity.
+
+    Raises:
+        InputError: The map has no usable value.
+    """
+    values = read_depth_file(path, png_scale=png_scale)
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(values) & (values > 0) if kind == "metric" else np.isfinite(values)
+    if not usable.any():
+        raise InputError(f"depth file {path} holds no usable value (all zero, NaN or inf)")
+    if kind == "metric":
+        values = np.where(usable, values, np.nan).astype(np.float32)
+    if values.shape != photo_shape:
+        interpolation = cv2.INTER_NEAREST if kind == "metric" else cv2.INTER_LINEAR
+        resized = cv2.resize(values, photo_shape[::-1], interpolation=interpolation)
+        values = np.asarray(resized, dtype=np.float32)
+    return values
+
+
+def convert_photo(
+    photo_path: str | Path,
+    out_dir: str | Path,
+    *,
+    model: DepthModel | None = None,
+    options: ConvertOptions | None = None,
+    depth_file: str | Path | None = None,
+    step: Callable[[str], None] | None = None,
+) -> ConvertResult:
+    """Convert one photo into the files of the output contract (see :func:`output_paths`).
+
+    Args:
+        photo_path: The photo.
+        out_dir: Output folder (created if missing).
+        model: The depth network (from :func:`depth2mesh.load_model`); not needed with
+            ``depth_file``.
+        options: Tuning options (defaults: :class:`ConvertOptions`).
+        depth_file: Use this depth or disparity map instead of the network.
+        step: Called with the name of each stage as it starts (for progress displays).
+
+    Returns:
+        The files written and what was measured.
+
+    Raises:
+        InputError: Bad photo or depth file. OutputError: an output exists (without
+            ``overwrite``) or cannot be written. ValueError: bad options.
+    """
+    opts = options or ConvertOptions()
+    opts.check()
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    clock = [started]
+
+    def stage(name: str) -> None:
+        clock[0] = time.perf_counter()
+        if step is not None:
+            step(name)
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        timings[name] = round(now - clock[0], 4)
+        clock[0] = now
+
+    photo_path = Path(photo_path)
+    paths = output_paths(out_dir, photo_path.stem, opts.mesh)
+    refuse_existing(paths.values(), overwrite=opts.overwrite)
+    try:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"cannot create the output folder {out_dir}: {error.strerror}") from error
+
+    stage("read")
+    photo = read_photo(photo_path)
+    height, width = photo.rgb.shape[:2]
+    intrinsics = _intrinsics(photo, opts.camera)
+    lap("read")
+
+    stage("depth")
+    metric: NDArray[np.float32] | None = None
+    if depth_file is not None:
+        loaded = load_depth_input(
+            depth_file, (height, width), kind=opts.depth_kind, png_scale=opts.depth_png_scale
+        )
+        if opts.depth_kind == "metric":
+            metric = loaded
+            with np.errstate(divide="ignore", invalid="ignore"):
+                disparity = np.where(np.isfinite(metric), 1.0 / metric, 0.0).astype(np.float32)
+        else:
+            disparity = loaded
+    else:
+        if model is None:
+            raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
+        from depth2mesh.model import predict_disparity
+
+        disparity = predict_disparity(photo.rgb, model)
+    lap("depth")
+
+    stage("geometry")
+    rows, cols = grid_size(height, width, opts.grid)
+    grid_intrinsics = intrinsics.resized(cols, rows)
+    if metric is not None:
+        depth = _resize(metric, rows, cols, cv2.INTER_NEAREST)
+        valid = np.isfinite(depth)
+    else:
+        depth = disparity_to_depth(
+            _resize(disparity, rows, cols, cv2.INTER_AREA), near=opts.near, far=opts.far
+        )
+        valid = ~far_mask(depth, opts.far) if opts.drop_far else np.ones(depth.shape, bool)
+    points = depth_to_points(depth, grid_intrinsics)
+    normals = camera_facing_normals(points, valid=valid)
+    colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
+    lap("geometry")
+
+    written: list[Path] = []
+    counts: dict[str, int] = {"grid_rows": rows, "grid_cols": cols}
+    write = opts.overwrite
+
+    stage("depth images")
+    written.append(
+        atomic_write_bytes(
+            paths["depth"], encode_png(disparity_to_png16(disparity)), overwrite=write
+        )
+    )
+    written.append(
+        atomic_write_bytes(
+            paths["inferno"], encode_png(colorize_disparity(disparity)), overwrite=write
+        )
+    )
+    lap("depth_images")
+
+    stage("point cloud")
+    cloud_points, cloud_normals, cloud_colors = points[valid], normals[valid], colors[valid]
+    written.append(
+        atomic_write_bytes(
+            paths["points"],
+            encode_ply_points(
+                camera_to_gltf(cloud_points), cloud_colors, normals=camera_to_gltf(cloud_normals)
+            ),
+            overwrite=write,
+        )
+    )
+    counts["points"] = int(cloud_points.shape[0])
+    lap("point_cloud")
+
+    camera = _gltf_camera(intrinsics, depth[valid])
+    stage("grid mesh")
+    grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=opts.edge_threshold)
+    texture, mime = encode_texture(
+        photo.rgb,
+        max_size=opts.texture_size,
+        image_format=opts.texture_format,
+        quality=opts.jpeg_quality,
+    )
+    written.append(
+        atomic_write_bytes(
+            paths["glb"],
+            encode_glb(
+                camera_to_gltf(grid.vertices),
+                grid.faces,
+                normals=camera_to_gltf(grid.normals) if grid.normals is not None else None,
+                uvs=grid.uvs,
+                texture=texture,
+                texture_mime=mime,
+                camera=camera,
+                name=photo_path.stem,
+                generator=f"depth2mesh {__version__}",
+            ),
+            overwrite=write,
+        )
+    )
+    counts["grid_vertices"] = int(grid.vertices.shape[0])
+    counts["grid_faces"] = int(grid.faces.shape[0])
+    lap("grid_mesh")
+
+    if opts.mesh in ("poisson", "both"):
+        stage("poisson mesh")
+        surface = poisson_mesh(
+            cloud_points,
+            cloud_normals,
+            depth=opts.poisson_depth,
+            density_quantile=opts.density_quantile,
+            max_points=opts.poisson_points,
+            face_budget=opts.face_budget,
+        )
+        # colour every vertex from the photo where it projects (exact, unlike interpolation)
+        colored = replace(
+            surface, colors=sample_colors(photo.rgb, project_points(surface.vertices, intrinsics))
+        )
+        written += _write_poisson(colored, paths, camera, photo_path.stem, overwrite=write)
+        counts["poisson_vertices"] = int(surface.vertices.shape[0])
+        counts["poisson_faces"] = int(surface.faces.shape[0])
+        lap("poisson_mesh")
+
+    timings["total"] = round(time.perf_counter() - started, 4)
+    result = ConvertResult(photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings)
+    sidecar = _sidecar(result, photo, opts, model, depth_file, written)
+    atomic_write_bytes(
+        paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
+    )
+    return result
+
+
+def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:
+    height, width = photo.rgb.shape[:2]
+    try:
+        return resolve_intrinsics(
+            width, height, exif_focal_35mm=photo.focal_length_35mm, **asdict(camera)
+        )
+    except ValueError as error:
+        raise ValueError(str(error)) from None
+
+
+def _resize(image: NDArray[Any], rows: int, cols: int, interpolation: int) -> NDArray[Any]:
+    if image.shape[:2] == (rows, cols):
+        return image
+    return cv2.resize(image, (cols, rows), interpolation=interpolation)
+
+
+def _gltf_camera(intrinsics: Intrinsics, depths: NDArray[np.float32]) -> GltfCamera:
+    finite = depths[np.isfinite(depths)]
+    nearest = float(finite.min()) if finite.size else 0.1
+    farthest = float(finite.max()) if finite.size else 100.0
+    return GltfCamera(
+        yfov=intrinsics.yfov,
+        aspect_ratio=intrinsics.aspect_ratio,
+        znear=max(0.01, 0.5 * nearest),
+        zfar=max(2.0 * farthest, 0.02),
+    )
+
+
+def _write_poisson(
+    surface: MeshArrays,
+    paths: dict[str, Path],
+    camera: GltfCamera,
+    name: str,
+    *,
+    overwrite: bool,
+) -> list[Path]:
+    if surface.colors is None or surface.normals is None:
+        raise ValueError("a Poisson mesh comes with colours and normals")
+    glb = encode_glb(
+        camera_to_gltf(surface.vertices),
+        surface.faces,
+        normals=camera_to_gltf(surface.normals),
+        colors_linear=srgb_to_linear(surface.colors),
+        camera=camera,
+        name=f"{name} (Poisson)",
+        generator=f"depth2mesh {__version__}",
+    )
+    ply = encode_ply_mesh(
+        camera_to_gltf(surface.vertices),
+        surface.faces,
+        colors=surface.colors,
+        normals=camera_to_gltf(surface.normals),
+    )
+    return [
+        atomic_write_bytes(paths["poisson_glb"], glb, overwrite=overwrite),
+        atomic_write_bytes(paths["poisson_ply"], ply, overwrite=overwrite),
+    ]
+
+
+def _sidecar(
+    result: ConvertResult,
+    photo: Photo,
+    options: ConvertOptions,
+    model: DepthModel | None,
+    depth_file: str | Path | None,
+    written: list[Path],
+) -> dict[str, Any]:
+    height, width = photo.rgb.shape[:2]
+    if depth_file is not None:
+        depth_source: dict[str, Any] = {"source": "file", "path": str(depth_file)}
+        depth_source["kind"] = options.depth_kind
+    else:
+        depth_source = {"source": "MiDaS v2.1 small", "kind": "disparity"}
+    if options.depth_kind == "disparity" or depth_file is None:
+        depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
+    return {
+        "generator": f"depth2mesh {__version__}",
+        "photo": {
+            "path": str(photo.path),
+            "width": width,
+            "height": height,
+            "exif_orientation": photo.orientation,
+            "exif_focal_length_35mm": photo.focal_length_35mm,
+        },
+        "intrinsics": result.intrinsics.to_dict(),
+        "depth": depth_source,
+        "model": None
+        if model is None
+        else {
+            "name": "MiDaS v2.1 small",
+            "weights_sha256": model.weights_sha256,
+            "official_weights": model.official,
+            "device": str(model.device),
+        },
+        "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
+        "mesh": options.mesh,
+        "edge_threshold": options.edge_threshold,
+        "counts": result.counts,
+        "files": [path.name for path in written],
+        "timings_s": result.timings_s,
+    }

@@ -1,0 +1,216 @@
+"""Accuracy of relative disparity against ground-truth depth (the affine-invariant protocol).
+
+A model like MiDaS predicts disparity up to an unknown scale and shift, so it is first aligned
+to the ground truth in inverse-depth space, then compared as depth. The protocol, the one
+``shared/real_midas/README.txt`` reports its figures with:
+
+1. Upsample the disparity to the ground truth's size with bicubic interpolation
+   (``cv2.resize(..., INTER_CUBIC)``, reimplemented here with numpy).
+2. Valid pixels: ``min_depth < gt < max_depth`` (NYU: 0.1 and 10 m), and finite disparity.
+3. ``s, t`` = least squares of ``s * disparity + t ~= 1 / gt`` over the valid pixels.
+4. ``depth = 1 / max(s * disparity + t, 1 / max_depth)``: the aligned disparity is clamped,
+   which caps the depth at ``max_depth`` and never divides by zero.
+5. ``AbsRel = mean(|depth - gt| / gt)`` and ``delta1 = mean(max(depth / gt, gt / depth) < 1.25)``
+   over the valid pixels. No crop.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Literal
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import NDArray
+from PIL import Image
+
+DEFAULT_MIN_DEPTH: Final = 0.1
+"""Ground truth at or below this depth, metres, is not evaluated (NYU protocol)."""
+
+DEFAULT_MAX_DEPTH: Final = 10.0
+"""Ground truth at or above this depth, metres, is not evaluated, and predictions are capped
+here (NYU protocol; KITTI usually uses 80)."""
+
+DELTA1_THRESHOLD: Final = 1.25
+"""A pixel counts for ``delta1`` when ``max(pred / gt, gt / pred)`` is below this."""
+
+"""The Keys cubic kernel parameter OpenCV's ``INTER_CUBIC`` uses."""
+
+DepthEncoding = Literal["nyu_png", "kitti_png", "npy"]
+"""How a ground-truth depth file is encoded: ``"nyu_png"`` 16-bit PNG in millimetres,
+``"kitti_png"`` 16-bit PNG in 1/256 metres, ``"npy"`` a numpy array in metres; 0 is invalid in
+all three."""
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """The accuracy of one prediction.
+
+    Attributes:
+        abs_rel: Mean absolute relative depth error, ``mean(|depth - gt| / gt)`` (unitless).
+        delta1: Fraction of valid pixels with ``max(depth / gt, gt / depth) < 1.25``, in [0, 1].
+        scale: The fitted scale ``s`` (1/metres per disparity unit).
+        shift: The fitted shift ``t`` (1/metres).
+        valid_pixels: How many pixels were evaluated.
+    """
+
+    abs_rel: float
+    delta1: float
+    scale: float
+    shift: float
+    valid_pixels: int
+
+
+def evaluate_disparity(
+    disparity: npt.ArrayLike,
+    gt_depth: npt.ArrayLike,
+    *,
+    valid: npt.ArrayLike | None = None,
+    min_depth: float = DEFAULT_MIN_DEPTH,
+    max_depth: float = DEFAULT_MAX_DEPTH,
+) -> EvalResult:
+    """Evaluate relative disparity against ground-truth depth (see the module docstring).
+
+    Args:
+        disparity: (h, w) any real dtype, relative inverse depth (larger = nearer). Resized to
+            the ground truth's size with bicubic interpolation when the sizes differ.
+        gt_depth: (H, W) any real dtype, ground-truth depth in metres; 0, negative or
+            non-finite values are invalid.
+        valid: (H, W) bool, optional: further restricts the evaluated pixels.
+        min_depth: Ground truth must be above this, metres (0 <= min_depth < max_depth).
+        max_depth: Ground truth must be below this, metres; predictions are capped here.
+
+    Returns:
+        The metrics and the fitted alignment.
+
+    Raises:
+        ValueError: Bad shapes, a bad depth range, or fewer than two valid pixels.
+    """
+    d = np.asarray(disparity)
+    gt = np.asarray(gt_depth)
+    if d.ndim != 2 or gt.ndim != 2:
+        raise ValueError(
+            f"disparity and gt_depth must be 2-D arrays, got shapes {d.shape} and {gt.shape}"
+        )
+    if d.size == 0 or gt.size == 0:
+        raise ValueError(f"disparity and gt_depth must not be empty, got {d.shape}, {gt.shape}")
+    if not (math.isfinite(min_depth) and math.isfinite(max_depth) and 0 <= min_depth < max_depth):
+        raise ValueError(
+            "depth range must satisfy 0 <= min_depth < max_depth, both finite, got "
+            f"{min_depth} and {max_depth}"
+        )
+    gt = gt.astype(np.float64)
+    if d.shape != gt.shape:
+        d = cv2.resize(d.astype(np.float32), gt.shape[::-1], interpolation=cv2.INTER_CUBIC)
+    d = d.astype(np.float64)
+
+    with np.errstate(invalid="ignore"):
+        mask = (gt > min_depth) & (gt < max_depth) & np.isfinite(d)
+    if valid is not None:
+        extra = np.asarray(valid)
+        if extra.shape != gt.shape:
+            raise ValueError(
+                f"valid must have the ground truth's shape {gt.shape}, got {extra.shape}"
+            )
+        mask &= extra.astype(bool)
+    count = int(mask.sum())
+    if count < 2:
+        raise ValueError(
+            f"need at least 2 valid pixels ({min_depth} < gt < {max_depth} m), got {count}"
+        )
+    x = d[mask]
+    target = 1.0 / gt[mask]
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(design, target, rcond=None)
+    aligned = np.maximum(scale * x + shift, 1.0 / max_depth)
+    depth = 1.0 / aligned
+    truth = gt[mask]
+    abs_rel = float(np.mean(np.abs(depth - truth) / truth))
+    delta1 = float(np.mean(np.maximum(depth / truth, truth / depth) < DELTA1_THRESHOLD))
+    return EvalResult(abs_rel, delta1, float(scale), float(shift), count)
+
+
+def load_ground_truth_depth(
+    path: str | Path, *, encoding: DepthEncoding | None = None
+) -> NDArray[np.float32]:
+    """Read a ground-truth depth file as metres.
+
+    Args:
+        path: The file.
+        encoding: ``"nyu_png"`` (16-bit PNG, millimetres: NYU Depth V2 / BTS ``sync_depth``),
+            ``"kitti_png"`` (16-bit PNG, value / 256 = metres: KITTI depth benchmark, sparse)
+            or ``"npy"`` (a 2-D numpy array in metres). None: ``"npy"`` for a ``.npy`` file;
+            a PNG must say which, since both PNG encodings look alike.
+
+    Returns:
+        (H, W) float32 depth in metres, 0 where there is no measurement.
+
+    Raises:
+        ValueError: Unknown or missing encoding, or the content does not fit it.
+    """
+    path = Path(path)
+    if encoding is None:
+        if path.suffix.lower() != ".npy":
+            raise ValueError(
+                f"say how {path.name} is encoded: encoding='nyu_png' (millimetres) or "
+                "'kitti_png' (1/256 metres), got none"
+            )
+        encoding = "npy"
+    if encoding == "npy":
+        depth = np.load(path, allow_pickle=False)
+        if depth.ndim != 2 or not np.issubdtype(depth.dtype, np.number):
+            raise ValueError(
+                f"{path.name} must hold a 2-D array of depths in metres, got {depth.dtype} "
+                f"{depth.shape}"
+            )
+        metres: NDArray[np.float32] = depth.astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            metres[~(np.isfinite(metres) & (metres > 0))] = 0.0
+        return metres
+    if encoding in ("nyu_png", "kitti_png"):
+        raw = _read_16bit_png(path)
+        divisor = 1000.0 if encoding == "nyu_png" else 256.0
+        return (raw.astype(np.float64) / divisor).astype(np.float32)
+    raise ValueError(f"encoding must be 'nyu_png', 'kitti_png' or 'npy', got {encoding!r}")
+
+
+def load_ground_truth_disparity(path: str | Path, *, scale: float = 4.0) -> NDArray[np.float32]:
+    """Read a Middlebury 2003 8-bit ground-truth disparity PNG as disparity in pixels.
+
+    Disparity is inverse depth (``depth = f * B / disparity`` for focal length ``f`` and
+    baseline ``B``), so ``1 / disparity`` can serve as ``gt_depth`` for
+    :func:`evaluate_disparity` in units of ``f * B`` (set ``min_depth``/``max_depth`` in the
+    same units).
+
+    Args:
+        path: The PNG (``disp2.png``, ``disp6.png``).
+        scale: Stored value per pixel of disparity: 4 for the quarter-size images.
+
+    Returns:
+        (H, W) float32 disparity in pixels, 0 where unknown.
+
+    Raises:
+        ValueError: The scale is not positive or the file is not an 8-bit single-channel image.
+    """
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive finite number, got {scale}")
+    with Image.open(path) as image:
+        if image.mode != "L":
+            raise ValueError(f"{Path(path).name} must be an 8-bit grayscale PNG, got {image.mode}")
+        raw = np.asarray(image, dtype=np.uint8)
+    return (raw.astype(np.float64) / scale).astype(np.float32)
+
+
+def _read_16bit_png(path: Path) -> NDArray[np.uint16]:
+    with Image.open(path) as image:
+        if image.mode not in ("I;16", "I;16B", "I;16L", "I"):
+            raise ValueError(
+                f"{path.name} must be a 16-bit single-channel PNG, got mode {image.mode}"
+            )
+        raw = np.asarray(image)
+    if raw.ndim != 2 or raw.min(initial=0) < 0 or raw.max(initial=0) > 65535:
+        raise ValueError(f"{path.name} must hold 16-bit depth values, got {raw.dtype} {raw.shape}")
+    return raw.astype(np.uint16)
