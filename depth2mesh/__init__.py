@@ -7,6 +7,7 @@ does not pay for importing torch::
     model = depth2mesh.load_model()                      # finds or downloads the weights
     photo = depth2mesh.read_photo("samples/coffee.png")  # upright RGB uint8 (H, W, 3)
     disparity = depth2mesh.predict_disparity(photo.rgb, model)  # float32 (H, W)
+    depth2mesh.convert_photo("samples/coffee.png", "out", model=model)  # GLB, PLY, ...
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from depth2mesh._version import __version__
 
 if TYPE_CHECKING:
+    from depth2mesh.camera import Intrinsics
+    from depth2mesh.convert import CameraOptions, ConvertOptions, ConvertResult, convert_photo
     from depth2mesh.errors import (
         Depth2MeshError,
         DeviceError,
@@ -30,6 +33,11 @@ if TYPE_CHECKING:
     from depth2mesh.photo import Photo, read_photo
 
 _LAZY = {
+    "convert_photo": "depth2mesh.convert",
+    "ConvertOptions": "depth2mesh.convert",
+    "ConvertResult": "depth2mesh.convert",
+    "CameraOptions": "depth2mesh.convert",
+    "Intrinsics": "depth2mesh.camera",
     "load_model": "depth2mesh.model",
     "predict_disparity": "depth2mesh.model",
     "DepthModel": "depth2mesh.model",
@@ -46,16 +54,21 @@ _LAZY = {
 }
 
 __all__ = [
+    "CameraOptions",
+    "ConvertOptions",
+    "ConvertResult",
     "Depth2MeshError",
     "DepthModel",
     "DeviceError",
     "InputError",
+    "Intrinsics",
     "OutputError",
     "Photo",
     "UnofficialWeightsWarning",
     "WeightsError",
     "__version__",
     "colorize_disparity",
+    "convert_photo",
     "load_model",
     "predict_disparity",
     "read_photo",

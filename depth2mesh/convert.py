@@ -376,6 +376,8 @@ def convert_photo(
     camera = _gltf_camera(intrinsics, depth[valid])
     stage("grid mesh")
     grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=opts.edge_threshold)
+    # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
+    # from the dense triangles (the point cloud PLY keeps its normals).
     texture, mime = encode_texture(
         photo.rgb,
         max_size=opts.texture_size,
@@ -388,7 +390,6 @@ def convert_photo(
             encode_glb(
                 camera_to_gltf(grid.vertices),
                 grid.faces,
-                normals=camera_to_gltf(grid.normals) if grid.normals is not None else None,
                 uvs=grid.uvs,
                 texture=texture,
                 texture_mime=mime,

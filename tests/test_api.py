@@ -204,3 +204,21 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
     atomic_write(target, lambda s: s.write(b"three") and None, overwrite=True)
     assert target.read_bytes() == b"three"
     assert [p.name for p in tmp_path.iterdir()] == ["result.bin"]
+
+
+def test_readme_convert_example(tmp_path: Path, parity_model: DepthModel) -> None:
+    options = depth2mesh.ConvertOptions(near=1.0, far=8.0, mesh="both")
+    result = depth2mesh.convert_photo(
+        SAMPLES / "coffee.png", tmp_path, model=parity_model, options=options
+    )
+    assert [p.name for p in result.files] == [
+        "coffee_depth.png",
+        "coffee_depth_inferno.png",
+        "coffee_points.ply",
+        "coffee.glb",
+        "coffee_poisson.glb",
+        "coffee_poisson.ply",
+        "coffee.json",
+    ]
+    assert all(p.is_file() for p in result.files)
+    assert isinstance(result.intrinsics, depth2mesh.Intrinsics)
