@@ -341,6 +341,14 @@ def convert(
         Literal["jpeg", "png"],
         typer.Option("--texture-format", help="GLB texture encoding."),
     ] = "jpeg",
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            help="Also write the grid mesh as OBJ + MTL + texture (--format obj).",
+            show_default=False,
+        ),
+    ] = None,
     depth_file: Annotated[
         Path | None,
         typer.Option(
@@ -391,6 +399,7 @@ def convert(
         camera=CameraOptions(fx, fy, cx, cy, focal_px, focal_35mm, fov),
         depth_kind=depth_kind,
         depth_png_scale=depth_png_scale,
+        formats=tuple(f.lower() for f in formats or ()),
         overwrite=overwrite,
     )
     try:

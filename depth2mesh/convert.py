@@ -31,6 +31,8 @@ from depth2mesh.export import (
     camera_to_gltf,
     colorize_disparity,
     disparity_to_png16,
+    encode_mtl,
+    encode_obj,
     encode_png,
     encode_texture,
     refuse_existing,
@@ -68,6 +70,9 @@ DEFAULT_TEXTURE_SIZE: Final = 4096
 
 DEFAULT_JPEG_QUALITY: Final = 90
 """JPEG quality of the GLB texture."""
+
+EXTRA_FORMATS: Final = ("obj",)
+"""Formats that ``--format`` adds beside the GLB and PLY defaults."""
 
 MeshKind = Literal["grid", "poisson", "both"]
 DepthKind = Literal["disparity", "metric"]
@@ -117,6 +122,8 @@ class ConvertOptions:
         camera: Intrinsics options.
         depth_kind: What a ``depth_file`` holds: "metric" (metres) or "disparity".
         depth_png_scale: Value of one unit of a 16-bit depth PNG (0.001: millimetres).
+        formats: Extra formats of the grid mesh: "obj" adds ``<stem>.obj`` + ``.mtl`` +
+            ``<stem>_texture.jpg`` (or ``.png``).
         overwrite: Replace existing outputs.
     """
 
@@ -136,6 +143,7 @@ class ConvertOptions:
     camera: CameraOptions = field(default_factory=CameraOptions)
     depth_kind: DepthKind = "metric"
     depth_png_scale: float = 0.001
+    formats: tuple[str, ...] = ()
     overwrite: bool = False
 
     def check(self) -> None:
@@ -160,6 +168,9 @@ class ConvertOptions:
             raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
         if not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+        unknown = set(self.formats) - set(EXTRA_FORMATS)
+        if unknown:
+            raise ValueError(f"--format must be one of {', '.join(EXTRA_FORMATS)}, got {unknown}")
         if self.depth_kind not in ("disparity", "metric"):
             raise ValueError(f"--depth-kind must be metric or disparity, got {self.depth_kind!r}")
 
@@ -183,11 +194,18 @@ class ConvertResult:
     timings_s: dict[str, float]
 
 
-def output_paths(out_dir: str | Path, stem: str, mesh: MeshKind = "grid") -> dict[str, Path]:
+def output_paths(
+    out_dir: str | Path,
+    stem: str,
+    mesh: MeshKind = "grid",
+    *,
+    formats: tuple[str, ...] = (),
+    texture_format: str = "jpeg",
+) -> dict[str, Path]:
     """Return the files :func:`convert_photo` writes, by kind (the names are the interface).
 
-    Keys: "glb", "points", "depth", "inferno", "sidecar", and with a Poisson mesh
-    "poisson_glb", "poisson_ply".
+    Keys: "glb", "points", "depth", "inferno", "sidecar"; with a Poisson mesh "poisson_glb",
+    "poisson_ply"; with the "obj" format "obj", "mtl", "texture".
     """
     out = Path(out_dir)
     paths = {
@@ -199,6 +217,10 @@ def output_paths(out_dir: str | Path, stem: str, mesh: MeshKind = "grid") -> dic
     if mesh in ("poisson", "both"):
         paths["poisson_glb"] = out / f"{stem}_poisson.glb"
         paths["poisson_ply"] = out / f"{stem}_poisson.ply"
+    if "obj" in formats:
+        paths["obj"] = out / f"{stem}.obj"
+        paths["mtl"] = out / f"{stem}.mtl"
+        paths["texture"] = out / f"{stem}_texture.{'png' if texture_format == 'png' else 'jpg'}"
     paths["sidecar"] = out / f"{stem}.json"
     return paths
 
@@ -293,7 +315,13 @@ def convert_photo(
         clock[0] = now
 
     photo_path = Path(photo_path)
-    paths = output_paths(out_dir, photo_path.stem, opts.mesh)
+    paths = output_paths(
+        out_dir,
+        photo_path.stem,
+        opts.mesh,
+        formats=opts.formats,
+        texture_format=opts.texture_format,
+    )
     refuse_existing(paths.values(), overwrite=opts.overwrite)
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -400,6 +428,21 @@ def convert_photo(
             overwrite=write,
         )
     )
+    if "obj" in opts.formats and grid.uvs is not None:
+        written += [
+            atomic_write_bytes(paths["texture"], texture, overwrite=write),
+            atomic_write_bytes(paths["mtl"], encode_mtl(paths["texture"].name), overwrite=write),
+            atomic_write_bytes(
+                paths["obj"],
+                encode_obj(
+                    camera_to_gltf(grid.vertices),
+                    grid.faces,
+                    grid.uvs,
+                    material_file=paths["mtl"].name,
+                ),
+                overwrite=write,
+            ),
+        ]
     counts["grid_vertices"] = int(grid.vertices.shape[0])
     counts["grid_faces"] = int(grid.faces.shape[0])
     lap("grid_mesh")

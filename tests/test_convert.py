@@ -459,9 +459,11 @@ def test_cli_convert_with_depth_file(tmp_path: Path, smooth_photo: Path) -> None
         "70",
         "--mesh",
         "both",
+        "--format",
+        "obj",
     )
     assert result.returncode == 0, result.stderr
-    assert "1 of 1 photos converted, 7 files" in result.stdout
+    assert "1 of 1 photos converted, 10 files" in result.stdout
     sidecar = json.loads((tmp_path / "out" / "smooth.json").read_text())
     assert sidecar["intrinsics"]["source"] == "fov"
     assert sidecar["intrinsics"]["hfov_deg"] == pytest.approx(70.0)
@@ -478,3 +480,23 @@ def test_cli_evaluate_reproduces_the_real_midas_figure(tmp_path: Path, shared_di
     words = result.stdout.split()
     assert float(words[1]) == pytest.approx(0.099, abs=5e-4)
     assert float(words[3]) == pytest.approx(0.871, abs=5e-4)
+
+
+def test_obj_format_loads_in_trimesh_with_its_texture(tmp_path: Path, smooth_photo: Path) -> None:
+    ramp = np.linspace(1.5, 3.0, 64, dtype=np.float32)[:, None].repeat(96, axis=1)
+    path = tmp_path / "ramp.npy"
+    np.save(path, ramp)
+    options = ConvertOptions(camera=K, formats=("obj",), texture_format="png")
+    result = convert_photo(smooth_photo, tmp_path / "out", depth_file=path, options=options)
+    out = tmp_path / "out"
+    assert {"smooth.obj", "smooth.mtl", "smooth_texture.png"} <= {p.name for p in out.iterdir()}
+    mesh = trimesh.load(out / "smooth.obj", process=False, maintain_order=True)
+    assert len(mesh.faces) == result.counts["grid_faces"]
+    glb = glb_arrays(out / "smooth.glb")
+    np.testing.assert_allclose(mesh.vertices, glb["POSITION"], atol=1e-5)  # same axes as the GLB
+    assert mesh.visual.material.image.size == (96, 64)
+    # OBJ's v runs upwards: trimesh's UVs are the GLB's with v flipped
+    np.testing.assert_allclose(mesh.visual.uv[:, 0], glb["TEXCOORD_0"][:, 0], atol=1e-5)
+    np.testing.assert_allclose(mesh.visual.uv[:, 1], 1 - glb["TEXCOORD_0"][:, 1], atol=1e-5)
+    with pytest.raises(ValueError, match="--format must be one of obj"):
+        ConvertOptions(formats=("fbx",)).check()
