@@ -500,3 +500,47 @@ def test_obj_format_loads_in_trimesh_with_its_texture(tmp_path: Path, smooth_pho
     np.testing.assert_allclose(mesh.visual.uv[:, 1], 1 - glb["TEXCOORD_0"][:, 1], atol=1e-5)
     with pytest.raises(ValueError, match="--format must be one of obj"):
         ConvertOptions(formats=("fbx",)).check()
+
+
+def _write_pfm(path: Path, values: np.ndarray, *, little_endian: bool) -> None:
+    """Write a single-channel PFM file (rows bottom to top, as the format stores them)."""
+    dtype = "<f4" if little_endian else ">f4"
+    header = f"Pf\n{values.shape[1]} {values.shape[0]}\n{-1.0 if little_endian else 1.0}\n"
+    path.write_bytes(header.encode("ascii") + values[::-1].astype(dtype).tobytes())
+
+
+@pytest.mark.parametrize("kind", ["pfm-le", "pfm-be", "png-mm", "npy-half-size"])
+def test_depth_file_formats_give_the_same_geometry(
+    tmp_path: Path, smooth_photo: Path, kind: str
+) -> None:
+    depth = np.round(np.linspace(1.0, 4.0, 96)[None].repeat(64, axis=0), 3).astype(np.float32)
+    path = tmp_path / f"depth.{kind[:3]}"
+    if kind.startswith("pfm"):
+        _write_pfm(path, depth, little_endian=kind == "pfm-le")
+    elif kind == "png-mm":
+        Image.fromarray(np.round(depth * 1000).astype(np.uint16)).save(path)
+    else:
+        np.save(path, depth[::2, ::2])  # half size: resized to the photo (nearest)
+    result = convert_photo(
+        smooth_photo, tmp_path / "out", depth_file=path, options=ConvertOptions(camera=K)
+    )
+    points, _, _ = read_cloud(tmp_path / "out" / "smooth_points.ply")
+    expected = depth if kind != "npy-half-size" else depth[::2, ::2].repeat(2, 0).repeat(2, 1)
+    reference = backproject_gltf(expected, result.intrinsics)
+    np.testing.assert_allclose(points, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_depth_file_errors(tmp_path: Path, smooth_photo: Path) -> None:
+    text = tmp_path / "depth.txt"
+    text.write_text("1 2 3")
+    with pytest.raises(InputError, match=r"must be \.npy, \.pfm or a 16-bit \.png"):
+        convert_photo(smooth_photo, tmp_path / "o", depth_file=text)
+    broken = tmp_path / "broken.pfm"
+    broken.write_bytes(b"Pf\n10 10\n-1.0\n" + b"\0" * 12)
+    with pytest.raises(InputError, match="truncated PFM"):
+        convert_photo(smooth_photo, tmp_path / "o", depth_file=broken)
+    cube = tmp_path / "cube.npy"
+    np.save(cube, np.ones((4, 4, 4)))
+    with pytest.raises(InputError, match="one 2-D map"):
+        convert_photo(smooth_photo, tmp_path / "o", depth_file=cube)
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
