@@ -370,6 +370,10 @@ def convert(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing output files.")
     ] = False,
+    preview: Annotated[
+        bool,
+        typer.Option("--preview", help="Open the point cloud in an Open3D window when done."),
+    ] = False,
 ) -> None:
     """Convert photos to 3D: textured GLB mesh, PLY point cloud, depth pictures.
 
@@ -415,6 +419,7 @@ def convert(
     model = None if depth_file is not None else _load_model_or_exit(weights, device)
     failed = 0
     written = 0
+    last_points: Path | None = None
     with _batch_progress() as bar:
         task = bar.add_task("convert", total=len(paths))
         for path in paths:
@@ -427,6 +432,7 @@ def convert(
                     path, out_dir, model=model, options=options, depth_file=depth_file, step=step
                 )
                 written += len(result.files)
+                last_points = next(p for p in result.files if p.name.endswith("_points.ply"))
                 counts = result.counts
                 out.print(
                     f"{path}: {counts['points']:,} points, {counts['grid_faces']:,} grid faces"
@@ -440,6 +446,8 @@ def convert(
     out.print(
         f"{len(paths) - failed} of {len(paths)} photos converted, {written} files in {out_dir}"
     )
+    if preview and last_points is not None:
+        _preview_or_exit(last_points, screenshot=None, point_size=None)
     if failed:
         raise typer.Exit(1)
 
@@ -505,6 +513,67 @@ def evaluate(
         f"({result.valid_pixels:,} valid pixels, scale {result.scale:.6g}, "
         f"shift {result.shift:.6g})"
     )
+
+
+@app.command()
+def view(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A result: STEM_points.ply (point cloud), STEM.glb or STEM_poisson.glb/.ply.",
+            show_default=False,
+        ),
+    ],
+    screenshot: Annotated[
+        Path | None,
+        typer.Option(
+            "--screenshot",
+            help="Render the first view to this PNG and exit (works under xvfb-run).",
+            show_default=False,
+        ),
+    ] = None,
+    point_size: Annotated[
+        float | None,
+        typer.Option(
+            "--point-size",
+            help="Point size in screen pixels. Default: just large enough to leave no gaps.",
+            show_default=False,
+        ),
+    ] = None,
+    orbit: Annotated[
+        tuple[float, float],
+        typer.Option(
+            "--orbit",
+            help="Start YAW PITCH degrees away from the photo's camera (right, up).",
+        ),
+    ] = (0.0, 0.0),
+) -> None:
+    """Look at a result in an Open3D window, through the photo's own camera.
+
+    The first view is the camera that took the photo (from STEM.json beside the file, else
+    the GLB's camera): the window shows the photo; drag to orbit away from it, scroll to zoom,
+    press Q to close. Without a desktop, run it under a virtual screen:
+    xvfb-run -a depth2mesh view out/photo_points.ply --screenshot view.png
+    """
+    _preview_or_exit(path, screenshot=screenshot, point_size=point_size, orbit=orbit)
+    if screenshot is not None:
+        out.print(f"screenshot written to {screenshot}")
+
+
+def _preview_or_exit(
+    path: Path,
+    *,
+    screenshot: Path | None,
+    point_size: float | None,
+    orbit: tuple[float, float] = (0.0, 0.0),
+) -> None:
+    from depth2mesh.preview import show
+
+    try:
+        show(path, screenshot=screenshot, point_size=point_size, orbit_deg=orbit)
+    except Exception as error:  # one line for the user; --debug shows more
+        _report(error)
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -1,0 +1,276 @@
+"""The Open3D preview window: look at a result through the camera that took the photo.
+
+``show(path)`` opens an interactive window for a PLY point cloud or a GLB/PLY mesh written by
+:func:`depth2mesh.convert.convert_photo`; ``screenshot=...`` renders the same first view to a PNG
+and closes. Open3D objects never leave this module.
+
+The first view is the photo's own camera: its intrinsics come from the ``<stem>.json`` sidecar
+beside the file, else from the GLB's camera, else a 60 degree horizontal field of view. Files
+are in glTF axes (Y up, the camera at the origin looking down -Z), so the camera's extrinsic
+matrix is ``diag(1, -1, -1, 1)``: glTF to the OpenCV camera frame that Open3D's pinhole camera
+uses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from depth2mesh.errors import Depth2MeshError, InputError
+
+WINDOW_LONG_SIDE: Final = 1024
+"""The preview window's long side, pixels; the short side follows the photo's aspect."""
+
+BACKGROUND: Final = (0.08, 0.08, 0.09)
+"""Near-black background: the photo's colours stand out against it."""
+
+SUFFIXES: Final = ("_points", "_poisson")
+"""File-name suffixes of depth2mesh outputs that share the photo's sidecar."""
+
+
+class DisplayError(Depth2MeshError):
+    """No display is available for the preview window."""
+
+
+@dataclass(frozen=True)
+class ViewCamera:
+    """A pinhole view for the preview window.
+
+    Attributes:
+        width: Window width, pixels.
+        height: Window height, pixels.
+        fx: Focal length x, window pixels.
+        fy: Focal length y, window pixels.
+        cx: Principal point x, window pixels.
+        cy: Principal point y, window pixels.
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+
+
+def sidecar_for(path: Path) -> Path:
+    """Return the ``<stem>.json`` sidecar that belongs to an output file (it may not exist)."""
+    stem = path.stem
+    for suffix in SUFFIXES:
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    return path.with_name(f"{stem}.json")
+
+
+def view_camera(path: Path, *, long_side: int = WINDOW_LONG_SIDE) -> ViewCamera:
+    """Work out the photo's camera for a result file, scaled to a window.
+
+    Args:
+        path: A depth2mesh GLB or PLY.
+        long_side: The window's long side, pixels.
+
+    Returns:
+        The view: the sidecar's intrinsics, else the GLB camera's, else 60 degrees horizontal
+        on a 4:3 window.
+    """
+    sidecar = sidecar_for(path)
+    if sidecar.is_file():
+        intrinsics = json.loads(sidecar.read_text())["intrinsics"]
+        width, height = int(intrinsics["width"]), int(intrinsics["height"])
+        scale = long_side / max(width, height)
+        return ViewCamera(
+            width=round(width * scale),
+            height=round(height * scale),
+            fx=intrinsics["fx"] * scale,
+            fy=intrinsics["fy"] * scale,
+            cx=(intrinsics["cx"] + 0.5) * scale - 0.5,
+            cy=(intrinsics["cy"] + 0.5) * scale - 0.5,
+        )
+    yfov, aspect = _glb_camera(path) if path.suffix.lower() == ".glb" else (None, 4 / 3)
+    width = long_side if aspect >= 1 else round(long_side * aspect)
+    height = round(width / aspect)
+    if yfov is None:
+        focal = width / (2 * math.tan(math.radians(60.0) / 2))
+    else:
+        focal = height / (2 * math.tan(yfov / 2))
+    return ViewCamera(width, height, focal, focal, (width - 1) / 2, (height - 1) / 2)
+
+
+def _glb_camera(path: Path) -> tuple[float | None, float]:
+    from depth2mesh.gltf import decode_glb_json
+
+    try:
+        document = decode_glb_json(path.read_bytes())
+        perspective = document["cameras"][0]["perspective"]
+        return float(perspective["yfov"]), float(perspective.get("aspectRatio", 4 / 3))
+    except (ValueError, KeyError, IndexError, OSError):
+        return None, 4 / 3
+
+
+def check_display() -> None:
+    """Raise :class:`DisplayError` when no window can be opened (Linux without X or Wayland)."""
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise DisplayError(
+            "no display to open the preview window on (DISPLAY is not set): run on a desktop, "
+            "or under a virtual screen with `xvfb-run -a depth2mesh view ...`"
+        )
+
+
+def show(
+    path: str | Path,
+    *,
+    screenshot: str | Path | None = None,
+    point_size: float | None = None,
+    long_side: int = WINDOW_LONG_SIDE,
+    orbit_deg: tuple[float, float] = (0.0, 0.0),
+) -> Path | None:
+    """Open the preview window for a result file, or render its first view to a PNG.
+
+    Args:
+        path: A PLY point cloud (``<stem>_points.ply``) or a GLB/PLY mesh.
+        screenshot: Write the first view to this PNG and close instead of waiting for the user.
+        point_size: Point size of point clouds, window pixels; None: large enough that the
+            cloud, seen through the photo's camera, has no gaps (window size / grid size).
+        long_side: Window long side, pixels.
+        orbit_deg: Start this many degrees (yaw to the right, pitch upwards) away from the
+            photo's camera, orbiting around the scene's median point.
+
+    Returns:
+        The screenshot path, or None after an interactive session.
+
+    Raises:
+        InputError: The file is missing or holds no geometry.
+        DisplayError: No display.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path} does not exist")
+    if path.suffix.lower() not in (".ply", ".glb", ".gltf"):
+        raise InputError(f"{path} is not a .ply or .glb file")
+    check_display()
+    import open3d as o3d  # deferred: a slow import only the preview needs
+
+    geometry = _read_geometry(o3d, path)
+    camera = view_camera(path, long_side=long_side)
+    window = o3d.visualization.Visualizer()
+    title = f"depth2mesh: {path.name} (drag to orbit, scroll to zoom, Q to close)"
+    if not window.create_window(
+        window_name=title, width=camera.width, height=camera.height, visible=True
+    ):
+        raise DisplayError(
+            "Open3D could not open a window (no usable OpenGL display): run on a desktop or "
+            "under `xvfb-run -a`"
+        )
+    try:
+        window.add_geometry(geometry)
+        options = window.get_render_option()
+        options.background_color = np.asarray(BACKGROUND)
+        options.point_size = float(point_size or _gapless_point_size(path, camera))
+        options.light_on = False  # the colours are the photo's: show them as they are
+        options.mesh_show_back_face = True
+        pivot = np.median(np.asarray(_positions(geometry)), axis=0)
+        _look_through(o3d, window, camera, orbit_extrinsic(pivot, *orbit_deg))
+        if screenshot is None:
+            window.run()
+            return None
+        window.poll_events()
+        window.update_renderer()
+        image = np.asarray(window.capture_screen_float_buffer(do_render=True))
+    finally:
+        window.destroy_window()
+    from depth2mesh.export import write_png
+
+    pixels: NDArray[np.uint8] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+    return write_png(Path(screenshot), pixels, overwrite=True)
+
+
+def _gapless_point_size(path: Path, camera: ViewCamera) -> float:
+    """Window pixels per grid vertex (from the sidecar's counts), plus one; 2 without it."""
+    sidecar = sidecar_for(path)
+    try:
+        counts = json.loads(sidecar.read_text())["counts"]
+        return float(math.ceil(camera.width / int(counts["grid_cols"])) + 1)
+    except (OSError, ValueError, KeyError, ZeroDivisionError):
+        return 2.0
+
+
+def _read_geometry(o3d: Any, path: Path) -> Any:
+    """Read a point cloud (PLY without faces) or a mesh (with its texture) with Open3D."""
+    if path.suffix.lower() == ".ply" and not _ply_has_faces(path):
+        cloud = o3d.io.read_point_cloud(str(path))
+        if not cloud.has_points():
+            raise InputError(f"{path} holds no points")
+        return cloud
+    mesh = o3d.io.read_triangle_mesh(str(path), True)
+    if not mesh.has_triangles():
+        raise InputError(f"{path} holds no triangles")
+    return mesh
+
+
+def _ply_has_faces(path: Path) -> bool:
+    with open(path, "rb") as stream:
+        header = stream.read(4096).split(b"end_header", 1)[0]
+    for line in header.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == b"element" and parts[1] == b"face":
+            return int(parts[2]) > 0
+    return False
+
+
+def _positions(geometry: Any) -> Any:
+    return geometry.points if hasattr(geometry, "points") else geometry.vertices
+
+
+def orbit_extrinsic(
+    pivot: NDArray[np.floating], yaw_deg: float = 0.0, pitch_deg: float = 0.0
+) -> NDArray[np.float64]:
+    """The view matrix of the photo's camera orbited around ``pivot``.
+
+    Args:
+        pivot: (3,) float, the point to orbit around, glTF axes, metres.
+        yaw_deg: Degrees to move to the right around the up axis (+Y).
+        pitch_deg: Degrees to move upwards.
+
+    Returns:
+        (4, 4) float64 world (glTF axes) to camera (OpenCV frame) transform; with no orbit
+        ``diag(1, -1, -1, 1)``: the camera at the origin looking down -Z.
+    """
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
+    turn = np.array(
+        [[math.cos(yaw), 0, math.sin(yaw)], [0, 1, 0], [-math.sin(yaw), 0, math.cos(yaw)]]
+    )
+    tilt = np.array(
+        [[1, 0, 0], [0, math.cos(pitch), -math.sin(pitch)], [0, math.sin(pitch), math.cos(pitch)]]
+    )
+    rotation = turn @ tilt
+    centre = np.asarray(pivot, dtype=np.float64)
+    pose = np.eye(4)  # camera to world: the origin camera (flip to glTF) moved around the pivot
+    pose[:3, :3] = rotation @ np.diag([1.0, -1.0, -1.0])
+    pose[:3, 3] = centre - rotation @ centre
+    view: NDArray[np.float64] = np.linalg.inv(pose).astype(np.float64)
+    return view
+
+
+def _look_through(
+    o3d: Any, window: Any, camera: ViewCamera, extrinsic: NDArray[np.float64]
+) -> None:
+    """Set the window's view to the photo's camera (glTF axes -> OpenCV camera frame)."""
+    parameters = o3d.camera.PinholeCameraParameters()
+    parameters.intrinsic = o3d.camera.PinholeCameraIntrinsic(
+        camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy
+    )
+    parameters.extrinsic = extrinsic
+    control = window.get_view_control()
+    control.convert_from_pinhole_camera_parameters(parameters, allow_arbitrary=True)
+    control.set_constant_z_near(0.01)
