@@ -6,13 +6,14 @@ happen inside the commands, so ``--help`` and ``--version`` answer at once.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -21,16 +22,14 @@ from depth2mesh._version import __version__
 from depth2mesh.errors import Depth2MeshError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
+from depth2mesh.photo import MAX_PIXELS
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
+    from depth2mesh.batch import Outcome, WorkItem
     from depth2mesh.convert import ConvertOptions
     from depth2mesh.model import DepthModel
-
-PHOTO_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".gif"}
-)
 
 app = typer.Typer(
     name="depth2mesh",
@@ -92,24 +91,6 @@ def _report(error: BaseException, context: str = "") -> None:
         )
 
 
-def expand_photos(inputs: list[Path]) -> list[Path]:
-    """Expand the command line's inputs: files as given, folders to the photos inside them.
-
-    Args:
-        inputs: Files and folders.
-
-    Returns:
-        Photo paths in order; a folder contributes its image files (by suffix), sorted.
-    """
-    photos: list[Path] = []
-    for item in inputs:
-        if item.is_dir():
-            photos.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES))
-        else:
-            photos.append(item)
-    return photos
-
-
 @contextmanager
 def _warnings_as_lines() -> Iterator[None]:
     with warnings.catch_warnings(record=True) as caught:
@@ -158,18 +139,91 @@ def _load_model(weights: Path | None, device: str) -> DepthModel:
             bar.stop()
 
 
-def _prepare_batch(photos: list[Path], out_dir: Path) -> list[Path]:
-    """Expand the inputs and create the output folder, or exit with one line."""
-    paths = expand_photos(photos)
-    if not paths:
-        _fail("no photos found in the given folders; pass image files or folders holding them")
-        raise typer.Exit(2)
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Create the output folder, or exit with one line saying why it cannot be."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        _fail(f"cannot create the output folder {out_dir}: {error.strerror}")
+        _fail(f"cannot create the output folder {out_dir}: {error.strerror or error}")
         raise typer.Exit(1) from None
-    return paths
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        _fail(f"cannot write into the output folder {out_dir}: permission denied")
+        raise typer.Exit(1)
+
+
+def _run_batch(
+    items: list[WorkItem],
+    out_dir: Path,
+    run: Callable[..., list[Outcome]],
+    verb: str,
+) -> None:
+    """Run a batch with a progress bar, one line per failure, a summary table; exit 0/1/130."""
+    outcomes: list[Outcome] = []
+    with _batch_progress() as bar:
+        task = bar.add_task(verb, total=len(items))
+
+        def on_start(item: WorkItem) -> None:
+            bar.update(task, description=f"{item.photo.name}")
+
+        def step(item: WorkItem, name: str) -> None:
+            bar.update(task, description=f"{item.photo.name}: {name}")
+
+        def on_done(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            _print_outcome(outcome)
+            bar.advance(task)
+
+        try:
+            run(items, on_start=on_start, on_done=on_done, step=step)
+        except KeyboardInterrupt:
+            bar.stop()
+            _print_summary(outcomes, len(items), out_dir, verb)
+            _fail(
+                f"interrupted after {len(outcomes)} of {len(items)} photos: every file written is "
+                "complete; run again with --skip-existing to go on"
+            )
+            raise typer.Exit(130) from None
+    _print_summary(outcomes, len(items), out_dir, verb)
+    if any(outcome.status == "failed" for outcome in outcomes):
+        raise typer.Exit(1)
+
+
+def _print_outcome(outcome: Outcome) -> None:
+    name = str(outcome.item.photo)
+    if outcome.status == "failed":
+        if _state["debug"] and outcome.traceback:
+            err.print(outcome.traceback, markup=False)
+        _fail(f"{name}: {outcome.reason}")
+    elif outcome.status == "skipped":
+        out.print(f"skipped {name}: {outcome.reason}", markup=False)
+    else:
+        out.print(f"{name}: {len(outcome.files)} files in {outcome.seconds:.1f} s", markup=False)
+    for note in outcome.notes:
+        err.print(f"[yellow]note:[/] {name}: {note}", markup=True, highlight=False)
+
+
+def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str) -> None:
+    from rich.table import Table
+
+    from depth2mesh.batch import summarize
+
+    counts = summarize(outcomes)
+    table = Table(title=f"{verb}: {len(outcomes)} of {total} photos into {out_dir}")
+    table.add_column("result")
+    table.add_column("photos", justify="right")
+    table.add_column("details")
+    files = sum(len(o.files) for o in outcomes)
+    table.add_row("converted", str(counts["converted"]), f"{files} files written")
+    table.add_row("skipped", str(counts["skipped"]), "results complete already")
+    table.add_row("failed", str(counts["failed"]), "")
+    for outcome in outcomes:
+        if outcome.status == "failed":
+            table.add_row("", "", f"{outcome.item.photo}: {outcome.reason}")
+    out.print(table)
+    out.print(
+        f"{counts['converted']} converted, {counts['skipped']} skipped, {counts['failed']} failed",
+        markup=False,
+    )
 
 
 def _load_model_or_exit(weights: Path | None, device: str) -> DepthModel:
@@ -213,15 +267,34 @@ DeviceOption = Annotated[
 ]
 
 
+RecursiveOption = Annotated[
+    bool, typer.Option("--recursive", "-r", help="Also take photos from subfolders.")
+]
+SkipOption = Annotated[
+    bool,
+    typer.Option(
+        "--skip-existing",
+        help="Skip photos whose results are complete (resume an interrupted batch).",
+    ),
+]
+MaxPixelsOption = Annotated[
+    int,
+    typer.Option(
+        "--max-pixels", help="Refuse larger images (decompression bombs); raise for huge photos."
+    ),
+]
+PhotosArgument = Annotated[
+    list[str],
+    typer.Argument(
+        help="Photos, folders of photos and glob patterns (quote them: 'shots/*.jpg').",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def depth(
-    photos: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Photos (JPEG, PNG, WebP, TIFF, BMP, ...) or folders of photos.",
-            show_default=False,
-        ),
-    ],
+    photos: PhotosArgument,
     out_dir: Annotated[
         Path,
         typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
@@ -237,6 +310,8 @@ def depth(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing output files.")
     ] = False,
+    recursive: RecursiveOption = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Predict depth for photos and write depth pictures.
 
@@ -246,34 +321,32 @@ def depth(
 
     Example: depth2mesh depth samples/coffee.png -o out/
     """
+    from depth2mesh.batch import find_photos, run_batch
     from depth2mesh.export import depth_output_paths, refuse_existing, write_depth_images
     from depth2mesh.model import predict_disparity
     from depth2mesh.photo import read_photo
 
-    paths = _prepare_batch(photos, out_dir)
+    items = find_photos(photos, recursive=recursive)
+    _prepare_out_dir(out_dir)
     model = _load_model_or_exit(weights, device)
-    written: list[Path] = []
-    failed: list[Path] = []
-    with _batch_progress() as bar:
-        task = bar.add_task("depth", total=len(paths))
-        for path in paths:
-            bar.update(task, description=f"depth {path.name}")
-            try:
-                targets = depth_output_paths(out_dir, path.stem, save_raw=save_raw)
-                refuse_existing(targets.values(), overwrite=overwrite)  # before the network
-                photo = read_photo(path)
-                disparity = predict_disparity(photo.rgb, model)
-                written += write_depth_images(
-                    disparity, out_dir, path.stem, save_raw=save_raw, overwrite=overwrite
-                )
-            except Exception as error:  # one line per photo; the batch goes on
-                failed.append(path)
-                _report(error, str(path))
-            bar.advance(task)
-    done = len(paths) - len(failed)
-    out.print(f"{done} of {len(paths)} photos done, {len(written)} files written to {out_dir}")
-    if failed:
-        raise typer.Exit(1)
+
+    def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]]:
+        target = out_dir / item.out_subdir
+        paths = depth_output_paths(target, item.photo.stem, save_raw=save_raw)
+        refuse_existing(paths.values(), overwrite=overwrite)  # before spending the network
+        photo = read_photo(item.photo, max_pixels=max_pixels)
+        disparity = predict_disparity(photo.rgb, model)
+        target.mkdir(parents=True, exist_ok=True)
+        files = write_depth_images(
+            disparity, target, item.photo.stem, save_raw=save_raw, overwrite=overwrite
+        )
+        return files, photo.notes
+
+    def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
+        callbacks.pop("step")
+        return run_batch(batch, process, **callbacks)
+
+    _run_batch(items, out_dir, run, "depth")
 
 
 MeshChoice = Literal["grid", "poisson", "both"]
@@ -281,10 +354,7 @@ MeshChoice = Literal["grid", "poisson", "both"]
 
 @app.command()
 def convert(
-    photos: Annotated[
-        list[Path],
-        typer.Argument(help="Photos or folders of photos.", show_default=False),
-    ],
+    photos: PhotosArgument,
     out_dir: Annotated[
         Path,
         typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
@@ -374,6 +444,9 @@ def convert(
         bool,
         typer.Option("--preview", help="Open the point cloud in an Open3D window when done."),
     ] = False,
+    recursive: RecursiveOption = False,
+    skip_existing: SkipOption = False,
+    max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
     """Convert photos to 3D: textured GLB mesh, PLY point cloud, depth pictures.
 
@@ -387,7 +460,8 @@ def convert(
 
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
-    from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
+    from depth2mesh.batch import convert_many, find_photos
+    from depth2mesh.convert import CameraOptions, ConvertOptions
 
     options = ConvertOptions(
         near=near,
@@ -404,6 +478,7 @@ def convert(
         depth_kind=depth_kind,
         depth_png_scale=depth_png_scale,
         formats=tuple(f.lower() for f in formats or ()),
+        max_pixels=max_pixels,
         overwrite=overwrite,
     )
     try:
@@ -412,44 +487,34 @@ def convert(
     except ValueError as error:
         _fail(str(error))
         raise typer.Exit(2) from None
-    if depth_file is not None and (len(photos) != 1 or photos[0].is_dir()):
-        _fail("--depth goes with exactly one photo file")
+    if skip_existing and overwrite:
+        _fail("--skip-existing and --overwrite contradict each other: choose one")
         raise typer.Exit(2)
-    paths = _prepare_batch(photos, out_dir)
+    items = find_photos(photos, recursive=recursive)
+    if depth_file is not None and len(items) != 1:
+        _fail(f"--depth goes with exactly one photo, got {len(items)}")
+        raise typer.Exit(2)
+    _prepare_out_dir(out_dir)
     model = None if depth_file is not None else _load_model_or_exit(weights, device)
-    failed = 0
-    written = 0
-    last_points: Path | None = None
-    with _batch_progress() as bar:
-        task = bar.add_task("convert", total=len(paths))
-        for path in paths:
 
-            def step(name: str, path: Path = path) -> None:
-                bar.update(task, description=f"{path.name}: {name}")
+    def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
+        outcomes = convert_many(
+            batch,
+            out_dir,
+            model=model,
+            options=options,
+            skip_existing=skip_existing,
+            depth_file=depth_file,
+            **callbacks,
+        )
+        if preview:
+            done = [o for o in outcomes if o.status == "converted"]
+            clouds = [f for f in (done[-1].files if done else []) if f.name.endswith("_points.ply")]
+            if clouds:
+                _preview_or_exit(clouds[0], screenshot=None, point_size=None)
+        return outcomes
 
-            try:
-                result = convert_photo(
-                    path, out_dir, model=model, options=options, depth_file=depth_file, step=step
-                )
-                written += len(result.files)
-                last_points = next(p for p in result.files if p.name.endswith("_points.ply"))
-                counts = result.counts
-                out.print(
-                    f"{path}: {counts['points']:,} points, {counts['grid_faces']:,} grid faces"
-                    f" in {result.timings_s['total']:.1f} s -> "
-                    + ", ".join(p.name for p in result.files)
-                )
-            except Exception as error:  # one line per photo; the batch goes on
-                failed += 1
-                _report(error, str(path))
-            bar.advance(task)
-    out.print(
-        f"{len(paths) - failed} of {len(paths)} photos converted, {written} files in {out_dir}"
-    )
-    if preview and last_points is not None:
-        _preview_or_exit(last_points, screenshot=None, point_size=None)
-    if failed:
-        raise typer.Exit(1)
+    _run_batch(items, out_dir, run, "convert")
 
 
 def _check_camera_options(options: ConvertOptions) -> None:

@@ -59,7 +59,7 @@ from depth2mesh.mesh import (
     grid_mesh,
     poisson_mesh,
 )
-from depth2mesh.photo import Photo, read_depth_file, read_photo
+from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
 from depth2mesh.ply import encode_ply_mesh, encode_ply_points
 
 if TYPE_CHECKING:
@@ -124,6 +124,7 @@ class ConvertOptions:
         depth_png_scale: Value of one unit of a 16-bit depth PNG (0.001: millimetres).
         formats: Extra formats of the grid mesh: "obj" adds ``<stem>.obj`` + ``.mtl`` +
             ``<stem>_texture.jpg`` (or ``.png``).
+        max_pixels: Refuse photos with more pixels (decompression bombs).
         overwrite: Replace existing outputs.
     """
 
@@ -144,6 +145,7 @@ class ConvertOptions:
     depth_kind: DepthKind = "metric"
     depth_png_scale: float = 0.001
     formats: tuple[str, ...] = ()
+    max_pixels: int = MAX_PIXELS
     overwrite: bool = False
 
     def check(self) -> None:
@@ -164,6 +166,8 @@ class ConvertOptions:
             raise ValueError(f"--density-quantile must be in [0, 1), got {self.density_quantile}")
         if self.face_budget is not None and self.face_budget < 4:
             raise ValueError(f"--face-budget must be at least 4, got {self.face_budget}")
+        if self.max_pixels < 1:
+            raise ValueError(f"--max-pixels must be at least 1, got {self.max_pixels}")
         if self.texture_size < 16:
             raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
         if not 1 <= self.jpeg_quality <= 100:
@@ -185,6 +189,7 @@ class ConvertResult:
         intrinsics: The photo's camera (at the photo's resolution).
         counts: Points, vertices and faces per output.
         timings_s: Seconds per stage.
+        notes: Things the user should know about the input (e.g. an animated image).
     """
 
     photo: Path
@@ -192,6 +197,7 @@ class ConvertResult:
     intrinsics: Intrinsics
     counts: dict[str, int]
     timings_s: dict[str, float]
+    notes: tuple[str, ...] = ()
 
 
 def output_paths(
@@ -248,20 +254,34 @@ def load_depth_input(
     Args:
         path: ``.npy``, ``.pfm`` or 16-bit ``.png`` (see :func:`read_depth_file`).
         photo_shape: (H, W) of the photo.
-        kind: "metric" (metres; 0, negative and non-finite = no measurement) or "disparity".
+        kind: "metric" (metres; 0, negative and non-finite = no measurement, as in KITTI's and
+            Middlebury's files) or "disparity" (must be finite everywhere).
         png_scale: Value of one PNG unit (0.001 for millimetres).
 
     Returns:
         (H, W) float32: metres (NaN where invalid) or disparity.
 
     Raises:
-        InputError: The map has no usable value.
+        InputError: The map has no usable value, a disparity map has NaN or inf, or the map's
+            aspect ratio differs from the photo's by more than 1 % (not the same picture).
     """
     values = read_depth_file(path, png_scale=png_scale)
+    height, width = values.shape
+    photo_height, photo_width = photo_shape
+    if abs((width / height) / (photo_width / photo_height) - 1.0) > 0.01:
+        raise InputError(
+            f"depth file {path} is {width}x{height} but the photo is {photo_width}x"
+            f"{photo_height}: a depth map must have the photo's aspect ratio (same picture)"
+        )
     with np.errstate(invalid="ignore"):
         usable = np.isfinite(values) & (values > 0) if kind == "metric" else np.isfinite(values)
-    if not usable.any():
+    if not usable.any() or (kind == "disparity" and not (values[usable] != 0).any()):
         raise InputError(f"depth file {path} holds no usable value (all zero, NaN or inf)")
+    if kind == "disparity" and not usable.all():
+        raise InputError(
+            f"depth file {path} has {int((~usable).sum()):,} NaN or inf disparity values: "
+            "disparity must be finite (use --depth-kind metric for depth with holes)"
+        )
     if kind == "metric":
         values = np.where(usable, values, np.nan).astype(np.float32)
     if values.shape != photo_shape:
@@ -269,6 +289,22 @@ def load_depth_input(
         resized = cv2.resize(values, photo_shape[::-1], interpolation=interpolation)
         values = np.asarray(resized, dtype=np.float32)
     return values
+
+
+def is_converted(photo_path: str | Path, out_dir: str | Path, options: ConvertOptions) -> bool:
+    """Whether a photo's results are complete in ``out_dir`` (for ``--skip-existing``).
+
+    The sidecar is written last, after every other file: its presence, with every file it
+    lists, marks a finished conversion; anything less is an interrupted one.
+    """
+    paths = output_paths(
+        out_dir,
+        Path(photo_path).stem,
+        options.mesh,
+        formats=options.formats,
+        texture_format=options.texture_format,
+    )
+    return all(path.is_file() for path in paths.values())
 
 
 def convert_photo(
@@ -329,7 +365,7 @@ def convert_photo(
         raise OutputError(f"cannot create the output folder {out_dir}: {error.strerror}") from error
 
     stage("read")
-    photo = read_photo(photo_path)
+    photo = read_photo(photo_path, max_pixels=opts.max_pixels)
     height, width = photo.rgb.shape[:2]
     intrinsics = _intrinsics(photo, opts.camera)
     lap("read")
@@ -365,6 +401,8 @@ def convert_photo(
             _resize(disparity, rows, cols, cv2.INTER_AREA), near=opts.near, far=opts.far
         )
         valid = ~far_mask(depth, opts.far) if opts.drop_far else np.ones(depth.shape, bool)
+    if photo.alpha is not None:  # transparent pixels are not part of the scene
+        valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
     points = depth_to_points(depth, grid_intrinsics)
     normals = camera_facing_normals(points, valid=valid)
     colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
@@ -467,7 +505,9 @@ def convert_photo(
         lap("poisson_mesh")
 
     timings["total"] = round(time.perf_counter() - started, 4)
-    result = ConvertResult(photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings)
+    result = ConvertResult(
+        photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, photo.notes
+    )
     sidecar = _sidecar(result, photo, opts, model, depth_file, written)
     atomic_write_bytes(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write

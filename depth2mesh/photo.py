@@ -6,7 +6,6 @@ front cameras too), so the colours and the depth predicted from them always line
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,17 @@ EXIF_ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
 EXIF_FOCAL_35MM = 0xA405
 
-MAX_PIXELS = 200_000_000
-"""Default decompression-bomb limit in pixels (Pillow refuses larger images)."""
+MAX_PIXELS = 150_000_000
+"""Default limit in pixels: larger images are refused as possible decompression bombs (a
+100-megapixel photo passes; raise it with ``max_pixels`` / ``--max-pixels``)."""
+
+ALPHA_BACKGROUND = (255, 255, 255)
+"""Transparent pixels are composited on white for the texture (and left out of the geometry)."""
+
+PHOTO_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".gif"}
+)
+"""File name suffixes taken as photos when a folder is given."""
 
 
 @dataclass(frozen=True)
@@ -29,27 +37,46 @@ class Photo:
     """An upright photo and what its metadata says about the camera.
 
     Attributes:
-        rgb: (H, W, 3) uint8 sRGB pixels, upright.
+        rgb: (H, W, 3) uint8 sRGB pixels, upright; transparent pixels composited on white.
         path: The file it was read from.
         orientation: The EXIF orientation that was applied (1 = none), 1..8.
         focal_length_35mm: EXIF ``FocalLengthIn35mmFilm`` in millimetres, or None.
+        alpha: (H, W) uint8 opacity for images with transparency, else None.
+        notes: Things the user should know (e.g. "first of 12 frames used").
     """
 
     rgb: NDArray[np.uint8]
     path: Path
     orientation: int = 1
     focal_length_35mm: float | None = None
+    alpha: NDArray[np.uint8] | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _register_heif() -> bool:
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+_HEIF = _register_heif()
 
 
 def read_photo(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
     """Read a photo file as upright RGB.
 
-    Palette, grayscale, CMYK and alpha images become RGB (alpha is dropped); 16-bit images
-    are scaled to 8 bits; animated images give their first frame.
+    JPEG (EXIF orientation, CMYK), PNG (8- and 16-bit, grayscale, palette, alpha), WebP,
+    TIFF, BMP, GIF and HEIC/HEIF (with ``pillow-heif``). Palette, grayscale and CMYK images
+    become RGB; 16-bit and float images are scaled to 8 bits; transparent pixels are
+    composited on white (:data:`ALPHA_BACKGROUND`) and their opacity is kept in ``alpha``;
+    animated images give their first frame (and say so in ``notes``).
 
     Args:
-        path: An image file Pillow can decode (JPEG, PNG, WebP, TIFF, BMP, ...).
-        max_pixels: Refuse images with more pixels than this.
+        path: An image file.
+        max_pixels: Refuse images with more pixels than this (decompression bombs).
 
     Returns:
         The photo.
@@ -62,43 +89,84 @@ def read_photo(path: str | Path, *, max_pixels: int = MAX_PIXELS) -> Photo:
         raise InputError(f"{path} is a folder, not a photo")
     if not path.exists():
         raise InputError(f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is an empty file (0 bytes)")
+    if path.suffix.lower() in (".heic", ".heif") and not _HEIF:
+        raise InputError(f"{path} is HEIC/HEIF: install pillow-heif to read it")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise InputError(
-                        f"{path} has {width}x{height} = {width * height:,} pixels, more than "
-                        f"the limit of {max_pixels:,}"
-                    )
-                exif = image.getexif()
-                orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
-                focal = exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
-                upright = ImageOps.exif_transpose(image)
-                rgb = _to_rgb(upright)
+        Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a message that says what to do
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InputError(
+                    f"{path} has {width}x{height} = {width * height:,} pixels, more than the "
+                    f"limit of {max_pixels:,} (a decompression bomb?): raise it with "
+                    "--max-pixels if the photo is genuine"
+                )
+            notes = []
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if frames > 1:
+                notes.append(f"animated image: the first of its {frames} frames was used")
+                image.seek(0)
+            exif = image.getexif()
+            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+            focal = exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
+            upright = ImageOps.exif_transpose(image)
+            rgb, alpha = _to_rgb(upright)
     except InputError:
         raise
     except PermissionError as error:
         raise InputError(f"{path} cannot be read: permission denied") from error
     except UnidentifiedImageError as error:
-        raise InputError(f"{path} is not an image file Pillow can decode") from error
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise InputError(f"{path} is not an image file (or a format Pillow cannot read)") from error
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise InputError(f"{path} cannot be decoded ({first}): is it truncated?") from error
-    focal_mm = float(focal) if focal else None
-    return Photo(rgb, path, orientation if 1 <= orientation <= 8 else 1, focal_mm)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        focal_mm = float(focal) if focal else None
+    except (TypeError, ValueError):
+        focal_mm = None
+    return Photo(
+        rgb,
+        path,
+        orientation if 1 <= orientation <= 8 else 1,
+        focal_mm,
+        alpha,
+        tuple(notes),
+    )
 
 
-def _to_rgb(image: Image.Image) -> NDArray[np.uint8]:
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+def _to_rgb(image: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
+    """Decode to (H, W, 3) uint8 RGB, compositing transparency on white, and the alpha."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         wide = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I;16") or wide.max() > 255 else 255.0
-        gray = np.clip(np.round(wide * (255.0 / peak)), 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2))
-    if image.mode != "RGB":
-        image = image.convert("RGB")
-    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+        if image.mode.startswith("I;16"):
+            peak = 65535.0
+        elif image.mode == "F":
+            finite = wide[np.isfinite(wide)]
+            peak = float(finite.max()) if finite.size and finite.max() > 1.0 else 1.0
+        else:
+            peak = 65535.0 if wide.max(initial=0) > 255 else 255.0
+        scaled = np.nan_to_num(wide * (255.0 / peak), nan=0.0, posinf=255.0, neginf=0.0)
+        gray = np.clip(np.round(scaled), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(gray[:, :, None], 3, axis=2)), None
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if not has_alpha:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8)), None
+    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint8)
+    alpha = rgba[:, :, 3]
+    opacity = alpha[:, :, None].astype(np.float32) / 255.0
+    background = np.asarray(ALPHA_BACKGROUND, np.float32)
+    blended = rgba[:, :, :3].astype(np.float32) * opacity + background * (1.0 - opacity)
+    rgb = np.clip(np.round(blended), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(rgb), np.ascontiguousarray(alpha)
 
 
 def read_depth_file(path: str | Path, *, png_scale: float = 0.001) -> NDArray[np.float32]:

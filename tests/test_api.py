@@ -141,7 +141,11 @@ def test_grayscale_16bit_and_rgba(tmp_path: Path) -> None:
     assert (rgb == 255).all()
     rgba = tmp_path / "rgba.png"
     Image.new("RGBA", (4, 3), (10, 20, 30, 128)).save(rgba)
-    assert read_photo(rgba).rgb[0, 0].tolist() == [10, 20, 30]
+    photo = read_photo(rgba)
+    # composited on white: 10 * 128/255 + 255 * 127/255 = 132.0
+    assert photo.rgb[0, 0].tolist() == [132, 137, 142]
+    assert photo.alpha is not None
+    assert (photo.alpha == 128).all()
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "text", "truncated"])

@@ -463,7 +463,8 @@ def test_cli_convert_with_depth_file(tmp_path: Path, smooth_photo: Path) -> None
         "obj",
     )
     assert result.returncode == 0, result.stderr
-    assert "1 of 1 photos converted, 10 files" in result.stdout
+    assert "1 converted, 0 skipped, 0 failed" in result.stdout
+    assert "10 files written" in result.stdout
     sidecar = json.loads((tmp_path / "out" / "smooth.json").read_text())
     assert sidecar["intrinsics"]["source"] == "fov"
     assert sidecar["intrinsics"]["hfov_deg"] == pytest.approx(70.0)

@@ -51,7 +51,8 @@ def test_depth_writes_pictures_that_match_the_disparity(
     photos = [SAMPLES / "chelsea.png", SAMPLES / "rocket.jpg"]
     result = run_cli("depth", *photos, "-o", tmp_path / "out", "--save-raw", env=weights_env)
     assert result.returncode == 0, result.stderr
-    assert "2 of 2 photos done, 6 files written" in result.stdout
+    assert "2 converted, 0 skipped, 0 failed" in result.stdout
+    assert "6 files written" in result.stdout
     assert result.stderr.count("warning:") == 1  # the parity weights are not the official ones
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "chelsea_depth.png",
@@ -132,7 +133,7 @@ def test_bad_photos_get_one_line_each_and_the_batch_goes_on(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 4, result.stderr
     assert "Traceback" not in result.stderr
-    assert "1 of 5 photos done" in result.stdout
+    assert "1 converted, 0 skipped, 4 failed" in result.stdout
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "coffee_depth.png",
         "coffee_depth_inferno.png",
@@ -152,7 +153,9 @@ def test_folder_input_and_usage_errors(tmp_path: Path, weights_env: dict[str, st
     ]
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert run_cli("depth", empty, "-o", tmp_path / "o2", env=weights_env).returncode == 2
+    nothing = run_cli("depth", empty, "-o", tmp_path / "o2", env=weights_env)
+    assert nothing.returncode == 1  # reported like any bad input, one line
+    assert "is a folder with no photos (--recursive to include subfolders)" in nothing.stderr
     assert run_cli("depth", SAMPLES / "coffee.png", env=weights_env).returncode == 2  # no -o
 
 

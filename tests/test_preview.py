@@ -137,7 +137,7 @@ def test_convert_preview_opens_a_real_window(needs_xvfb: str, tmp_path: Path) ->
         check=False,
     )
     assert "window " in result.stdout, result.stdout + result.stderr
-    assert "1 of 1 photos converted" in result.stdout
+    assert "1 converted, 0 skipped, 0 failed" in result.stdout
     assert result.returncode == 0, result.stderr
     assert time.monotonic() - started < 100
 

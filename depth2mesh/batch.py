@@ -1,0 +1,251 @@
+"""Batches: find the photos, convert each, keep going past bad ones, report every outcome.
+
+``find_photos`` turns files, folders (``recursive``) and glob patterns into work items;
+``run_batch`` runs one function per item and records an outcome for each, whatever happens;
+``convert_many`` is the batch form of :func:`depth2mesh.convert.convert_photo`. Nothing here
+prints: the caller gets callbacks and the outcomes.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from depth2mesh.errors import Depth2MeshError
+from depth2mesh.photo import PHOTO_SUFFIXES
+
+if TYPE_CHECKING:
+    from depth2mesh.convert import ConvertOptions, ConvertResult
+    from depth2mesh.model import DepthModel
+
+Status = Literal["converted", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One photo to process and where its results go.
+
+    Attributes:
+        photo: The photo file (or a path that turned out not to be one: it fails with a reason).
+        out_subdir: Folder below the output folder, mirroring the photo's place under the
+            folder argument it was found in ("." for files given directly).
+        problem: A reason known before processing (missing file, pattern without match, ...).
+    """
+
+    photo: Path
+    out_subdir: Path = Path()
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one work item.
+
+    Attributes:
+        item: The work item.
+        status: "converted", "skipped" (results already complete) or "failed".
+        reason: One line: why it failed or was skipped; empty when converted.
+        files: Files written.
+        seconds: Wall time spent on it.
+        notes: Things the user should know (e.g. an animated image's first frame was used).
+        traceback: The formatted traceback of an unexpected error (for ``--debug``), or "".
+    """
+
+    item: WorkItem
+    status: Status
+    reason: str = ""
+    files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: tuple[str, ...] = ()
+    traceback: str = ""
+
+
+def _is_pattern(text: str) -> bool:
+    return any(char in text for char in "*?[")
+
+
+def find_photos(inputs: Iterable[str | Path], *, recursive: bool = False) -> list[WorkItem]:
+    """Turn command-line inputs into work items, in order, without duplicates.
+
+    Args:
+        inputs: Photo files, folders (their photos by suffix; with ``recursive`` also those
+            of their subfolders, whose structure the outputs mirror) and glob patterns (``*``,
+            ``?``, ``[...]``; ``**`` with ``recursive``).
+        recursive: Descend into subfolders.
+
+    Returns:
+        Work items. A missing file, a pattern matching nothing or a folder without photos
+        gives an item with a ``problem``, so that the batch reports it and goes on.
+    """
+    items: list[WorkItem] = []
+    for entry in inputs:
+        text = str(entry)
+        path = Path(entry)
+        if path.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found = sorted(p for p in path.glob(pattern) if _looks_like_photo(p))
+            if not found:
+                hint = "" if recursive else " (--recursive to include subfolders)"
+                items.append(WorkItem(path, problem=f"{path} is a folder with no photos{hint}"))
+            items += [WorkItem(p, p.parent.relative_to(path)) for p in found]
+        elif not path.exists() and _is_pattern(text):
+            matches = sorted(Path(p) for p in glob.glob(text, recursive=recursive))
+            photos = [p for p in matches if _looks_like_photo(p)]
+            if not photos:
+                items.append(WorkItem(path, problem=f"no photo matches the pattern {text!r}"))
+            items += [WorkItem(p) for p in photos]
+        else:
+            items.append(WorkItem(path))
+    return _without_duplicates(items)
+
+
+def _looks_like_photo(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
+
+
+def _without_duplicates(items: list[WorkItem]) -> list[WorkItem]:
+    """Drop repeats of the same file; mark photos whose results would share names."""
+    seen_files: set[Path] = set()
+    owners: dict[tuple[Path, str], Path] = {}
+    unique: list[WorkItem] = []
+    for item in items:
+        if item.problem is None:
+            resolved = item.photo.resolve()
+            if resolved in seen_files:
+                continue
+            seen_files.add(resolved)
+            key = (item.out_subdir, item.photo.stem)
+            owner = owners.setdefault(key, item.photo)
+            if owner != item.photo:
+                item = WorkItem(
+                    item.photo,
+                    item.out_subdir,
+                    f"{item.photo} has the same name as {owner}: its results would overwrite "
+                    "those; rename one or convert them into different folders",
+                )
+        unique.append(item)
+    return unique
+
+
+def run_batch(
+    items: Sequence[WorkItem],
+    process: Callable[[WorkItem], tuple[list[Path], tuple[str, ...]] | None],
+    *,
+    on_start: Callable[[WorkItem], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Run ``process`` on every item; an error fails that item only.
+
+    Args:
+        items: The work.
+        process: Does one item; returns (files written, notes), or None when it skipped the
+            item because its results are complete. Raises to fail it.
+        on_start: Called before each item (e.g. to show the current file).
+        on_done: Called with each outcome as soon as it is known.
+
+    Returns:
+        One outcome per item, in order. KeyboardInterrupt is not caught: the items done so
+        far are complete, and the interrupted one has left no partial file.
+    """
+    outcomes: list[Outcome] = []
+    for item in items:
+        if on_start is not None:
+            on_start(item)
+        started = time.perf_counter()
+        if item.problem is not None:
+            outcome = Outcome(item, "failed", item.problem)
+        else:
+            try:
+                done = process(item)
+            except Exception as error:  # one item fails; the batch goes on
+                outcome = Outcome(
+                    item,
+                    "failed",
+                    describe_error(error),
+                    seconds=time.perf_counter() - started,
+                    traceback="".join(traceback.format_exception(error)),
+                )
+            else:
+                elapsed = time.perf_counter() - started
+                if done is None:
+                    outcome = Outcome(item, "skipped", "results complete already", seconds=elapsed)
+                else:
+                    outcome = Outcome(item, "converted", "", done[0], elapsed, done[1])
+        outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    return outcomes
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an error: our own messages as they are, others with their type."""
+    text = " ".join(str(error).split())
+    if isinstance(error, Depth2MeshError | ValueError) and text:
+        return text
+    return f"unexpected {type(error).__name__}: {text} (rerun with --debug for the traceback)"
+
+
+def convert_many(
+    items: Sequence[WorkItem],
+    out_dir: str | Path,
+    *,
+    model: DepthModel | None,
+    options: ConvertOptions,
+    skip_existing: bool = False,
+    depth_file: str | Path | None = None,
+    step: Callable[[WorkItem, str], None] | None = None,
+    on_start: Callable[[WorkItem], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
+    """Convert many photos with one model, reporting an outcome for each.
+
+    Args:
+        items: From :func:`find_photos`.
+        out_dir: Output folder; each item's results go to ``out_dir / item.out_subdir``.
+        model: The depth network (loaded once for the whole batch); None with ``depth_file``.
+        options: Conversion options, the same for every photo.
+        skip_existing: Skip photos whose results are complete (their sidecar and every file
+            exist); redo the others, replacing what an interrupted run left of them.
+        depth_file: A depth map for a single photo (see :func:`convert_photo`).
+        step: Called with (item, stage name) as each stage starts.
+        on_start: Called before each item.
+        on_done: Called with each outcome.
+
+    Returns:
+        One outcome per item, in order.
+    """
+    from dataclasses import replace
+
+    from depth2mesh.convert import convert_photo, is_converted
+
+    def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]] | None:
+        target = Path(out_dir) / item.out_subdir
+        item_options = options
+        if skip_existing:
+            if is_converted(item.photo, target, options):
+                return None
+            item_options = replace(options, overwrite=True)  # redo an interrupted conversion
+        result: ConvertResult = convert_photo(
+            item.photo,
+            target,
+            model=model,
+            options=item_options,
+            depth_file=depth_file,
+            step=None if step is None else lambda name: step(item, name),
+        )
+        return result.files, result.notes
+
+    return run_batch(items, process, on_start=on_start, on_done=on_done)
+
+
+def summarize(outcomes: Sequence[Outcome]) -> dict[Status, int]:
+    """Count outcomes by status."""
+    counts: dict[Status, int] = {"converted": 0, "skipped": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+    return counts
