@@ -116,7 +116,9 @@ class Intrinsics:
             The intrinsics for the new size, with the same ``source``.
 
         Raises:
-            ValueError: A size is not an integer of at least 1.
+            ValueError: A size is not an integer of at least 1, or the scaled camera is not
+                representable (a focal length that underflows to 0 or a principal point
+                that overflows, from extreme values only).
         """
         _check_size(width, height)
         sx = int(width) / self.width
@@ -345,10 +347,15 @@ def _check_positive(value: object, option: str) -> None:
         raise ValueError(f"{option} must be a positive finite number, got {_show(value)}")
 
 
+MIN_FOV_DEG: Final = 1e-3
+"""Smallest field of view accepted, degrees (a focal length of about 57,000 image widths)."""
+
+
 def _check_fov(value: object, option: str) -> None:
-    if not _is_real(value) or not 0.0 < value < 180.0:
+    if not _is_real(value) or not MIN_FOV_DEG <= value < 180.0:
         raise ValueError(
-            f"{option} must be between 0 and 180 degrees (exclusive), got {_show(value)}"
+            f"{option} must be between 0 and 180 degrees (at least {MIN_FOV_DEG:g}, below 180), "
+            f"got {_show(value)}"
         )
 
 

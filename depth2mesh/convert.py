@@ -41,6 +41,8 @@ from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
     DEFAULT_FAR,
     DEFAULT_NEAR,
+    MAX_DEPTH_M,
+    MIN_DEPTH_M,
     camera_facing_normals,
     depth_to_points,
     disparity_to_depth,
@@ -150,10 +152,12 @@ class ConvertOptions:
 
     def check(self) -> None:
         """Raise ValueError, naming the option, for values that cannot work."""
-        if not (math.isfinite(self.near) and self.near > 0):
-            raise ValueError(f"--near must be a positive number of metres, got {self.near}")
+        if not (math.isfinite(self.near) and self.near >= MIN_DEPTH_M):
+            raise ValueError(f"--near must be at least {MIN_DEPTH_M} metres, got {self.near}")
         if not (math.isfinite(self.far) and self.far > self.near):
             raise ValueError(f"--far must be greater than --near ({self.near}), got {self.far}")
+        if self.far > MAX_DEPTH_M:
+            raise ValueError(f"--far must be at most {MAX_DEPTH_M:g} metres, got {self.far}")
         if self.grid < 2:
             raise ValueError(f"--grid must be at least 2 vertices, got {self.grid}")
         if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):

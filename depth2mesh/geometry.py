@@ -25,6 +25,12 @@ DEFAULT_NEAR: Final = 1.0
 DEFAULT_FAR: Final = 10.0
 """Depth, in metres, given to the farthest content (disparity at the low percentile, sky)."""
 
+MIN_DEPTH_M: Final = 1e-6
+"""Smallest ``near`` accepted, metres (a micrometre)."""
+
+MAX_DEPTH_M: Final = 1e9
+"""Largest ``far`` accepted, metres (float32 keeps such depths and their inverses finite)."""
+
 DEFAULT_LOW_PERCENTILE: Final = 2.0
 """Disparity percentile mapped to ``far``: the farthest 2 % of pixels are clamped there."""
 
@@ -64,8 +70,9 @@ def disparity_to_depth(
 
     Args:
         disparity: (H, W) any real dtype, relative inverse depth (unitless, larger = nearer).
-        near: Depth of the nearest content, metres, positive and finite.
-        far: Depth of the farthest content, metres, finite and greater than ``near``.
+        near: Depth of the nearest content, metres, at least ``MIN_DEPTH_M`` (1e-6).
+        far: Depth of the farthest content, metres, greater than ``near`` and at most
+            ``MAX_DEPTH_M`` (1e9).
         low_percentile: Percentile of the disparity mapped to ``far``, in [0, 100).
         high_percentile: Percentile of the disparity mapped to ``near``, in
             (``low_percentile``, 100].
@@ -81,10 +88,12 @@ def disparity_to_depth(
         raise ValueError(f"disparity must be a 2-D (H, W) array, got shape {d.shape}")
     if not (np.issubdtype(d.dtype, np.floating) or np.issubdtype(d.dtype, np.integer)):
         raise ValueError(f"disparity must hold real numbers, got dtype {d.dtype}")
-    if not (math.isfinite(near) and near > 0):
-        raise ValueError(f"near must be a positive finite depth in metres, got {near}")
-    if not (math.isfinite(far) and far > near):
-        raise ValueError(f"far must be finite and greater than near ({near} m), got {far}")
+    if not (math.isfinite(near) and near >= MIN_DEPTH_M):
+        raise ValueError(f"near must be at least {MIN_DEPTH_M} metres, got {near}")
+    if not (math.isfinite(far) and near < far <= MAX_DEPTH_M):
+        raise ValueError(
+            f"far must be greater than near ({near} m) and at most {MAX_DEPTH_M:g} m, got {far}"
+        )
     if not 0.0 <= low_percentile < high_percentile <= 100.0:
         raise ValueError(
             "percentiles must satisfy 0 <= low_percentile < high_percentile <= 100, got "
@@ -206,29 +215,39 @@ def camera_facing_normals(
     x, y, z = (np.where(usable, p[..., i], 0.0) for i in range(3))
     weights_u = _difference_weights(usable, axis=1)
     weights_v = _difference_weights(usable, axis=0)
-    ux, uy, uz = (_derivative(c, weights_u, axis=1) for c in (x, y, z))
-    vx, vy, vz = (_derivative(c, weights_v, axis=0) for c in (x, y, z))
-    nx = uy * vz - uz * vy
-    ny = uz * vx - ux * vz
-    nz = ux * vy - uy * vx
-    length = np.hypot(np.hypot(nx, ny), nz)
-    scale = np.hypot(np.hypot(ux, uy), uz) * np.hypot(np.hypot(vx, vy), vz)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        # Directions only: scale every vector by its largest component first, so that the
+        # products below neither underflow nor overflow whatever the points' magnitude.
+        ux, uy, uz = _per_pixel_unit_scale(*(_derivative(c, weights_u, axis=1) for c in (x, y, z)))
+        vx, vy, vz = _per_pixel_unit_scale(*(_derivative(c, weights_v, axis=0) for c in (x, y, z)))
+        px, py, pz = _per_pixel_unit_scale(*(np.where(finite, p[..., i], 0.0) for i in range(3)))
+        nx = uy * vz - uz * vy
+        ny = uz * vx - ux * vz
+        nz = ux * vy - uy * vx
+        length = np.hypot(np.hypot(nx, ny), nz)
+        scale = np.hypot(np.hypot(ux, uy), uz) * np.hypot(np.hypot(vx, vy), vz)
         good = usable & (length > 1e-9 * scale) & (length > 0) & np.isfinite(length)
         # Unit length, and the sign that makes dot(normal, point) <= 0.
-        sign = np.where(nx * x + ny * y + nz * z > 0, -1.0, 1.0)
-    factor = np.where(good, sign / np.where(good, length, 1.0), 0.0)
-
-    # The fallback, the direction to the camera, also for points left out by `valid`.
-    x, y, z = (np.where(finite, p[..., i], 0.0) for i in range(3))
-    distance = np.hypot(np.hypot(x, y), z)
-    at_camera = ~((distance > 0) & np.isfinite(distance))
-    towards = np.where(at_camera, 0.0, -1.0 / np.where(at_camera, 1.0, distance))
-    normals = np.empty((*usable.shape, 3), dtype=np.float32)
-    normals[..., 0] = np.where(good, nx * factor, x * towards)
-    normals[..., 1] = np.where(good, ny * factor, y * towards)
-    normals[..., 2] = np.where(good, nz * factor, np.where(at_camera, -1.0, z * towards))
+        sign = np.where(nx * px + ny * py + nz * pz > 0, -1.0, 1.0)
+        factor = np.where(good, sign / np.where(good, length, 1.0), 0.0)
+        # The fallback, the direction to the camera, also for points left out by `valid`.
+        distance = np.hypot(np.hypot(px, py), pz)
+        at_camera = ~((distance > 0) & np.isfinite(distance))
+        towards = np.where(at_camera, 0.0, -1.0 / np.where(at_camera, 1.0, distance))
+        normals = np.empty((*usable.shape, 3), dtype=np.float32)
+        normals[..., 0] = np.where(good, nx * factor, px * towards)
+        normals[..., 1] = np.where(good, ny * factor, py * towards)
+        normals[..., 2] = np.where(good, nz * factor, np.where(at_camera, -1.0, pz * towards))
     return normals
+
+
+def _per_pixel_unit_scale(
+    x: NDArray[np.float64], y: NDArray[np.float64], z: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Divide each (x, y, z) vector by its largest absolute component (zero vectors stay)."""
+    largest = np.maximum(np.maximum(np.abs(x), np.abs(y)), np.abs(z))
+    largest = np.where((largest > 0) & np.isfinite(largest), largest, 1.0)
+    return x / largest, y / largest, z / largest
 
 
 def _difference_weights(
@@ -462,7 +481,7 @@ def unit_lengths(normals: NDArray[np.floating]) -> NDArray[np.float64]:
         ValueError: A vector's length is off by more than the tolerance (names the first).
     """
     lengths: NDArray[np.float64] = np.linalg.norm(normals.astype(np.float64), axis=1)
-    bad = np.abs(lengths - 1.0) > UNIT_TOLERANCE
+    bad = ~(np.abs(lengths - 1.0) <= UNIT_TOLERANCE)  # NaN is not unit length either
     if bad.any():
         index = int(np.argmax(bad))
         raise ValueError(

@@ -90,7 +90,8 @@ def test_unusable_exif_focal_falls_back_to_the_default(exif: float) -> None:
 
 def test_fov_message_names_the_option_and_the_value() -> None:
     with pytest.raises(
-        ValueError, match=r"^--fov must be between 0 and 180 degrees \(exclusive\), got -5$"
+        ValueError,
+        match=r"^--fov must be between 0 and 180 degrees \(at least 0.001, below 180\), got -5$",
     ):
         resolve_intrinsics(640, 480, fov_deg=-5)
 
