@@ -12,6 +12,7 @@ import glob
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -136,6 +137,7 @@ def run_batch(
     items: Sequence[WorkItem],
     process: Callable[[WorkItem], tuple[list[Path], tuple[str, ...]] | None],
     *,
+    jobs: int = 1,
     on_start: Callable[[WorkItem], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
 ) -> list[Outcome]:
@@ -145,41 +147,55 @@ def run_batch(
         items: The work.
         process: Does one item; returns (files written, notes), or None when it skipped the
             item because its results are complete. Raises to fail it.
+        jobs: Items processed at once (threads; numpy, OpenCV, Open3D and the network release
+            the interpreter lock in their heavy parts).
         on_start: Called before each item (e.g. to show the current file).
         on_done: Called with each outcome as soon as it is known.
 
     Returns:
-        One outcome per item, in order. KeyboardInterrupt is not caught: the items done so
-        far are complete, and the interrupted one has left no partial file.
+        One outcome per item, in the items' order. KeyboardInterrupt is not caught: the items
+        done so far are complete, and an interrupted one has left no partial file.
     """
-    outcomes: list[Outcome] = []
-    for item in items:
+    if jobs < 1:
+        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+
+    def one(item: WorkItem) -> Outcome:
         if on_start is not None:
             on_start(item)
-        started = time.perf_counter()
-        if item.problem is not None:
-            outcome = Outcome(item, "failed", item.problem)
-        else:
-            try:
-                done = process(item)
-            except Exception as error:  # one item fails; the batch goes on
-                outcome = Outcome(
-                    item,
-                    "failed",
-                    describe_error(error),
-                    seconds=time.perf_counter() - started,
-                    traceback="".join(traceback.format_exception(error)),
-                )
-            else:
-                elapsed = time.perf_counter() - started
-                if done is None:
-                    outcome = Outcome(item, "skipped", "results complete already", seconds=elapsed)
-                else:
-                    outcome = Outcome(item, "converted", "", done[0], elapsed, done[1])
-        outcomes.append(outcome)
+        outcome = _attempt(item, process)
         if on_done is not None:
             on_done(outcome)
-    return outcomes
+        return outcome
+
+    if jobs == 1 or len(items) < 2:
+        return [one(item) for item in items]
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="depth2mesh")
+    try:
+        return list(pool.map(one, items))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _attempt(
+    item: WorkItem, process: Callable[[WorkItem], tuple[list[Path], tuple[str, ...]] | None]
+) -> Outcome:
+    started = time.perf_counter()
+    if item.problem is not None:
+        return Outcome(item, "failed", item.problem)
+    try:
+        done = process(item)
+    except Exception as error:  # one item fails; the batch goes on
+        return Outcome(
+            item,
+            "failed",
+            describe_error(error),
+            seconds=time.perf_counter() - started,
+            traceback="".join(traceback.format_exception(error)),
+        )
+    elapsed = time.perf_counter() - started
+    if done is None:
+        return Outcome(item, "skipped", "results complete already", seconds=elapsed)
+    return Outcome(item, "converted", "", done[0], elapsed, done[1])
 
 
 def describe_error(error: BaseException) -> str:
@@ -198,6 +214,7 @@ def convert_many(
     options: ConvertOptions,
     skip_existing: bool = False,
     depth_file: str | Path | None = None,
+    jobs: int = 1,
     step: Callable[[WorkItem, str], None] | None = None,
     on_start: Callable[[WorkItem], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
@@ -212,6 +229,7 @@ def convert_many(
         skip_existing: Skip photos whose results are complete (their sidecar and every file
             exist); redo the others, replacing what an interrupted run left of them.
         depth_file: A depth map for a single photo (see :func:`convert_photo`).
+        jobs: Photos converted at once (see :func:`run_batch`).
         step: Called with (item, stage name) as each stage starts.
         on_start: Called before each item.
         on_done: Called with each outcome.
@@ -240,7 +258,7 @@ def convert_many(
         )
         return result.files, result.notes
 
-    return run_batch(items, process, on_start=on_start, on_done=on_done)
+    return run_batch(items, process, jobs=jobs, on_start=on_start, on_done=on_done)
 
 
 def summarize(outcomes: Sequence[Outcome]) -> dict[Status, int]:

@@ -447,6 +447,14 @@ def convert(
     recursive: RecursiveOption = False,
     skip_existing: SkipOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Photos converted at once (threads). See the README's batch benchmark.",
+        ),
+    ] = 1,
 ) -> None:
     """Convert photos to 3D: textured GLB mesh, PLY point cloud, depth pictures.
 
@@ -487,6 +495,9 @@ def convert(
     except ValueError as error:
         _fail(str(error))
         raise typer.Exit(2) from None
+    if jobs < 1:
+        _fail(f"--jobs must be at least 1, got {jobs}")
+        raise typer.Exit(2)
     if skip_existing and overwrite:
         _fail("--skip-existing and --overwrite contradict each other: choose one")
         raise typer.Exit(2)
@@ -505,6 +516,7 @@ def convert(
             options=options,
             skip_existing=skip_existing,
             depth_file=depth_file,
+            jobs=jobs,
             **callbacks,
         )
         if preview:

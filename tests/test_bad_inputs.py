@@ -489,3 +489,25 @@ def test_sigint_leaves_only_complete_files_and_skip_existing_resumes(
     for index in range(12):
         stem = f"p{index:02d}"
         assert results(stem) | {f"{stem}_poisson.glb", f"{stem}_poisson.ply"} <= names
+
+
+def test_jobs_give_the_same_files_as_one_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(5):
+        save(photos / f"p{index}.png", Image.fromarray(photo_array(seed=index)))
+    save_bytes(photos / "bad.png", b"broken")
+    serial = run(["convert", str(photos), "-o", str(tmp_path / "one")], env)
+    parallel = run(["convert", str(photos), "-o", str(tmp_path / "two"), "--jobs", "2"], env)
+    for result in (serial, parallel):
+        assert result.returncode == 1
+        assert "5 converted, 0 skipped, 1 failed" in result.stdout
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir())
+    for name in names:
+        if not name.endswith(".json"):  # the sidecar holds timings
+            one = (tmp_path / "one" / name).read_bytes()
+            assert one == (tmp_path / "two" / name).read_bytes(), name
+    assert (
+        run(["convert", str(photos), "-o", str(tmp_path / "x"), "--jobs", "0"], env).returncode == 2
+    )
