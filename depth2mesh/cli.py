@@ -653,6 +653,76 @@ def _preview_or_exit(
         raise typer.Exit(1) from None
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on. 127.0.0.1 serves this computer only; 0.0.0.0 serves "
+            "the whole network (anyone who can reach it can use the page).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port of the page.")] = 7860,
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", help="Largest upload, MB (of 2**20 bytes).")
+    ] = 40.0,
+    max_megapixels: Annotated[
+        float, typer.Option("--max-megapixels", help="Largest photo, megapixels.")
+    ] = 50.0,
+    keep_results: Annotated[
+        int, typer.Option("--keep-results", help="Results kept on disk; older ones are deleted.")
+    ] = 8,
+    queue_size: Annotated[
+        int,
+        typer.Option("--queue-size", help="Requests that may wait while one conversion runs."),
+    ] = 16,
+) -> None:
+    """Run the web page: upload a photo, see its depth and 3D result, download the files.
+
+    Needs the web extra: pip install 'depth2mesh[web]'. One conversion runs at a time (others
+    queue); uploads and results live in a temporary folder that is deleted when the page
+    stops (Ctrl+C).
+    """
+    try:
+        from depth2mesh import web
+    except ImportError as error:
+        _fail(f"the web page needs gradio: pip install 'depth2mesh[web]' ({error})")
+        raise typer.Exit(1) from None
+    try:
+        web.WebLimits(
+            max_upload_bytes=int(max_upload_mb * web.MIB),
+            max_pixels=int(max_megapixels * 1_000_000),
+            keep_results=keep_results,
+            queue_size=queue_size,
+        ).check()
+    except ValueError as error:
+        _fail(str(error))
+        raise typer.Exit(2) from None
+    model = _load_model_or_exit(weights, device)
+
+    def ready(url: str) -> None:
+        out.print(f"depth2mesh web page: {url} (Ctrl+C stops it)")
+
+    try:
+        web.serve(
+            host=host,
+            port=port,
+            model=model,
+            max_upload_mb=max_upload_mb,
+            max_megapixels=max_megapixels,
+            keep_results=keep_results,
+            queue_size=queue_size,
+            ready=ready,
+        )
+    except Exception as error:  # one line, as for the other commands
+        _report(error)
+        raise typer.Exit(1) from None
+    out.print("stopped; uploads and results deleted")
+
+
 def main() -> None:
     """Entry point of the ``depth2mesh`` console script."""
     try:

@@ -1,0 +1,889 @@
+"""The web page: upload a photo, see its depth and its 3D result, download the files.
+
+``depth2mesh serve`` (the ``[web]`` extra) runs :func:`serve`: a gradio page on
+http://127.0.0.1:7860 where a photo goes in (drag and drop, paste, or a sample photo) and
+out come the inferno depth picture, the photo and the depth picture under one slider, an
+interactive 3D view of the GLB that opens at the photo's own viewpoint, and download links
+for the GLB, the PLY point cloud and the 16-bit depth PNG. Every conversion is
+:func:`depth2mesh.convert.convert_photo`, the pipeline that the command line runs.
+
+Safe by default:
+
+- it listens on 127.0.0.1 (this computer only) unless ``host`` says otherwise;
+- uploads larger than ``max_upload_mb`` are refused by the server, photos with more than
+  ``max_megapixels`` are refused before decoding, and an upload is only ever decoded as an
+  image (:func:`depth2mesh.photo.read_photo`, whatever its name says);
+- conversions run one at a time (a queue; ``queue_size`` requests wait at most), with the
+  model loaded once;
+- uploads and results live in one temporary folder: only the last ``keep_results`` results
+  are kept, and the folder is deleted when the server stops;
+- the page loads nothing from the internet (fonts and scripts come from this server).
+
+The 3D view: gradio's ``Model3D`` is a Babylon.js viewer whose orbit camera always looks at
+the centre of the model's bounding box. The page shows a copy of the GLB whose box is
+centred on the photo's optical axis (:func:`viewer_glb` adds one zero-area triangle), and
+sets the camera's ``(alpha, beta, radius)`` (:func:`viewer_camera`) to the origin, where the
+photo's camera is in the GLB (glTF axes: y up, the camera looks down -z). So the first view
+shows the scene as the photo did; dragging orbits away from it. The viewer keeps its own
+field of view (0.8 rad vertically): a photo whose frame does not fit it (a portrait photo)
+is first seen from straight behind its viewpoint, just far enough back to fit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import struct
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import cv2
+import gradio as gr
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from depth2mesh.camera import Intrinsics
+from depth2mesh.convert import CameraOptions, ConvertOptions, ConvertResult, convert_photo
+from depth2mesh.errors import Depth2MeshError
+from depth2mesh.export import encode_png
+from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.gltf import decode_glb_json
+from depth2mesh.mesh import DEFAULT_GRID
+from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
+
+if TYPE_CHECKING:
+    from depth2mesh.model import DepthModel
+
+DEFAULT_HOST: Final = "127.0.0.1"
+"""Listen on this computer only."""
+
+DEFAULT_PORT: Final = 7860
+"""gradio's usual port."""
+
+MIB: Final = 1 << 20
+"""Bytes in a megabyte as upload limits count them (gradio's page shows limits in these)."""
+
+DEFAULT_MAX_UPLOAD_MB: Final = 40.0
+"""Largest upload, megabytes of 2**20 bytes (a 48-megapixel phone JPEG is 10 to 25 MB)."""
+
+DEFAULT_MAX_MEGAPIXELS: Final = 50.0
+"""Largest photo, megapixels (8064x6048 = 48.8)."""
+
+DEFAULT_KEEP_RESULTS: Final = 8
+"""Results kept on disk; older ones are deleted as new ones arrive."""
+
+DEFAULT_QUEUE_SIZE: Final = 16
+"""Requests that may wait for the one conversion running at a time."""
+
+DEFAULT_FOV: Final = 60.0
+"""Horizontal field of view when the photo has no EXIF focal length, degrees."""
+
+VIEWER_FOV: Final = 0.8
+"""Vertical field of view of gradio's 3D viewer (Babylon.js's default camera), radians."""
+
+VIEWER_ASPECT: Final = 1.6
+"""Width/height of the viewer's canvas that the first view is planned for (narrower crops)."""
+
+PREVIEW_SIZE: Final = 1280
+"""Longest side of the pictures under the photo/depth slider, pixels."""
+
+REPO_SAMPLES: Final = Path(__file__).resolve().parents[1] / "samples"
+"""The sample photos of a source checkout (absent from an installed wheel)."""
+
+SAMPLE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".webp")
+
+CAMERA_EXIF: Final = "EXIF focal length, else the FOV below"
+CAMERA_FOV: Final = "The FOV below"
+
+_STAGES: Final = {
+    "read": (0.02, "Reading the photo"),
+    "depth": (0.08, "Predicting depth (MiDaS v2.1 small)"),
+    "geometry": (0.40, "Back-projecting pixels to 3D"),
+    "depth images": (0.50, "Writing the depth pictures"),
+    "point cloud": (0.58, "Writing the point cloud"),
+    "grid mesh": (0.66, "Building the textured grid mesh"),
+    "poisson mesh": (0.80, "Building the Poisson mesh"),
+}
+
+_GLB_JSON: Final = 0x4E4F534A
+_GLB_BIN: Final = 0x004E4942
+
+_CSS: Final = """
+#d2m-convert { min-height: 3rem; }
+footer { display: none !important; }
+"""
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WebLimits:
+    """What one request may cost the server.
+
+    Attributes:
+        max_upload_bytes: Largest upload, bytes (refused by the server before it is stored).
+        max_pixels: Largest photo, pixels (refused before it is decoded).
+        keep_results: Results kept on disk; older ones are deleted.
+        queue_size: Requests that may wait while one conversion runs.
+    """
+
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * MIB)
+    max_pixels: int = int(DEFAULT_MAX_MEGAPIXELS * 1_000_000)
+    keep_results: int = DEFAULT_KEEP_RESULTS
+    queue_size: int = DEFAULT_QUEUE_SIZE
+
+    def check(self) -> None:
+        """Raise ValueError, naming the option, for values that cannot work."""
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_bytes} B")
+        if self.max_pixels < 1:
+            raise ValueError(f"--max-megapixels must be positive, got {self.max_pixels} pixels")
+        if self.keep_results < 1:
+            raise ValueError(f"--keep-results must be at least 1, got {self.keep_results}")
+        if self.queue_size < 1:
+            raise ValueError(f"--queue-size must be at least 1, got {self.queue_size}")
+
+
+class ResultStore:
+    """One folder per conversion under ``root``; only the newest ``keep`` folders are kept."""
+
+    def __init__(self, root: Path, keep: int) -> None:
+        self.root = root
+        self.keep = keep
+        self._folders: deque[Path] = deque()
+        self._lock = threading.Lock()
+
+    def new_folder(self) -> Path:
+        """Create a folder with an unguessable name, deleting the oldest beyond ``keep``."""
+        folder = self.root / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        with self._lock:
+            self._folders.append(folder)
+            while len(self._folders) > self.keep:
+                shutil.rmtree(self._folders.popleft(), ignore_errors=True)
+        return folder
+
+    def discard(self, folder: Path) -> None:
+        """Delete a folder now (a failed conversion)."""
+        with self._lock:
+            if folder in self._folders:
+                self._folders.remove(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def glb_bounds(data: bytes) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Return the (min, max) corners of the meshes' POSITION bounds in a GLB, metres.
+
+    Raises:
+        ValueError: Not a GLB, no mesh, or a POSITION accessor without bounds.
+    """
+    document = decode_glb_json(data)
+    accessors = document.get("accessors", [])
+    lows: list[list[float]] = []
+    highs: list[list[float]] = []
+    for mesh in document.get("meshes", []):
+        for primitive in mesh.get("primitives", []):
+            accessor = accessors[primitive["attributes"]["POSITION"]]
+            if "min" not in accessor or "max" not in accessor:
+                raise ValueError("the GLB has a POSITION accessor without min/max bounds")
+            lows.append(accessor["min"])
+            highs.append(accessor["max"])
+    if not lows:
+        raise ValueError("the GLB holds no mesh")
+    return np.min(lows, axis=0).astype(np.float64), np.max(highs, axis=0).astype(np.float64)
+
+
+def viewer_glb(
+    glb_path: str | Path, out_path: str | Path
+) -> tuple[Path, NDArray[np.float64], NDArray[np.float64]]:
+    """Write the copy of a GLB that the page's 3D view shows: its bounds centred on the axis.
+
+    gradio's viewer (Babylon.js) always orbits the centre of the model's bounding box, which
+    is seldom on the photo's optical axis (the -z axis of the GLB). The copy adds one
+    zero-area triangle (it draws nothing) that mirrors the box's x and y extents about that
+    axis, so that the box centre lies on it and a camera at the origin can look straight down
+    -z, as the photo's camera did. The downloads are the unchanged files.
+
+    Args:
+        glb_path: A GLB that :func:`convert_photo` wrote.
+        out_path: Where to write the copy.
+
+    Returns:
+        ``out_path`` and the (min, max) corners of the copy's bounds, metres.
+
+    Raises:
+        ValueError: The file is not a GLB with a binary chunk and POSITION bounds.
+    """
+    data = Path(glb_path).read_bytes()
+    document = decode_glb_json(data)
+    low, high = glb_bounds(data)
+    (json_length,) = struct.unpack_from("<I", data, 12)
+    bin_at = 20 + json_length
+    if len(data) < bin_at + 8:
+        raise ValueError(f"{glb_path} has no binary chunk")
+    bin_length, bin_type = struct.unpack_from("<II", data, bin_at)
+    if bin_type != _GLB_BIN or len(data) < bin_at + 8 + bin_length or bin_length % 4:
+        raise ValueError(f"{glb_path} has no complete binary chunk after its JSON")
+    half_x = max(abs(low[0]), abs(high[0]))
+    half_y = max(abs(low[1]), abs(high[1]))
+    mid_z = (low[2] + high[2]) / 2.0
+    corner_low, corner_high = [-half_x, -half_y, mid_z], [half_x, half_y, mid_z]
+    extra = np.array([corner_low, corner_high, corner_low], dtype="<f4").tobytes()
+    document["buffers"][0]["byteLength"] = bin_length + len(extra)
+    document.setdefault("bufferViews", []).append(
+        {"buffer": 0, "byteOffset": bin_length, "byteLength": len(extra), "target": 34962}
+    )
+    bounds = np.array([corner_low, corner_high], dtype=np.float32).astype(float)
+    document.setdefault("accessors", []).append(
+        {
+            "bufferView": len(document["bufferViews"]) - 1,
+            "componentType": 5126,
+            "count": 3,
+            "type": "VEC3",
+            "min": bounds[0].tolist(),
+            "max": bounds[1].tolist(),
+        }
+    )
+    document["meshes"].append(
+        {
+            "name": "viewer bounds (zero area, draws nothing)",
+            "primitives": [{"attributes": {"POSITION": len(document["accessors"]) - 1}}],
+        }
+    )
+    document["nodes"].append({"name": "viewer bounds", "mesh": len(document["meshes"]) - 1})
+    document["scenes"][document.get("scene", 0)]["nodes"].append(len(document["nodes"]) - 1)
+    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    binary = data[bin_at + 8 : bin_at + 8 + bin_length] + extra
+    total = 12 + 8 + len(text) + 8 + len(binary)
+    out = Path(out_path)
+    with out.open("wb") as stream:
+        stream.write(struct.pack("<4sII", b"glTF", 2, total))
+        stream.write(struct.pack("<II", len(text), _GLB_JSON))
+        stream.write(text)
+        stream.write(struct.pack("<II", len(binary), _GLB_BIN))
+        stream.write(binary)
+    return out, np.array([-half_x, -half_y, low[2]]), np.array([half_x, half_y, high[2]])
+
+
+def viewer_camera(
+    low: NDArray[np.floating],
+    high: NDArray[np.floating],
+    intrinsics: Intrinsics | None = None,
+    *,
+    viewer_fov: float = VIEWER_FOV,
+    viewer_aspect: float = VIEWER_ASPECT,
+) -> tuple[float, float, float]:
+    """Return the Model3D ``camera_position`` that shows a :func:`viewer_glb` as the photo.
+
+    The viewer orbits the box centre ``(0, 0, zc)`` from ``centre + radius * (cos(alpha)
+    sin(beta), cos(beta), sin(alpha) sin(beta))`` (right-handed, glTF axes). alpha = beta =
+    90 degrees puts the camera on the +z side looking down -z, and radius = -zc puts it at the
+    origin: the photo's own viewpoint. When the photo's frame (at the depth of the box centre)
+    is larger than the viewer's field of view (a portrait photo in the viewer's 0.8 rad, for
+    instance), the camera starts straight behind that point, just far enough back for it to
+    fit.
+
+    Args:
+        low: (3,) minimum corner of the viewer GLB's bounds, metres.
+        high: (3,) maximum corner.
+        intrinsics: The photo's camera; without it the camera starts at the origin.
+        viewer_fov: The viewer's vertical field of view, radians (Babylon's default 0.8).
+        viewer_aspect: The width/height of the viewer's canvas to plan for.
+
+    Returns:
+        ``(alpha, beta, radius)``: degrees, degrees, metres.
+    """
+    depth = max(-(float(low[2]) + float(high[2])) / 2.0, 1e-6)
+    back = 0.0
+    if intrinsics is not None:
+        # the photo's frame at the depth of the box centre, as seen from the origin
+        us = np.array([-0.5, intrinsics.width - 0.5]) - intrinsics.cx
+        vs = np.array([-0.5, intrinsics.height - 0.5]) - intrinsics.cy
+        half_x = float(np.abs(us).max()) / intrinsics.fx * depth
+        half_y = float(np.abs(vs).max()) / intrinsics.fy * depth
+        tan_y = math.tan(viewer_fov / 2.0)
+        needed = max(half_y / tan_y, half_x / (tan_y * viewer_aspect))
+        back = max(0.0, needed - depth)
+    return 90.0, 90.0, round(depth + back, 6)
+
+
+def safe_stem(name: str) -> str:
+    """Turn an uploaded file's name into a safe output stem ("photo" when nothing is left)."""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem).strip("_-")[:64]
+    return stem or "photo"
+
+
+def _probe(path: Path) -> tuple[int, int, bool] | None:
+    """Read an image header: (width, height, has an EXIF 35 mm focal length); None if unreadable.
+
+    Nothing is decoded here; :func:`read_photo` (inside :func:`convert_photo`) decodes the
+    pixels and reports what is wrong with a file that is not an image. Pillow's own
+    decompression-bomb limit (about 179 megapixels) still applies to the header: such a file
+    gives ``(0, 0, False)`` and is refused as too large.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+                focal = image.getexif().get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
+    except Image.DecompressionBombError:
+        return 0, 0, False
+    except Exception:  # read_photo gives the message
+        return None
+    return width, height, bool(focal)
+
+
+def _preview(image: NDArray[np.uint8], size: int = PREVIEW_SIZE) -> NDArray[np.uint8]:
+    height, width = image.shape[:2]
+    scale = size / max(height, width)
+    if scale >= 1.0:
+        return image
+    shape = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(cv2.resize(image, shape, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+def _write_preview(path: Path, image: NDArray[np.uint8]) -> Path:
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(image[:, :, ::-1]))
+    if not ok:
+        path = path.with_suffix(".png")
+        path.write_bytes(encode_png(image))
+    else:
+        path.write_bytes(data.tobytes())
+    return path
+
+
+def _page_error(message: str) -> gr.Error:
+    """An error that the page shows until it is closed: one sentence, no traceback in the log.
+
+    The page renders the message as HTML, so a file name cannot smuggle markup into it.
+    """
+    return gr.Error(html.escape(message, quote=False), duration=None, print_exception=False)
+
+
+def _sentence(message: str) -> str:
+    """One line, ending with a full stop; command-line option names read as words."""
+    line = " ".join(str(message).split())
+    line = re.sub(r"--([a-z0-9]+(?:-[a-z0-9]+)*)", lambda m: m.group(1).replace("-", " "), line)
+    return line if line.endswith((".", "!", "?")) else line + "."
+
+
+def _camera_text(result: ConvertResult, exif_wanted: bool) -> str:
+    intrinsics = result.intrinsics
+    if intrinsics.source == "exif":
+        source = "from the photo's EXIF focal length"
+    elif exif_wanted:
+        source = "the photo has no EXIF focal length: the FOV on this page"
+    else:
+        source = "the FOV on this page"
+    return f"{intrinsics.hfov_deg:.1f}° horizontal FOV ({source}), fx {intrinsics.fx:.1f} px"
+
+
+@dataclass
+class _Converter:
+    """The page's one event handler, with what it needs between requests."""
+
+    model: DepthModel | None
+    store: ResultStore
+    limits: WebLimits
+    disparity_files: Mapping[str, Path] = field(default_factory=dict)
+
+    def __call__(
+        self,
+        photo: dict[str, Any] | None,
+        camera_mode: str,
+        fov: float,
+        near: float,
+        far: float,
+        mesh: str,
+        grid: float,
+        drop_far: bool,
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 (gradio's convention)
+    ) -> tuple[Any, ...]:
+        if not photo or not photo.get("path"):
+            raise _page_error(
+                "Add a photo first: drop it on the left, paste it, or click a sample."
+            )
+        upload = Path(str(photo["path"]))
+        name = Path(str(photo.get("orig_name") or upload.name)).name
+        size = upload.stat().st_size if upload.is_file() else 0
+        if size > self.limits.max_upload_bytes:
+            raise _page_error(
+                f"{name} is {size / MIB:.1f} MB, more than the "
+                f"{self.limits.max_upload_bytes / MIB:.1f} MB this page accepts."
+            )
+        folder = self.store.new_folder()
+        suffix = Path(name).suffix.lower()
+        local = folder / (
+            safe_stem(name) + (suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else "")
+        )
+        try:
+            shutil.copyfile(upload, local)
+            return self._convert(
+                local, name, camera_mode, fov, near, far, mesh, grid, drop_far, progress
+            )
+        except gr.Error:
+            self.store.discard(folder)
+            raise
+        except (Depth2MeshError, ValueError) as error:
+            self.store.discard(folder)
+            message = str(error).replace(str(local), name).replace(str(folder), "the result folder")
+            raise _page_error(_sentence(message)) from None
+        except Exception as error:
+            self.store.discard(folder)
+            log.exception("conversion of %s failed", name)
+            raise _page_error(
+                f"Unexpected {type(error).__name__} while converting {name}; the server's log "
+                "has the details."
+            ) from None
+
+    def _convert(
+        self,
+        local: Path,
+        name: str,
+        camera_mode: str,
+        fov: float,
+        near: float,
+        far: float,
+        mesh: str,
+        grid: float,
+        drop_far: bool,
+        progress: gr.Progress,
+    ) -> tuple[Any, ...]:
+        probe = _probe(local)
+        if probe == (0, 0, False):
+            raise _page_error(
+                f"{name} has far more than the {self.limits.max_pixels / 1e6:.3g} megapixels "
+                "this page accepts; scale it down first."
+            )
+        if probe is not None and probe[0] * probe[1] > self.limits.max_pixels:
+            width, height = probe[:2]
+            raise _page_error(
+                f"{name} has {width}x{height} = {width * height / 1e6:.3g} megapixels, more "
+                f"than the {self.limits.max_pixels / 1e6:.3g} megapixels this page accepts; "
+                "scale it down first."
+            )
+        use_exif = camera_mode != CAMERA_FOV and probe is not None and probe[2]
+        camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(fov))
+        depth_file = self.disparity_files.get(_sha256(local))
+        options = ConvertOptions(
+            near=float(near),
+            far=float(far),
+            grid=round(float(grid)),
+            mesh="poisson" if mesh == "poisson" else "both" if mesh == "both" else "grid",
+            drop_far=bool(drop_far),
+            camera=camera,
+            depth_kind="disparity",
+            max_pixels=self.limits.max_pixels,
+        )
+        if depth_file is None and self.model is None:
+            raise _page_error("This server has no depth model loaded.")
+
+        def step(stage: str) -> None:
+            fraction, text = _STAGES.get(stage, (None, stage))
+            progress(fraction, desc=text)
+
+        result = convert_photo(
+            local,
+            local.parent,
+            model=None if depth_file is not None else self.model,
+            options=options,
+            depth_file=depth_file,
+            step=step,
+        )
+        progress(0.95, desc="Preparing the page")
+        files = {path.name: path for path in result.files}
+        stem = local.stem
+        glb = files[f"{stem}_poisson.glb"] if options.mesh == "poisson" else files[f"{stem}.glb"]
+        inferno = files[f"{stem}_depth_inferno.png"]
+        photo_rgb = read_photo(local, max_pixels=self.limits.max_pixels).rgb
+        heat_rgb = read_photo(inferno).rgb
+        slider = (
+            str(_write_preview(local.parent / "preview_photo.jpg", _preview(photo_rgb))),
+            str(_write_preview(local.parent / "preview_depth.jpg", _preview(heat_rgb))),
+        )
+        wanted = [f"{stem}.glb", f"{stem}_poisson.glb", f"{stem}_points.ply"]
+        wanted += [f"{stem}_poisson.ply", f"{stem}_depth.png"]
+        downloads = [str(files[name]) for name in wanted if name in files]
+        shown, low, high = viewer_glb(glb, local.parent / "viewer.glb")
+        first_view = viewer_camera(low, high, result.intrinsics)
+        viewer = gr.Model3D(value=str(shown), camera_position=first_view)
+        return (
+            str(inferno),
+            slider,
+            viewer,
+            downloads,
+            self._summary(name, result, options, depth_file, camera_mode != CAMERA_FOV),
+        )
+
+    def _summary(
+        self,
+        name: str,
+        result: ConvertResult,
+        options: ConvertOptions,
+        depth_file: Path | None,
+        exif_wanted: bool,
+    ) -> str:
+        counts = result.counts
+        intrinsics = result.intrinsics
+        poisson = counts.get("poisson_faces")
+        lines = [
+            f"**{name}**: {intrinsics.width}x{intrinsics.height} pixels, "
+            f"{counts['points']:,} points, {counts['grid_faces']:,} grid triangles"
+            + ("" if poisson is None else f", {poisson:,} Poisson triangles")
+            + f", {result.timings_s['total']:.1f} s.",
+            f"Camera: {_camera_text(result, exif_wanted)}. Depth: nearest content at "
+            f"{options.near:g} m, farthest at {options.far:g} m (MiDaS predicts relative depth "
+            "only).",
+        ]
+        lines += [f"Note: {note}." for note in result.notes]
+        if depth_file is not None:
+            lines.append(
+                "Depth source: a disparity file that the server was started with for this exact "
+                f"photo ({depth_file.name}), not the network."
+            )
+        elif self.model is not None and not self.model.official:
+            lines.append(
+                "**Warning:** the server's weights are not the official MiDaS v2.1 small release "
+                f"(sha256 {self.model.weights_sha256[:12]}...), so this depth may be meaningless."
+            )
+        return "\n\n".join(lines)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def sample_photos(folder: Path = REPO_SAMPLES) -> list[Path]:
+    """The photos in ``folder`` (sorted), or none when it does not exist."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+
+
+def build_app(
+    model: DepthModel | None,
+    *,
+    results_dir: str | Path,
+    limits: WebLimits | None = None,
+    examples: list[Path] | None = None,
+    disparity_files: Mapping[str | Path, str | Path] | None = None,
+) -> gr.Blocks:
+    """Build the page (not started: see :func:`launch`).
+
+    Args:
+        model: The depth network, loaded once (:func:`depth2mesh.load_model`).
+        results_dir: Where each conversion gets its own folder; the newest
+            ``limits.keep_results`` folders are kept.
+        limits: Upload, pixel, result and queue limits (defaults: :class:`WebLimits`).
+        examples: Sample photos shown one click away (default: the checkout's ``samples/``).
+        disparity_files: Developer option, for documentation pictures: photo file -> MiDaS
+            disparity file (.npy, .pfm or 16-bit .png). An upload whose bytes equal such a
+            photo uses that disparity instead of the network, and the page says so.
+
+    Returns:
+        The gradio Blocks.
+    """
+    limits = limits or WebLimits()
+    limits.check()
+    results = Path(results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    known = {
+        _sha256(Path(photo)): Path(disparity)
+        for photo, disparity in (disparity_files or {}).items()
+    }
+    handler = _Converter(model, ResultStore(results, limits.keep_results), limits, known)
+    samples = sample_photos() if examples is None else examples
+
+    app = gr.Blocks(title="depth2mesh", analytics_enabled=False, delete_cache=(1800, 3600))
+    with app:
+        gr.Markdown(
+            "# depth2mesh\n"
+            "One photo in; its depth and a 3D mesh out. MiDaS v2.1 small predicts relative "
+            "depth, depth2mesh turns it into a textured mesh (GLB) and a point cloud (PLY)."
+        )
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=1):
+                photo = gr.Image(
+                    label="Photo: drop, paste or click to upload",
+                    type="filepath",
+                    sources=["upload", "clipboard"],
+                    image_mode=None,
+                    height=360,
+                    elem_id="d2m-photo",
+                )
+                if samples:
+                    gr.Examples(
+                        examples=[[str(path)] for path in samples],
+                        inputs=[photo],
+                        label="Sample photos",
+                        examples_per_page=12,
+                        elem_id="d2m-samples",
+                    )
+                with gr.Accordion("Options", open=True):
+                    camera_mode = gr.Radio(
+                        [CAMERA_EXIF, CAMERA_FOV],
+                        value=CAMERA_EXIF,
+                        label="Camera",
+                        elem_id="d2m-camera",
+                    )
+                    fov = gr.Slider(
+                        10,
+                        150,
+                        value=DEFAULT_FOV,
+                        step=0.1,
+                        label="Horizontal FOV (degrees)",
+                        elem_id="d2m-fov",
+                    )
+                    with gr.Row():
+                        near = gr.Number(
+                            DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near"
+                        )
+                        far = gr.Number(
+                            DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far"
+                        )
+                    mesh = gr.Radio(
+                        [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
+                        value="grid",
+                        label="Mesh",
+                    )
+                    grid = gr.Slider(
+                        64,
+                        2048,
+                        value=DEFAULT_GRID,
+                        step=64,
+                        label="Grid size (vertices, long side)",
+                        elem_id="d2m-grid",
+                    )
+                    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
+                button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
+            with gr.Column(scale=1):
+                heat = gr.Image(
+                    label="Depth (inferno: near is bright)",
+                    type="filepath",
+                    interactive=False,
+                    height=360,
+                    elem_id="d2m-heat",
+                )
+                slider = gr.ImageSlider(
+                    label="Photo | depth (drag the handle)",
+                    type="filepath",
+                    interactive=False,
+                    max_height=420,
+                    elem_id="d2m-slider",
+                )
+        viewer = gr.Model3D(
+            label="3D: opens at the photo's viewpoint; drag to orbit, scroll to zoom",
+            clear_color=(0.12, 0.12, 0.14, 1.0),
+            height=520,
+            interactive=False,
+            elem_id="d2m-viewer",
+        )
+        with gr.Row():
+            downloads = gr.File(
+                label="Downloads: GLB, PLY, depth PNG",
+                file_count="multiple",
+                interactive=False,
+                elem_id="d2m-files",
+            )
+            summary = gr.Markdown(elem_id="d2m-summary")
+        button.click(
+            handler,
+            inputs=[photo, camera_mode, fov, near, far, mesh, grid, drop_far],
+            outputs=[heat, slider, viewer, downloads, summary],
+            preprocess=False,  # the upload is decoded by read_photo, nothing else
+            api_name="convert",
+            concurrency_limit=1,
+        )
+    app.queue(default_concurrency_limit=1, max_size=limits.queue_size)
+    return app
+
+
+def launch(
+    app: gr.Blocks, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, limits: WebLimits
+) -> str:
+    """Start a page from :func:`build_app` in a background thread; return its URL.
+
+    Raises:
+        Depth2MeshError: The address cannot be listened on (for instance the port is taken).
+    """
+    try:
+        app.launch(
+            server_name=host,
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            share=False,
+            inbrowser=False,
+            show_error=False,
+            max_file_size=limits.max_upload_bytes,
+            footer_links=[],
+            run_history=False,
+            enable_monitoring=False,
+            ssr_mode=False,
+            pwa=False,
+            mcp_server=False,
+            theme=gr.themes.Default(primary_hue="orange"),
+            css=_CSS,
+        )
+    except OSError as error:
+        raise Depth2MeshError(
+            f"cannot listen on {host}:{port} ({error}); pass another --port"
+        ) from None
+    url: str = app.local_url or f"http://{host}:{port}/"
+    return url
+
+
+@dataclass
+class WebServer:
+    """A running (or stopped) page from :func:`serve`.
+
+    Attributes:
+        url: Where the page is, e.g. ``http://127.0.0.1:7860/``.
+        app: The gradio Blocks.
+        work_dir: The temporary folder holding uploads and results; deleted by :meth:`close`.
+    """
+
+    url: str
+    app: gr.Blocks
+    work_dir: Path
+    _previous_temp_dir: str | None = None
+    _closed: bool = False
+
+    def close(self) -> None:
+        """Stop the server and delete every upload and result (once; later calls do nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.app.close(verbose=False)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self._previous_temp_dir is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = self._previous_temp_dir
+
+
+def serve(
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    weights: str | Path | None = None,
+    device: str = "auto",
+    model: DepthModel | None = None,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
+    keep_results: int = DEFAULT_KEEP_RESULTS,
+    queue_size: int = DEFAULT_QUEUE_SIZE,
+    examples: list[Path] | None = None,
+    disparity_files: Mapping[str | Path, str | Path] | None = None,
+    ready: Callable[[str], None] | None = None,
+    block: bool = True,
+) -> WebServer:
+    """Run the web page: upload a photo, see its depth and 3D result, download the files.
+
+    The model is loaded once. Uploads and results go to a new temporary folder (gradio's
+    upload folder, ``GRADIO_TEMP_DIR``, points into it while the server runs), which is
+    deleted when the server stops.
+
+    Args:
+        host: Address to listen on. The default, 127.0.0.1, serves this computer only;
+            "0.0.0.0" serves the whole network (anyone who can reach it can use the page).
+        port: TCP port.
+        weights: MiDaS v2.1 small checkpoint (default: as :func:`depth2mesh.load_model`
+            finds it: ``$DEPTH2MESH_WEIGHTS``, the torch.hub cache, a verified download).
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps".
+        model: An already loaded model (then ``weights`` and ``device`` are not used).
+        max_upload_mb: Largest upload, megabytes.
+        max_megapixels: Largest photo, megapixels.
+        keep_results: Results kept on disk; older ones are deleted.
+        queue_size: Requests that may wait while one conversion runs.
+        examples: Sample photos on the page (default: the checkout's ``samples/``).
+        disparity_files: Developer option, see :func:`build_app`.
+        ready: Called with the page's URL once it answers.
+        block: Wait until interrupted (Ctrl+C), then stop and clean up. With False, return
+            at once; call :meth:`WebServer.close` to stop.
+
+    Returns:
+        The server (already stopped when ``block`` is true).
+
+    Raises:
+        WeightsError, DeviceError: The model cannot be loaded.
+        Depth2MeshError: The address cannot be listened on.
+        ValueError: A limit is not positive.
+    """
+    limits = WebLimits(
+        max_upload_bytes=int(max_upload_mb * MIB),
+        max_pixels=int(max_megapixels * 1_000_000),
+        keep_results=keep_results,
+        queue_size=queue_size,
+    )
+    limits.check()
+    if model is None:
+        from depth2mesh.model import load_model
+
+        model = load_model(weights, device=device)
+    work_dir = Path(tempfile.mkdtemp(prefix="depth2mesh-web-"))
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(work_dir)
+    app: gr.Blocks | None = None
+    try:
+        app = build_app(
+            model,
+            results_dir=work_dir / "results",
+            limits=limits,
+            examples=examples,
+            disparity_files=disparity_files,
+        )
+        url = launch(app, host=host, port=port, limits=limits)
+    except BaseException:
+        if app is not None:
+            app.close(verbose=False)
+        shutil.rmtree(work_dir, ignore_errors=True)
+        if previous is None:
+            os.environ.pop("GRADIO_TEMP_DIR", None)
+        else:
+            os.environ["GRADIO_TEMP_DIR"] = previous
+        raise
+    server = WebServer(url, app, work_dir, previous)
+    if ready is not None:
+        ready(url)
+    if block:
+        previous_handler = None
+        if threading.current_thread() is threading.main_thread():
+            # a plain `kill` (SIGTERM) stops the page as Ctrl+C does, and cleans up
+            previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            while app.is_running:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+            if previous_handler is not None:
+                signal.signal(signal.SIGTERM, previous_handler)
+    return server
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -1,0 +1,454 @@
+"""The web page (issue 7): its helpers, its server, and a real headless Chromium using it.
+
+The browser tests need Debian's ``chromium`` (``/usr/bin/chromium``, or ``$DEPTH2MESH_CHROMIUM``)
+and ``npm ci`` (``node_modules/playwright-core``); under CI they fail when either is missing,
+elsewhere they skip. All traffic stays on 127.0.0.1: the page's requests to any other host are
+recorded and aborted by the driver (``tests/web_browser.mjs``), and the tests require none.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import struct
+import subprocess
+import urllib.request
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from gltf_validator import issue_summary, validate_glb
+
+from depth2mesh.camera import Intrinsics
+from depth2mesh.gltf import decode_glb_json, encode_glb
+from depth2mesh.model import DepthModel
+
+try:
+    import gradio as gr
+except ImportError:  # the [web] extra is not installed
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("gradio is missing: pip install -e '.[web]'", allow_module_level=True)
+
+from depth2mesh import web
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO / "samples"
+DRIVER = Path(__file__).with_name("web_browser.mjs")
+CHROMIUM = Path(os.environ.get("DEPTH2MESH_CHROMIUM", "/usr/bin/chromium"))
+PLAYWRIGHT = REPO / "node_modules" / "playwright-core" / "package.json"
+
+# The browser tests' server: coffee.png (467 KB, 600x400) passes both limits, astronaut.png
+# (792 KB) is over the upload limit and rocket.jpg (640x427 = 0.273 MP) over the pixel limit.
+UPLOAD_LIMIT_MB = 600_000 / web.MIB
+PIXEL_LIMIT_MP = 0.25
+BACKGROUND = np.array([0.12, 0.12, 0.14]) * 255  # the 3D view's clear colour, RGB
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _get(url: str) -> bytes:
+    assert url.startswith("http://127.0.0.1:"), f"only loopback traffic, got {url}"
+    with urllib.request.urlopen(url, timeout=60) as response:
+        body: bytes = response.read()
+        return body
+
+
+def _variance(png: Path) -> float:
+    image = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    assert image is not None, f"{png} is not a PNG"
+    return float(image.astype(np.float64).var())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _asymmetric_glb(path: Path) -> Path:
+    """A small grid whose bounding box is far off the -z axis, like real scenes' boxes."""
+    rows, cols = 6, 9
+    u, v = np.meshgrid(np.linspace(-0.2, 1.4, cols), np.linspace(-0.3, 0.9, rows))
+    z = -(2.0 + u + 0.5 * v)
+    positions = np.stack([u * -z / 2, -v * -z / 2, z], axis=-1).reshape(-1, 3).astype(np.float32)
+    index = np.arange(rows * cols).reshape(rows, cols)
+    a, b = index[:-1, :-1].ravel(), index[:-1, 1:].ravel()
+    c, d = index[1:, :-1].ravel(), index[1:, 1:].ravel()
+    faces = np.concatenate([np.stack([a, c, b], 1), np.stack([b, c, d], 1)])
+    path.write_bytes(encode_glb(positions, faces, name="asymmetric"))
+    return path
+
+
+def test_viewer_glb_centres_the_bounds_on_the_optical_axis(tmp_path: Path) -> None:
+    original = _asymmetric_glb(tmp_path / "scene.glb")
+    low, high = web.glb_bounds(original.read_bytes())
+    assert abs(low[0] + high[0]) > 0.5  # far off the axis before
+
+    shown, view_low, view_high = web.viewer_glb(original, tmp_path / "viewer.glb")
+    data = shown.read_bytes()
+    centre = (view_low + view_high) / 2
+    assert centre[:2] == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert centre[2] == pytest.approx((low[2] + high[2]) / 2)
+    assert web.glb_bounds(data)[0] == pytest.approx(view_low, abs=1e-5)
+    assert web.glb_bounds(data)[1] == pytest.approx(view_high, abs=1e-5)
+    # the photo's mesh is unchanged: same accessors, same bytes before the added triangle
+    before, after = decode_glb_json(original.read_bytes()), decode_glb_json(data)
+    assert after["accessors"][: len(before["accessors"])] == before["accessors"]
+    assert after["meshes"][0] == before["meshes"][0]
+    report = validate_glb(shown)
+    issues = report["issues"]
+    assert issues["numErrors"] == 0, issue_summary(report)
+    assert issues["numWarnings"] == 0, issue_summary(report)
+
+
+def test_viewer_camera_starts_at_the_photos_viewpoint() -> None:
+    low, high = np.array([-2.0, -1.5, -6.0]), np.array([2.0, 1.5, -1.0])
+    # no intrinsics: at the origin, looking down -z at the box centre (0, 0, -3.5)
+    assert web.viewer_camera(low, high) == (90.0, 90.0, 3.5)
+    # a landscape photo whose vertical FOV (42 degrees) fits the viewer's 0.8 rad: origin
+    landscape = Intrinsics(519.6, 519.6, 299.5, 199.5, 600, 400, "fov")
+    assert web.viewer_camera(low, high, landscape) == (90.0, 90.0, 3.5)
+    # a portrait photo (vertical FOV 75 degrees): straight back until its frame fits
+    portrait = Intrinsics(346.4, 346.4, 199.5, 299.5, 400, 600, "fov")
+    alpha, beta, radius = web.viewer_camera(low, high, portrait)
+    assert (alpha, beta) == (90.0, 90.0)
+    half_height = 300 / 346.4 * 3.5  # the frame's half-height at the box centre's depth
+    assert math.atan(half_height / radius) == pytest.approx(web.VIEWER_FOV / 2, abs=1e-4)
+
+
+def test_safe_stem_and_sentence() -> None:
+    assert web.safe_stem("holiday photo (1).JPG") == "holiday_photo_1"
+    assert web.safe_stem("../../etc/passwd") == "passwd"
+    assert web.safe_stem("....jpg") == "photo"
+    assert web.safe_stem("é.png") == "photo"
+    assert web._sentence("--far must be greater than --near (5.0), got 2.0") == (
+        "far must be greater than near (5.0), got 2.0."
+    )
+    assert web._sentence("a\nb.") == "a b."
+
+
+def test_result_store_keeps_only_the_newest(tmp_path: Path) -> None:
+    store = web.ResultStore(tmp_path, keep=2)
+    folders = [store.new_folder() for _ in range(4)]
+    assert [folder.is_dir() for folder in folders] == [False, False, True, True]
+    store.discard(folders[3])
+    assert not folders[3].exists()
+    assert folders[2].is_dir()
+
+
+def test_limits_are_checked() -> None:
+    web.WebLimits().check()
+    with pytest.raises(ValueError, match="keep-results"):
+        web.WebLimits(keep_results=0).check()
+    with pytest.raises(ValueError, match="max-upload-mb"):
+        web.WebLimits(max_upload_bytes=0).check()
+
+
+# --------------------------------------------------------------------------- the handler
+
+
+@pytest.fixture
+def handler(parity_model: DepthModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # where Model3D copies to
+    limits = web.WebLimits(max_upload_bytes=600_000, max_pixels=250_000)
+    return web._Converter(parity_model, web.ResultStore(tmp_path / "results", 3), limits)
+
+
+def _call(handler: Any, path: Path, name: str | None = None, **options: Any) -> Any:
+    arguments: dict[str, Any] = {
+        "camera_mode": web.CAMERA_EXIF,
+        "fov": 60.0,
+        "near": 1.0,
+        "far": 10.0,
+        "mesh": "grid",
+        "grid": 128,
+        "drop_far": False,
+    }
+    arguments.update(options)
+    return handler({"path": str(path), "orig_name": name or path.name}, **arguments)
+
+
+def _bomb(folder: Path) -> Path:
+    """A PNG declaring 20000x20000 pixels, with no pixel data (it is never decoded)."""
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + header
+    data = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + chunk
+    data += struct.pack(">I", zlib.crc32(chunk))
+    data += struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT"))
+    (folder / "bomb.png").write_bytes(data)
+    return folder / "bomb.png"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda d: d / "notes.jpg", r"^notes\.jpg is not an image file"),
+        (_bomb, r"^bomb\.png has far more than the 0\.25 megapixels"),
+        (lambda d: SAMPLES / "rocket.jpg", r"^rocket\.jpg has 640x427 = 0\.273 megapixels"),
+        (lambda d: SAMPLES / "astronaut.png", r"^astronaut\.png is 0\.8 MB, more than the 0\.6"),
+    ],
+    ids=["text-file", "bomb", "too-many-pixels", "too-large"],
+)
+def test_handler_refuses_with_one_sentence(
+    handler: Any, tmp_path: Path, make: Any, expected: str
+) -> None:
+    (tmp_path / "notes.jpg").write_text("these are notes, not a photo\n")
+    with pytest.raises(gr.Error) as caught:
+        _call(handler, make(tmp_path))
+    message = caught.value.message
+    assert message.endswith("."), message
+    assert "\n" not in message, message
+    assert ". " not in message, message
+    assert str(tmp_path) not in message
+    assert "Traceback" not in message
+    assert re.match(expected, message), message
+    results = tmp_path / "results"
+    assert not results.exists() or list(results.iterdir()) == []  # nothing left behind
+
+
+def test_handler_reports_bad_options_and_escapes_names(handler: Any, tmp_path: Path) -> None:
+    with pytest.raises(gr.Error) as caught:
+        _call(handler, SAMPLES / "chelsea.png", near=5.0, far=2.0)
+    assert caught.value.message == "far must be greater than near (5.0), got 2.0."
+    (tmp_path / "x.jpg").write_text("not a photo")
+    with pytest.raises(gr.Error) as caught:
+        _call(handler, tmp_path / "x.jpg", name="<img src=x onerror=alert(1)>.jpg")
+    assert "<img" not in caught.value.message
+    assert "&lt;img" in caught.value.message
+
+
+def test_handler_returns_the_page_contents(handler: Any) -> None:
+    heat, (photo, depth), viewer, downloads, summary = _call(handler, SAMPLES / "chelsea.png")
+    assert Path(heat).name == "chelsea_depth_inferno.png"
+    assert cv2.imread(photo).shape == cv2.imread(depth).shape == (300, 451, 3)
+    assert [Path(p).name for p in downloads] == [
+        "chelsea.glb",
+        "chelsea_points.ply",
+        "chelsea_depth.png",
+    ]
+    assert isinstance(viewer, gr.Model3D)
+    assert Path(str(viewer.value["path"])).name == "viewer.glb"
+    assert viewer.camera_position[:2] == (90.0, 90.0)
+    assert "not the official MiDaS" in summary  # the random test weights are called out
+
+
+@pytest.mark.slow
+def test_handler_shows_the_poisson_mesh_when_asked(handler: Any) -> None:
+    _, _, viewer, downloads, summary = _call(handler, SAMPLES / "chelsea.png", mesh="poisson")
+    names = [Path(p).name for p in downloads]
+    assert names == [
+        "chelsea.glb",
+        "chelsea_poisson.glb",
+        "chelsea_points.ply",
+        "chelsea_poisson.ply",
+        "chelsea_depth.png",
+    ]
+    shown = decode_glb_json(Path(str(viewer.value["path"])).read_bytes())
+    assert shown["meshes"][0]["name"] == "chelsea (Poisson)"
+    assert "Poisson triangles" in summary
+
+
+# --------------------------------------------------------------------------- the server
+
+
+def test_serve_binds_loopback_queues_and_cleans_up(parity_model: DepthModel) -> None:
+    previous = os.environ.get("GRADIO_TEMP_DIR")
+    port = _free_port()
+    server = web.serve(port=port, model=parity_model, block=False)
+    try:
+        assert server.url == f"http://127.0.0.1:{port}/"
+        assert os.environ["GRADIO_TEMP_DIR"] == str(server.work_dir)
+        assert b"depth2mesh" in _get(server.url)
+        # one conversion at a time; the others wait in a bounded queue
+        (convert,) = [fn for fn in server.app.fns.values() if fn.api_name == "convert"]
+        assert convert.concurrency_limit == 1
+        assert server.app._queue.max_size == web.DEFAULT_QUEUE_SIZE
+        assert server.app.max_file_size == web.DEFAULT_MAX_UPLOAD_MB * web.MIB
+    finally:
+        server.close()
+    assert not server.work_dir.exists()
+    assert os.environ.get("GRADIO_TEMP_DIR") == previous
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+# --------------------------------------------------------------------------- the browser
+
+
+@pytest.fixture(scope="module")
+def browser_ready() -> None:
+    if shutil.which("node") is None:
+        _missing("node is not on PATH (install Node.js 18+)")
+    if not CHROMIUM.is_file():
+        _missing(f"{CHROMIUM} is missing: apt-get install chromium (or set DEPTH2MESH_CHROMIUM)")
+    if not PLAYWRIGHT.is_file():
+        _missing(f"{PLAYWRIGHT.parent} is missing: run `npm ci` in {REPO}")
+
+
+@pytest.fixture(scope="module")
+def page_server(browser_ready: None, parity_model: DepthModel) -> Iterator[Any]:
+    server = web.serve(
+        port=_free_port(),
+        model=parity_model,
+        max_upload_mb=UPLOAD_LIMIT_MB,
+        max_megapixels=PIXEL_LIMIT_MP,
+        block=False,
+    )
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _browse(job: dict[str, Any]) -> dict[str, Any]:
+    job = {"chromium": str(CHROMIUM), **job}
+    completed = subprocess.run(
+        ["node", str(DRIVER), json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert completed.returncode == 0, f"browser driver failed:\n{completed.stderr[-4000:]}"
+    report: dict[str, Any] = json.loads(completed.stdout)
+    assert report["offHost"] == [], f"the page reached off this computer: {report['offHost']}"
+    return report
+
+
+def _content_box(image: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of what is not the 3D view's background (2 px border off)."""
+    content = np.abs(image.astype(np.float64) - BACKGROUND).max(axis=2) > 12
+    content[:2], content[-2:], content[:, :2], content[:, -2:] = False, False, False, False
+    rows = np.flatnonzero(content.mean(axis=1) > 0.1)  # edge cuts leave holes: not 0.5
+    cols = np.flatnonzero(content.mean(axis=0) > 0.1)
+    assert rows.size, "the 3D view shows no model"
+    assert cols.size, "the 3D view shows no model"
+    return int(rows[0]), int(rows[-1]), int(cols[0]), int(cols[-1])
+
+
+def _likeness(view: np.ndarray, photo: np.ndarray) -> float:
+    """Correlation of the view's grey levels with the photo's, where the view shows the mesh."""
+    shown = np.abs(view.astype(np.float64) - BACKGROUND).max(axis=2) > 12
+    size = photo.shape[1], photo.shape[0]
+    grey = cv2.resize(view.astype(np.float64).mean(axis=2), size, interpolation=cv2.INTER_AREA)
+    mask = cv2.resize(shown.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return float(np.corrcoef(grey[mask], photo.astype(np.float64).mean(axis=2)[mask])[0, 1])
+
+
+@pytest.mark.slow
+def test_page_turns_an_uploaded_photo_into_depth_and_3d(page_server: Any, tmp_path: Path) -> None:
+    page_png, canvas_png = tmp_path / "page.png", tmp_path / "canvas.png"
+    report = _browse(
+        {
+            "url": page_server.url,
+            "photo": str(SAMPLES / "coffee.png"),
+            "options": {"grid": 256},
+            "expect": "result",
+            "screenshot": str(page_png),
+            "canvasScreenshot": str(canvas_png),
+        }
+    )
+    assert report["toasts"] == []
+    assert any("%" in text for text in report["progressTexts"]), report["progressTexts"]
+
+    # the heat map and the photo | depth slider
+    heat = cv2.imdecode(np.frombuffer(_get(report["heatSrc"]), np.uint8), cv2.IMREAD_COLOR)
+    assert heat.shape == (400, 600, 3)
+    assert heat.std() > 10
+    assert report["sliderImages"] == 2
+
+    # the downloads: a GLB the Khronos validator accepts, the PLY and the 16-bit depth PNG
+    links = {item["name"]: item["href"] for item in report["downloads"]}
+    assert list(links) == ["coffee.glb", "coffee_points.ply", "coffee_depth.png"]
+    glb = tmp_path / "coffee.glb"
+    glb.write_bytes(_get(links["coffee.glb"]))
+    assert glb.read_bytes()[:4] == b"glTF"
+    validation = validate_glb(glb)
+    issues = validation["issues"]
+    assert issues["numErrors"] == 0, issue_summary(validation)
+    assert issues["numWarnings"] == 0, issue_summary(validation)
+    assert _get(links["coffee_points.ply"]).startswith(b"ply\nformat binary_little_endian")
+    depth = cv2.imdecode(np.frombuffer(_get(links["coffee_depth.png"]), np.uint8), -1)
+    assert depth.dtype == np.uint16
+    assert depth.shape == (400, 600)
+
+    # the 3D view: a WebGL canvas showing the mesh from the photo's viewpoint, so that it
+    # looks like the photo: a centred, upright frame of the photo's aspect ratio, as tall as
+    # the photo's vertical FOV (42.1 degrees) is in the viewer's 0.8 rad
+    assert report["canvases"] == 1
+    assert _variance(canvas_png) > 200
+    view = cv2.cvtColor(cv2.imread(str(canvas_png), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    height, width = view.shape[:2]
+    top, bottom, left, right = _content_box(view)
+    box_height, box_width = bottom - top + 1, right - left + 1
+    assert box_width / box_height == pytest.approx(600 / 400, rel=0.03)
+    expected = (200 / (300 / math.tan(math.radians(30)))) / math.tan(web.VIEWER_FOV / 2)
+    assert box_height / height == pytest.approx(expected, rel=0.03)
+    assert (left + right) / 2 == pytest.approx(width / 2, abs=0.02 * width)
+    assert (top + bottom) / 2 == pytest.approx(height / 2, abs=0.02 * height)
+    # ... and shows the photo the right way round (not mirrored, not upside down)
+    photo = cv2.cvtColor(cv2.imread(str(SAMPLES / "coffee.png")), cv2.COLOR_BGR2RGB)
+    framed = view[top : bottom + 1, left : right + 1]
+    likeness = _likeness(framed, photo)
+    assert likeness > 0.5
+    assert likeness > _likeness(framed, photo[:, ::-1]) + 0.2
+    assert likeness > _likeness(framed, photo[::-1]) + 0.2
+
+    # the whole page is not blank
+    assert _variance(page_png) > 500
+
+
+@pytest.mark.slow
+def test_page_shows_one_sentence_for_a_text_file_named_jpg(
+    page_server: Any, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("Shopping list: eggs, milk. This is not a photo.\n")
+    report = _browse({"url": page_server.url, "photo": str(notes), "expect": "error"})
+    assert report["toasts"] == ["notes.jpg is not an image file (or a format Pillow cannot read)."]
+
+
+@pytest.mark.slow
+def test_page_refuses_too_large_uploads_with_one_sentence(page_server: Any) -> None:
+    big = _browse(
+        {"url": page_server.url, "photo": str(SAMPLES / "astronaut.png"), "expect": "error"}
+    )
+    assert any(
+        "exceed the maximum allowed size" in text and "astronaut.png" in text
+        for text in big["toasts"]
+    ), big["toasts"]
+    wide = _browse(
+        {"url": page_server.url, "photo": str(SAMPLES / "rocket.jpg"), "expect": "error"}
+    )
+    assert wide["toasts"] == [
+        "rocket.jpg has 640x427 = 0.273 megapixels, more than the 0.25 megapixels this page "
+        "accepts; scale it down first."
+    ]
+
+
+@pytest.mark.slow
+def test_page_converts_a_sample_photo_in_one_click(page_server: Any) -> None:
+    report = _browse(
+        {"url": page_server.url, "sample": 1, "options": {"grid": 128}, "expect": "result"}
+    )
+    assert report["toasts"] == []
+    assert next(item["name"] for item in report["downloads"]) == "chelsea.glb"
+    assert "chelsea.png" in report["summary"]
