@@ -1,4 +1,4 @@
-"""Render the pictures of docs/blender.md: a real depth2mesh result imported with the add-on.
+"""Render the README's Blender pictures: a real depth2mesh result imported with the add-on.
 
 Run inside Blender (the ``bpy`` module), after ``depth2mesh convert`` wrote the result::
 
