@@ -98,6 +98,16 @@ def _bomb(folder: Path) -> list[str]:
     return [str(save(folder / "bomb.png", Image.new("1", (13000, 12000))))]
 
 
+def _hundred_megapixels(folder: Path) -> list[str]:
+    import cv2
+
+    v, u = np.mgrid[0:10000, 0:10000]
+    stripes = np.stack([(u // 40) % 256, (v // 40) % 256, ((u + v) // 80) % 256], axis=2)
+    path = folder / "huge.jpg"
+    cv2.imwrite(str(path), stripes.astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return [str(path)]
+
+
 def _heic(folder: Path) -> list[str]:
     import pillow_heif
 
@@ -235,6 +245,7 @@ CASES = [
         r"album\.jpg is a folder with no photos",
     ),
     Case("pattern without match", lambda f: [str(f / "*.nef")], 1, r"no photo matches the pattern"),
+    Case("100 megapixels", _hundred_megapixels, 0, r"1 converted", results("huge")),
     Case(
         "decompression bomb",
         _bomb,
