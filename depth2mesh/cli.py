@@ -102,7 +102,7 @@ def _warnings_as_lines() -> Iterator[None]:
                 err.print(f"[yellow]warning:[/] {item.message}", markup=True, highlight=False)
 
 
-def _load_model(weights: Path | None, device: str) -> DepthModel:
+def _load_model(weights: Path | None, device: str, backend: str) -> DepthModel:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -133,7 +133,7 @@ def _load_model(weights: Path | None, device: str) -> DepthModel:
 
     try:
         with _warnings_as_lines():
-            return load_model(weights, device=device, progress=progress)
+            return load_model(weights, device=device, backend=backend, progress=progress)
     finally:
         if task is not None:
             bar.stop()
@@ -226,9 +226,9 @@ def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str
     )
 
 
-def _load_model_or_exit(weights: Path | None, device: str) -> DepthModel:
+def _load_model_or_exit(weights: Path | None, device: str, backend: str) -> DepthModel:
     try:
-        return _load_model(weights, device)
+        return _load_model(weights, device, backend)
     except Exception as error:  # one line for the user; --debug shows more
         _report(error)
         raise typer.Exit(1) from None
@@ -256,6 +256,15 @@ WeightsOption = Annotated[
         help="MiDaS v2.1 small checkpoint (.pt). Default: $DEPTH2MESH_WEIGHTS, the torch.hub "
         "cache, else a verified download of the official release.",
         show_default=False,
+    ),
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="What runs the network: auto (on the CPU the fastest installed: openvino, then "
+        "onnxruntime, else torch; torch on GPUs), torch (eager, the reference), onnxruntime, "
+        "openvino.",
     ),
 ]
 DeviceOption = Annotated[
@@ -301,6 +310,7 @@ def depth(
     ],
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     save_raw: Annotated[
         bool,
         typer.Option(
@@ -328,7 +338,7 @@ def depth(
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)
-    model = _load_model_or_exit(weights, device)
+    model = _load_model_or_exit(weights, device, backend)
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]]:
         target = out_dir / item.out_subdir
@@ -437,6 +447,7 @@ def convert(
     ] = 0.001,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace existing output files.")
     ] = False,
@@ -506,7 +517,7 @@ def convert(
         _fail(f"--depth goes with exactly one photo, got {len(items)}")
         raise typer.Exit(2)
     _prepare_out_dir(out_dir)
-    model = None if depth_file is not None else _load_model_or_exit(weights, device)
+    model = None if depth_file is not None else _load_model_or_exit(weights, device, backend)
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         outcomes = convert_many(
@@ -666,6 +677,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="TCP port of the page.")] = 7860,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    backend: BackendOption = "auto",
     max_upload_mb: Annotated[
         float, typer.Option("--max-upload-mb", help="Largest upload, MB (of 2**20 bytes).")
     ] = 40.0,
@@ -701,7 +713,7 @@ def serve(
     except ValueError as error:
         _fail(str(error))
         raise typer.Exit(2) from None
-    model = _load_model_or_exit(weights, device)
+    model = _load_model_or_exit(weights, device, backend)
 
     def ready(url: str) -> None:
         out.print(f"depth2mesh web page: {url} (Ctrl+C stops it)")

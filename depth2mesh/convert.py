@@ -612,6 +612,7 @@ def _sidecar(
             "weights_sha256": model.weights_sha256,
             "official_weights": model.official,
             "device": str(model.device),
+            "backend": model.backend,
         },
         "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
         "mesh": options.mesh,

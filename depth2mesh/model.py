@@ -8,15 +8,21 @@ the official ``midas_v21_small_256.pt``: the official file loads with a strict
 
 Output convention: the network predicts **disparity**, relative inverse depth (larger is
 nearer, 0 for sky, unknown scale and shift). It is never called depth here.
+
+Backends: the eager network here is the reference ("torch"); :func:`load_model` can also
+export it to ONNX once (:func:`export_onnx`, cached by :mod:`depth2mesh.backends`) and run
+it on ONNX Runtime or OpenVINO, which are several times faster on CPUs. ``backend="auto"``
+picks the fastest one installed.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import pickle
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,8 @@ import torch.nn.functional as F  # noqa: N812
 from numpy.typing import NDArray
 from torch import nn
 
+from depth2mesh import backends
+from depth2mesh.backends import NetworkRunner
 from depth2mesh.errors import DeviceError, InputError, UnofficialWeightsWarning, WeightsError
 from depth2mesh.weights import (
     OFFICIAL_SHA256,
@@ -321,31 +329,174 @@ def _check_state(path: Path, state: Mapping[str, torch.Tensor]) -> None:
             )
 
 
+# --------------------------------------------------------------------------- export
+
+
+class _StaticSameConv2d(nn.Conv2d):
+    """A TF "same" strided convolution with its padding fixed for inputs divisible by the stride.
+
+    timm's ``Conv2dSame`` computes its padding from the input size at every call, which an
+    exported graph has to carry as shape arithmetic. For an input size ``n`` divisible by the
+    stride ``s``, the total padding ``max((k - 1) * d + 1 - s, 0)`` does not depend on ``n``;
+    network inputs are multiples of 32, so every strided convolution sees such sizes and the
+    padding is a constant (left/top gets the smaller half, as TensorFlow does).
+    """
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,  # type: ignore[arg-type]
+            stride=conv.stride,  # type: ignore[arg-type]
+            padding=0,
+            dilation=conv.dilation,  # type: ignore[arg-type]
+            groups=conv.groups,
+            bias=conv.bias is not None,
+        )
+        self.load_state_dict(conv.state_dict())
+        pads: list[int] = []
+        for axis in (1, 0):  # F.pad lists the last axis (width) first
+            total = max(
+                (self.kernel_size[axis] - 1) * self.dilation[axis] + 1 - self.stride[axis], 0
+            )
+            pads += [total // 2, total - total // 2]
+        self.same_pads = tuple(pads)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pad with zeros, then convolve without padding."""
+        out: torch.Tensor = self._conv_forward(F.pad(x, self.same_pads), self.weight, self.bias)
+        return out
+
+
+def exportable_network(network: MidasSmall) -> MidasSmall:
+    """Return a CPU copy of the network with every "same" padding fixed, for export.
+
+    Equal to ``network`` on every input whose sides are multiples of 32 (all network inputs).
+    """
+    from timm.layers.conv2d_same import Conv2dSame
+
+    copy = MidasSmall()
+    copy.load_state_dict(network.state_dict())
+    for module in list(copy.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, Conv2dSame):
+                setattr(module, name, _StaticSameConv2d(child))
+    return copy.eval()
+
+
+def export_onnx(network: MidasSmall, destination: str | Path) -> None:
+    """Write the network as an ONNX graph (opset 17) with dynamic height and width.
+
+    TorchScript-based exporter (``dynamo=False``): a few seconds, where the dynamo exporter
+    takes minutes on this network. Input ``input`` (1, 3, h, w) float32, output
+    ``disparity`` (1, h, w) float32; h and w multiples of 32.
+
+    Args:
+        network: The loaded network (any device; exported from a CPU copy).
+        destination: The ``.onnx`` file to write (one file, weights included).
+    """
+    copy = exportable_network(network)
+    sample = torch.zeros(1, 3, NETWORK_SIZE, NETWORK_SIZE)
+    options: dict[str, Any] = {}
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        options["dynamo"] = False
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer and deprecation notices, not actionable here
+        torch.onnx.export(
+            copy,
+            (sample,),
+            str(destination),
+            input_names=[backends.INPUT_NAME],
+            output_names=[backends.OUTPUT_NAME],
+            dynamic_axes={
+                backends.INPUT_NAME: {2: "height", 3: "width"},
+                backends.OUTPUT_NAME: {1: "height", 2: "width"},
+            },
+            opset_version=17,
+            do_constant_folding=True,
+            **options,
+        )
+
+
 # --------------------------------------------------------------------------- model
 
 
 @dataclass(frozen=True)
 class DepthModel:
-    """A loaded MiDaS small network and where its weights came from.
+    """A loaded MiDaS small network: its backend, and where its weights came from.
 
     Attributes:
-        network: The network, in eval mode, on ``device``.
         device: The torch device it runs on.
         weights_path: The checkpoint file.
         weights_sha256: Its sha256 (hex).
         weights_origin: "argument", "environment", "cache" or "download".
+        backend: What runs :func:`predict_disparity`: "torch" (:attr:`network` itself),
+            "onnxruntime" or "openvino" (``runner``, compiled from ``export_path``).
+        runner: The compiled network of an exported backend; None for "torch".
+        export_path: The cached ONNX export the runner was compiled from; None for "torch".
     """
 
-    network: MidasSmall
     device: torch.device
     weights_path: Path
     weights_sha256: str
     weights_origin: str
+    backend: str = "torch"
+    runner: NetworkRunner | None = field(default=None, repr=False, compare=False)
+    export_path: Path | None = None
+    eager_network: MidasSmall | None = field(default=None, repr=False, compare=False)
+    """The eager network once built (always for "torch"); use :attr:`network`."""
 
     @property
     def official(self) -> bool:
         """Whether the weights are the official release (by sha256)."""
         return self.weights_sha256 == OFFICIAL_SHA256
+
+    @property
+    def network(self) -> MidasSmall:
+        """The eager PyTorch network, in eval mode, on ``device``.
+
+        Exported backends do not need it once their export is cached, so for them it is read
+        from ``weights_path`` on first use (after checking that the file still has
+        ``weights_sha256``).
+
+        Raises:
+            WeightsError: The weights file changed or vanished since :func:`load_model`.
+        """
+        network = self.eager_network
+        if network is None:
+            try:
+                digest = file_sha256(self.weights_path)
+            except OSError as error:
+                raise WeightsError(
+                    f"{self.weights_path} cannot be read any more ({error.strerror or error}); "
+                    "load the model again"
+                ) from error
+            if digest != self.weights_sha256:
+                raise WeightsError(
+                    f"{self.weights_path} changed since the model was loaded (sha256 "
+                    f"{digest[:12]}..., loaded {self.weights_sha256[:12]}...); load it again"
+                )
+            network = build_network(read_checkpoint(self.weights_path)).to(self.device)
+            object.__setattr__(self, "eager_network", network)  # a cache, not a new state
+        return network
+
+
+def build_network(state: Mapping[str, torch.Tensor]) -> MidasSmall:
+    """Return the network in eval mode on the CPU, holding the tensors of ``state`` themselves.
+
+    Built on the meta device and filled with ``load_state_dict(strict=True, assign=True)``:
+    no random initialisation and no second copy of the 85 MB of weights.
+
+    Args:
+        state: A checked state dict (see :func:`read_checkpoint`).
+    """
+    with torch.device("meta"):
+        network = MidasSmall()
+    network.load_state_dict(state, strict=True, assign=True)
+    if any(tensor.is_meta for tensor in (*network.parameters(), *network.buffers())):
+        network = MidasSmall()  # a tensor the state dict does not hold: build it for real
+        network.load_state_dict(state, strict=True)
+    return network.eval()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -390,18 +541,27 @@ def load_model(
     weights: str | Path | None = None,
     *,
     device: str = "cpu",
+    backend: str = "auto",
     progress: ProgressCallback | None = None,
 ) -> DepthModel:
-    """Load MiDaS v2.1 small, finding or downloading its weights.
+    """Load MiDaS v2.1 small, finding or downloading its weights, on the chosen backend.
 
     Weights are found as :func:`depth2mesh.weights.resolve_weights` describes: ``weights``,
     ``DEPTH2MESH_WEIGHTS``, the torch.hub cache, then a verified download. A file whose
     sha256 is not the official one still loads when its keys and shapes match, with one
     :class:`~depth2mesh.errors.UnofficialWeightsWarning`.
 
+    For "onnxruntime" and "openvino", the network is exported to ONNX the first time these
+    weights are used (a few seconds) and the export is cached beside the weights file (else
+    in ``~/.cache/depth2mesh``), keyed by the weights' sha256 (see
+    :mod:`depth2mesh.backends`); later loads compile the cached file. The eager network is
+    always loaded too (``DepthModel.network``).
+
     Args:
         weights: Path of a checkpoint, or None to search.
         device: "cpu" (default), "cuda", "cuda:N", "mps" or "auto".
+        backend: "auto" (default: on the CPU the fastest installed of OpenVINO and ONNX
+            Runtime, else torch; on a GPU torch), "torch", "onnxruntime" or "openvino".
         progress: Download progress callback ``(bytes_done, bytes_total | None)``.
 
     Returns:
@@ -409,13 +569,20 @@ def load_model(
 
     Raises:
         WeightsError: No usable weights (the message says how to get them).
-        DeviceError: The device is unknown or absent.
+        DeviceError: The device or backend is unknown, absent, or they do not go together.
     """
     target = resolve_device(device)
+    chosen = backends.choose_backend(backend, target.type)
     hub_cache = cache_file(torch.hub.get_dir())
     found = resolve_weights(weights, cache_path=hub_cache, progress=progress)
     digest = file_sha256(found.path)
-    state = read_checkpoint(found.path)
+    network: MidasSmall | None = None
+    export_path: Path | None = None
+    dirs = backends.export_dirs(found.path)
+    if chosen != "torch":
+        export_path = backends.find_export(digest, dirs)
+    if export_path is None:  # the eager network is needed: to run, or to export
+        network = build_network(read_checkpoint(found.path)).to(target)
     if digest != OFFICIAL_SHA256:
         warnings.warn(
             f"{found.path} is not the official MiDaS v2.1 small release (sha256 "
@@ -424,14 +591,62 @@ def load_model(
             UnofficialWeightsWarning,
             stacklevel=2,
         )
-    network = MidasSmall()
-    network.load_state_dict(state, strict=True)
-    network.eval().to(target)
-    return DepthModel(network, target, found.path, digest, found.origin)
+    loaded = DepthModel(target, found.path, digest, found.origin, eager_network=network)
+    if chosen == "torch":
+        return loaded
+
+    def export(path: Path) -> None:
+        export_onnx(loaded.network, path)
+
+    cuda_index = None
+    if target.type == "cuda":
+        cuda_index = target.index if target.index is not None else torch.cuda.current_device()
+    try:
+        if export_path is None:
+            export_path, _ = backends.cached_export(digest, export, dirs)
+        runner = backends.create_runner(chosen, export_path, cuda_device=cuda_index)
+    except Exception as error:  # the exporter and the runtimes raise many kinds of errors
+        text = str(error).strip()
+        reason = text.splitlines()[0][:200] if text else type(error).__name__
+        if backends.check_backend(backend) == "auto":
+            warnings.warn(
+                f"the {chosen} backend is unusable here ({reason}); the network runs on "
+                "eager torch instead (slower)",
+                UserWarning,
+                stacklevel=2,
+            )
+            return loaded
+        if isinstance(error, DeviceError):
+            raise
+        raise DeviceError(
+            f"backend {chosen!r} could not export the network ({reason}); use --backend torch"
+        ) from error
+    return DepthModel(
+        target,
+        found.path,
+        digest,
+        found.origin,
+        chosen,
+        runner,
+        export_path,
+        eager_network=network,
+    )
+
+
+def _forward(model: DepthModel, network_input: NDArray[np.float32]) -> torch.Tensor:
+    """Run the model's backend on (1, 3, h, w) float32; return (1, h, w) on ``model.device``.
+
+    Call under ``torch.inference_mode()``.
+    """
+    if model.runner is None:
+        tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))
+        out: torch.Tensor = model.network(tensor.to(model.device))
+        return out
+    return torch.from_numpy(model.runner(network_input)).to(model.device)
 
 
 def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Run the network on a preprocessed input.
+    """Run the network on a preprocessed input, on the model's backend.
 
     Args:
         model: From :func:`load_model`.
@@ -441,18 +656,18 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
         (h, w) float32 disparity at the network's resolution.
     """
     with torch.inference_mode():
-        tensor = torch.from_numpy(network_input).to(model.device)
-        out = model.network(tensor)
+        out = _forward(model, network_input)
         return np.asarray(out[0].float().cpu().numpy(), dtype=np.float32)
 
 
 def predict_disparity(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np.float32]:
     """Predict MiDaS disparity for a photo, at the photo's own resolution.
 
-    Preprocess as the official transform does, run the network under
-    ``torch.inference_mode()``, upsample bicubically (``align_corners=False``) to the photo's
-    size. Bicubic overshoot can leave small negative values next to zero disparity (sky);
-    they are kept, as the official output has them.
+    Preprocess as the official transform does, run the network on the model's backend
+    (the eager network under ``torch.inference_mode()``, or its compiled export),
+    upsample bicubically (``align_corners=False``) to the photo's size. Bicubic overshoot
+    can leave small negative values next to zero disparity (sky); they are kept, as the
+    official output has them.
 
     Args:
         image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
@@ -463,8 +678,7 @@ def predict_disparity(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np
     """
     network_input = preprocess(image)
     with torch.inference_mode():
-        tensor = torch.from_numpy(network_input).to(model.device)
-        out = model.network(tensor)
+        out = _forward(model, network_input)
         full = F.interpolate(
             out[:, None], size=image.shape[:2], mode="bicubic", align_corners=False
         )

@@ -377,6 +377,7 @@ def test_model_conversion_records_weights(tmp_path: Path, parity_model: DepthMod
     result = convert_photo(SAMPLES / "coffee.png", tmp_path, model=parity_model)
     sidecar = json.loads((tmp_path / "coffee.json").read_text())
     assert sidecar["model"]["weights_sha256"] == parity_model.weights_sha256
+    assert sidecar["model"]["backend"] == parity_model.backend
     assert sidecar["intrinsics"]["source"] == "default"
     assert sidecar["intrinsics"]["hfov_deg"] == pytest.approx(60.0)
     assert result.counts["points"] == 400 * 600

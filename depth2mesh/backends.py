@@ -1,0 +1,468 @@
+"""Fast runtimes for the depth network: ONNX Runtime and OpenVINO, fed by a cached ONNX export.
+
+Backends:
+
+- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.model`, the parity reference;
+  the only one on Apple's MPS, and the one ``"auto"`` picks on a CUDA device.
+- ``"openvino"``: OpenVINO's CPU plugin on the ONNX export, latency hint, float32 only.
+- ``"onnxruntime"``: ONNX Runtime on the ONNX export, all graph optimisations (NCHWc
+  layouts, Conv+BN+activation fusion); its CUDA provider on a CUDA device when installed.
+- ``"auto"``: on the CPU, the first installed of :data:`AUTO_ORDER` (fastest first, as
+  ``benchmarks/network.py`` measured), else ``"torch"``; on any GPU, ``"torch"``. When the
+  export or the runtime fails, "auto" warns once and runs eager torch instead; a backend
+  named explicitly raises :class:`~depth2mesh.errors.DeviceError`.
+
+All of them compute in float32 (OpenVINO would pick bfloat16 on CPUs with AVX512_BF16 or
+AMX unless told not to) and agree with the eager network within 1e-4 of its output range.
+Threads: one intra-op thread per physical core (:func:`physical_cores`).
+
+The export cache. The network is exported once per weights file and kept beside the weights:
+in the folder of the (symlink-resolved) weights file, which for the official weights is
+``<torch.hub.get_dir()>/checkpoints/``. When that folder is not writable (or is marked
+read-only, as shared data folders are, even for root), the user cache folder is used:
+``$XDG_CACHE_HOME/depth2mesh`` or ``~/.cache/depth2mesh``; when neither is, a temporary
+folder for this process only. File name: ``midas_v21_small-<weights sha256>-<EXPORT_TAG>-
+<first 16 hex of the file's own sha256>.onnx`` (about 66 MB). Keyed by the weights' sha256,
+changed weights get a new export; the file's own hash is checked at every load, so a
+truncated or damaged file is deleted and exported again instead of being run. Files are
+written under a temporary name and renamed into place, so concurrent processes never see
+half a file. Exports of other weights are never deleted.
+
+This module never imports torch: :mod:`depth2mesh.model` owns the network and passes the
+export function in. The runtimes are imported only when a backend is created.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import stat
+import tempfile
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from depth2mesh.errors import DeviceError, InputError
+from depth2mesh.weights import file_sha256
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+"""Accepted values of ``backend``."""
+
+AUTO_ORDER = ("openvino", "onnxruntime")
+"""Exported backends in the order ``"auto"`` tries them on the CPU: fastest first."""
+
+PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
+"""The Python packages each exported backend needs (``onnx``: torch's ONNX exporter)."""
+
+INPUT_NAME = "input"
+"""Name of the ONNX graph's input: (1, 3, h, w) float32 normalised RGB."""
+
+OUTPUT_NAME = "disparity"
+"""Name of the ONNX graph's output: (1, h, w) float32 disparity."""
+
+EXPORT_TAG = "opset17-v1"
+"""Part of the cache file name; bumped whenever the export itself changes."""
+
+EXPORT_PREFIX = "midas_v21_small"
+"""First part of the cache file name."""
+
+CACHE_SUBDIR = "depth2mesh"
+"""Folder of the exports inside ``<torch.hub dir>/checkpoints`` and the user cache."""
+
+MULTIPLE = 32
+"""The exported graph takes inputs whose sides are multiples of this."""
+
+Exporter = Callable[[Path], None]
+"""Writes the network as ONNX to the given path (see :func:`depth2mesh.model.export_onnx`)."""
+
+
+class NetworkRunner(Protocol):
+    """A compiled network: (1, 3, h, w) float32 in, (1, h, w) float32 disparity out."""
+
+    backend: str
+    """Which backend runs it."""
+
+    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run the network on one C-contiguous (1, 3, h, w) float32 input."""
+        ...
+
+
+# --------------------------------------------------------------------------- choice
+
+
+def check_backend(backend: str) -> str:
+    """Normalise a backend name.
+
+    Args:
+        backend: One of :data:`BACKENDS`, any case.
+
+    Returns:
+        The lower-case name.
+
+    Raises:
+        DeviceError: Unknown name.
+    """
+    name = backend.strip().lower()
+    if name not in BACKENDS:
+        raise DeviceError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
+    return name
+
+
+def backend_installed(backend: str) -> bool:
+    """Whether the packages an exported backend needs are installed ("torch": always)."""
+    return all(importlib.util.find_spec(package) for package in PACKAGES.get(backend, ()))
+
+
+def available_backends() -> tuple[str, ...]:
+    """Return the backends usable here: "torch", then the installed exported ones."""
+    return ("torch", *(name for name in AUTO_ORDER if backend_installed(name)))
+
+
+def choose_backend(backend: str, device_type: str) -> str:
+    """Resolve ``backend`` for a torch device type, checking that it can run there.
+
+    Args:
+        backend: One of :data:`BACKENDS`.
+        device_type: ``torch.device.type``: "cpu", "cuda" or "mps".
+
+    Returns:
+        "torch", "onnxruntime" or "openvino".
+
+    Raises:
+        DeviceError: Unknown backend, its package is missing, or it cannot use the device.
+    """
+    name = check_backend(backend)
+    if name == "auto":
+        if device_type != "cpu":
+            return "torch"
+        return next((item for item in AUTO_ORDER if backend_installed(item)), "torch")
+    if name == "torch":
+        return name
+    if not backend_installed(name):
+        raise DeviceError(
+            f"backend {name!r} needs the packages {' and '.join(PACKAGES[name])}, which are "
+            f"not all installed: pip install 'depth2mesh[{name}]', or use --backend torch"
+        )
+    if device_type == "cpu":
+        return name
+    if name == "onnxruntime" and device_type == "cuda" and _ort_has_cuda():
+        return name
+    raise DeviceError(
+        f"backend {name!r} cannot run on device {device_type!r} here: use --backend torch "
+        "for GPUs, or --device cpu"
+    )
+
+
+def _ort_has_cuda() -> bool:
+    ort: Any = importlib.import_module("onnxruntime")
+    return "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+def physical_cores() -> int:
+    """Return the number of physical cores this process may run on (at least 1).
+
+    On Linux, the CPUs in the affinity mask grouped by their hyper-thread siblings; elsewhere
+    ``os.cpu_count()``. One thread per physical core is what compute-bound convolutions want:
+    a second hyper-thread shares the same vector units.
+    """
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+    cores: set[str] = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
+        try:
+            cores.add(topology.read_text().strip())
+        except OSError:
+            cores.add(str(cpu))
+    return max(1, len(cores))
+
+
+# --------------------------------------------------------------------------- export cache
+
+
+def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Return the per-user fallback cache, ``$XDG_CACHE_HOME/depth2mesh`` or ``~/.cache/...``."""
+    env = os.environ if environ is None else environ
+    base = env.get("XDG_CACHE_HOME", "").strip()
+    return (Path(base) if base else Path.home() / ".cache") / CACHE_SUBDIR
+
+
+def export_dirs(weights_path: str | Path) -> list[Path]:
+    """Return the folders searched for exports, in order (see the module docstring).
+
+    Args:
+        weights_path: The weights file.
+
+    Returns:
+        ``[<folder of the resolved weights file>, <user cache folder>]``.
+    """
+    return [Path(weights_path).resolve().parent, user_cache_dir()]
+
+
+def writable_folder(folder: Path) -> bool:
+    """Whether new files may go into ``folder``: it is missing, or writable and not read-only.
+
+    A folder without any write permission bit counts as read-only even where the process
+    could write into it anyway (root): shared data folders are marked so on purpose.
+    """
+    try:
+        mode = folder.stat().st_mode
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if not stat.S_ISDIR(mode) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
+
+
+def export_stem(weights_sha256: str) -> str:
+    """Return the cache file name up to its own hash: ``<prefix>-<weights sha>-<tag>``."""
+    return f"{EXPORT_PREFIX}-{weights_sha256}-{EXPORT_TAG}"
+
+
+def find_export(weights_sha256: str, dirs: Sequence[Path]) -> Path | None:
+    """Return a cached export for these weights whose bytes match its name, or None.
+
+    Files whose sha256 does not match the one in their name (truncated, damaged) are deleted
+    where possible, with a warning.
+
+    Args:
+        weights_sha256: The weights' sha256 (hex).
+        dirs: Folders to search, in order.
+
+    Returns:
+        The first intact export, or None.
+    """
+    stem = export_stem(weights_sha256)
+    for folder in dirs:
+        try:
+            candidates = sorted(folder.glob(f"{stem}-*.onnx"))
+        except OSError:
+            continue
+        for candidate in candidates:
+            expected = candidate.name[len(stem) + 1 : -len(".onnx")]
+            try:
+                actual = file_sha256(candidate)
+            except OSError:
+                continue
+            if len(expected) == 16 and actual.startswith(expected):
+                return candidate
+            warnings.warn(
+                f"the cached network export {candidate} is damaged (sha256 {actual[:16]}, "
+                f"expected {expected}); it is replaced by a new export",
+                UserWarning,
+                stacklevel=2,
+            )
+            with contextlib.suppress(OSError):
+                candidate.unlink()
+    return None
+
+
+def write_export(weights_sha256: str, export: Exporter, folder: Path) -> Path:
+    """Export into ``folder`` under a temporary name, hash it, rename it into place.
+
+    Args:
+        weights_sha256: The weights' sha256 (hex), the cache key.
+        export: Writes the ONNX file to a path.
+        folder: Where to put it (created if missing).
+
+    Returns:
+        The cache file.
+
+    Raises:
+        OSError: The folder cannot be created or written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = export_stem(weights_sha256)
+    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
+    os.close(handle)
+    try:
+        export(Path(temporary))
+        digest = file_sha256(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; caches are not
+        destination = folder / f"{stem}-{digest[:16]}.onnx"
+        os.replace(temporary, destination)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return destination
+
+
+def _umask() -> int:
+    """Return the process umask (read from /proc on Linux: setting it is not thread-safe)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def cached_export(weights_sha256: str, export: Exporter, dirs: Sequence[Path]) -> tuple[Path, bool]:
+    """Return an intact ONNX export of the weights, exporting only when none is cached.
+
+    Args:
+        weights_sha256: The weights' sha256 (hex), the cache key.
+        export: Writes the ONNX file to a path.
+        dirs: Cache folders, in order of preference (see :func:`export_dirs`).
+
+    Returns:
+        (path, exported now). When no folder is writable, the path is in a new temporary
+        folder that lives as long as the process.
+    """
+    found = find_export(weights_sha256, dirs)
+    if found is not None:
+        return found, False
+    for folder in dirs:
+        if not writable_folder(folder):
+            continue
+        try:
+            return write_export(weights_sha256, export, folder), True
+        except OSError:
+            continue
+    scratch = Path(tempfile.mkdtemp(prefix="depth2mesh-export-"))
+    return write_export(weights_sha256, export, scratch), True
+
+
+# --------------------------------------------------------------------------- runners
+
+
+def check_network_input(network_input: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Check a network input's shape and return it as C-contiguous float32.
+
+    Raises:
+        InputError: Not (1, 3, h, w) with h and w positive multiples of 32.
+    """
+    shape = network_input.shape
+    if (
+        len(shape) != 4
+        or shape[:2] != (1, 3)
+        or shape[2] < MULTIPLE
+        or shape[3] < MULTIPLE
+        or shape[2] % MULTIPLE
+        or shape[3] % MULTIPLE
+    ):
+        raise InputError(
+            f"expected a network input (1, 3, h, w) with h and w multiples of {MULTIPLE}, "
+            f"got shape {tuple(shape)}"
+        )
+    return np.ascontiguousarray(network_input, dtype=np.float32)
+
+
+class OnnxRuntimeRunner:
+    """The ONNX export on ONNX Runtime (CPU, or CUDA when asked for and installed).
+
+    All graph optimisations (level ``ORT_ENABLE_ALL``: constant folding, Conv+BatchNorm+Clip
+    fusion, NCHWc blocked layouts for AVX2/AVX-512), one intra-op thread per physical core,
+    sequential execution, and no spin-waiting once a run is over (the rest of the pipeline
+    gets the cores back at once). Session.run is thread-safe.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, *, threads: int, cuda_device: int | None = None) -> None:
+        ort: Any = importlib.import_module("onnxruntime")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only: no warnings on stderr
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        providers: list[Any] = ["CPUExecutionProvider"]
+        if cuda_device is not None:
+            providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
+        self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+
+    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run (1, 3, h, w) float32 -> (1, h, w) float32 disparity."""
+        feed = {INPUT_NAME: check_network_input(network_input)}
+        outputs = self.session.run([OUTPUT_NAME], feed)
+        return np.asarray(outputs[0], dtype=np.float32)
+
+
+class OpenVinoRunner:
+    """The ONNX export on OpenVINO's CPU plugin.
+
+    Hints: ``PERFORMANCE_HINT=LATENCY`` (one stream, one request at a time),
+    ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO would otherwise pick bf16 on CPUs with
+    AVX512_BF16 or AMX, which breaks parity), ``INFERENCE_NUM_THREADS`` = physical cores,
+    ``ENABLE_CPU_PINNING=False`` (a thread pinned to a core that another process is busy on
+    cannot move; unpinned had the shorter tail on a shared machine).
+    The graph keeps dynamic h and w; one infer request, guarded by a lock (an infer request
+    must not run twice at the same time).
+    """
+
+    backend = "openvino"
+
+    def __init__(self, onnx_path: Path, *, threads: int) -> None:
+        ov: Any = importlib.import_module("openvino")
+        core = ov.Core()
+        model = core.read_model(str(onnx_path))
+        config = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+            "INFERENCE_NUM_THREADS": threads,
+            "ENABLE_CPU_PINNING": False,
+        }
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        self.lock = threading.Lock()
+
+    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Run (1, 3, h, w) float32 -> (1, h, w) float32 disparity."""
+        ready = check_network_input(network_input)
+        with self.lock:
+            result = self.request.infer({0: ready}, share_inputs=True, share_outputs=False)
+            return np.asarray(result[0], dtype=np.float32)
+
+
+def create_runner(
+    backend: str,
+    onnx_path: Path,
+    *,
+    threads: int | None = None,
+    cuda_device: int | None = None,
+) -> NetworkRunner:
+    """Compile the ONNX export for an exported backend.
+
+    Args:
+        backend: "onnxruntime" or "openvino".
+        onnx_path: The export, from :func:`cached_export`.
+        threads: Intra-op threads; default :func:`physical_cores`.
+        cuda_device: CUDA device index for ONNX Runtime's CUDA provider, or None for the CPU.
+
+    Returns:
+        The runner.
+
+    Raises:
+        DeviceError: Not an exported backend, or the runtime refused the export.
+    """
+    count = threads if threads is not None else physical_cores()
+    try:
+        if backend == "onnxruntime":
+            return OnnxRuntimeRunner(onnx_path, threads=count, cuda_device=cuda_device)
+        if backend == "openvino":
+            return OpenVinoRunner(onnx_path, threads=count)
+    except Exception as error:  # the runtimes raise their own exception types
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DeviceError(
+            f"backend {backend!r} could not load the network export {onnx_path} "
+            f"({reason[:200]}); use --backend torch"
+        ) from error
+    raise DeviceError(
+        f"backend {backend!r} does not run an ONNX export: use onnxruntime or openvino"
+    )
