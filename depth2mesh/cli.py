@@ -158,7 +158,10 @@ def _run_batch(
     verb: str,
 ) -> None:
     """Run a batch with a progress bar, one line per failure, a summary table; exit 0/1/130."""
+    from depth2mesh.cluster import BatchProgress
+
     outcomes: list[Outcome] = []
+    progress = BatchProgress(len(items))
     with _batch_progress() as bar:
         task = bar.add_task(verb, total=len(items))
 
@@ -170,8 +173,9 @@ def _run_batch(
 
         def on_done(outcome: Outcome) -> None:
             outcomes.append(outcome)
+            progress.update(outcome)
             _print_outcome(outcome)
-            bar.advance(task)
+            bar.update(task, advance=1, description=progress.describe())
 
         try:
             run(items, on_start=on_start, on_done=on_done, step=step)
@@ -466,6 +470,16 @@ def convert(
             help="Photos converted at once (threads). See the README's batch benchmark.",
         ),
     ] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Convert on the Ray cluster at this address (auto, HOST:PORT, "
+            "ray://HOST:10001); photos, OUTDIR and --weights on storage that every node sees. "
+            "Needs pip install 'depth2mesh[ray]'. See the README's cluster section.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Convert photos to 3D: textured GLB mesh, PLY point cloud, depth pictures.
 
@@ -512,24 +526,44 @@ def convert(
     if skip_existing and overwrite:
         _fail("--skip-existing and --overwrite contradict each other: choose one")
         raise typer.Exit(2)
+    if ray_address is not None and (depth_file is not None or jobs != 1):
+        _fail("--ray converts on the cluster's workers: --depth and --jobs are for local runs")
+        raise typer.Exit(2)
     items = find_photos(photos, recursive=recursive)
     if depth_file is not None and len(items) != 1:
         _fail(f"--depth goes with exactly one photo, got {len(items)}")
         raise typer.Exit(2)
     _prepare_out_dir(out_dir)
-    model = None if depth_file is not None else _load_model_or_exit(weights, device, backend)
+    local = ray_address is None and depth_file is None
+    model = _load_model_or_exit(weights, device, backend) if local else None
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
-        outcomes = convert_many(
-            batch,
-            out_dir,
-            model=model,
-            options=options,
-            skip_existing=skip_existing,
-            depth_file=depth_file,
-            jobs=jobs,
-            **callbacks,
-        )
+        if ray_address is not None:
+            from depth2mesh.cluster import convert_on_ray
+
+            callbacks.pop("step")  # workers do not report their stages
+            outcomes = convert_on_ray(
+                batch,
+                out_dir,
+                ray_address=ray_address,
+                options=options,
+                weights=weights,
+                device="cpu" if device == "auto" else device,  # GPUs only when asked for
+                skip_existing=skip_existing,
+                model_options={"backend": backend},
+                **callbacks,
+            )
+        else:
+            outcomes = convert_many(
+                batch,
+                out_dir,
+                model=model,
+                options=options,
+                skip_existing=skip_existing,
+                depth_file=depth_file,
+                jobs=jobs,
+                **callbacks,
+            )
         if preview:
             done = [o for o in outcomes if o.status == "converted"]
             clouds = [f for f in (done[-1].files if done else []) if f.name.endswith("_points.ply")]
@@ -537,7 +571,11 @@ def convert(
                 _preview_or_exit(clouds[0], screenshot=None, point_size=None)
         return outcomes
 
-    _run_batch(items, out_dir, run, "convert")
+    try:
+        _run_batch(items, out_dir, run, "convert")
+    except Depth2MeshError as error:  # the Ray path: no cluster, or workers that cannot start
+        _report(error)
+        raise typer.Exit(1) from None
 
 
 def _check_camera_options(options: ConvertOptions) -> None:
