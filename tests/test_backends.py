@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_parity import NAMES  # the eight parity fixtures
 
 from depth2mesh import backends, model
 from depth2mesh.backends import (
@@ -28,16 +29,6 @@ from depth2mesh.photo import read_photo
 from depth2mesh.weights import file_sha256
 
 EXPORTED = ["onnxruntime", "openvino"]
-NAMES = [
-    "astronaut",
-    "camera_gray",
-    "chelsea",
-    "coffee",
-    "motorcycle_left",
-    "rocket",
-    "tall_strip",
-    "tiny_37x23",
-]
 
 
 def require(backend: str) -> None:
