@@ -280,6 +280,13 @@ DeviceOption = Annotated[
 ]
 
 
+OutOption = Annotated[
+    Path,
+    typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
+]
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace existing output files.")
+]
 RecursiveOption = Annotated[
     bool, typer.Option("--recursive", "-r", help="Also take photos from subfolders.")
 ]
@@ -308,10 +315,7 @@ PhotosArgument = Annotated[
 @app.command()
 def depth(
     photos: PhotosArgument,
-    out_dir: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
-    ],
+    out_dir: OutOption,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -321,9 +325,7 @@ def depth(
             "--save-raw", help="Also write OUT/STEM_disparity.npy (float32, unnormalised)."
         ),
     ] = False,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
-    ] = False,
+    overwrite: OverwriteOption = False,
     recursive: RecursiveOption = False,
     max_pixels: MaxPixelsOption = MAX_PIXELS,
 ) -> None:
@@ -369,10 +371,7 @@ MeshChoice = Literal["grid", "poisson", "both"]
 @app.command()
 def convert(
     photos: PhotosArgument,
-    out_dir: Annotated[
-        Path,
-        typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
-    ],
+    out_dir: OutOption,
     near: Annotated[
         float, typer.Option("--near", help="Depth of the nearest content, metres.")
     ] = DEFAULT_NEAR,
@@ -452,9 +451,7 @@ def convert(
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace existing output files.")
-    ] = False,
+    overwrite: OverwriteOption = False,
     preview: Annotated[
         bool,
         typer.Option("--preview", help="Open the point cloud in an Open3D window when done."),

@@ -521,12 +521,9 @@ def convert_photo(
 
 def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:
     height, width = photo.rgb.shape[:2]
-    try:
-        return resolve_intrinsics(
-            width, height, exif_focal_35mm=photo.focal_length_35mm, **asdict(camera)
-        )
-    except ValueError as error:
-        raise ValueError(str(error)) from None
+    return resolve_intrinsics(
+        width, height, exif_focal_35mm=photo.focal_length_35mm, **asdict(camera)
+    )
 
 
 def _resize(image: NDArray[Any], rows: int, cols: int, interpolation: int) -> NDArray[Any]:
