@@ -21,6 +21,7 @@ from rich.console import Console
 from depth2mesh._version import __version__
 from depth2mesh.errors import Depth2MeshError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
 from depth2mesh.photo import MAX_PIXELS
 
@@ -424,6 +425,31 @@ def convert(
         Literal["jpeg", "png"],
         typer.Option("--texture-format", help="GLB texture encoding."),
     ] = "jpeg",
+    texture_size: Annotated[
+        int,
+        typer.Option(
+            "--texture-size", help="Longest side of the GLB texture, pixels (larger is shrunk)."
+        ),
+    ] = DEFAULT_TEXTURE_SIZE,
+    jpeg_quality: Annotated[
+        int | None,
+        typer.Option(
+            "--jpeg-quality",
+            help="Encode the texture at this JPEG quality (1..100). Default: a JPEG photo that "
+            f"is upright and fits --texture-size is embedded as is (no second loss), "
+            f"anything else is encoded at {DEFAULT_JPEG_QUALITY}.",
+            show_default=False,
+        ),
+    ] = None,
+    depth_size: Annotated[
+        Literal["grid", "photo"],
+        typer.Option(
+            "--depth-size",
+            help="Size of STEM_depth.png and STEM_depth_inferno.png: grid (the --grid size; "
+            "the network sees 256 pixels, so more is interpolation) or photo (the photo's "
+            "own size: slower, larger files).",
+        ),
+    ] = "grid",
     formats: Annotated[
         list[str] | None,
         typer.Option(
@@ -504,6 +530,9 @@ def convert(
         density_quantile=density_quantile,
         face_budget=face_budget,
         texture_format=texture_format,
+        texture_size=texture_size,
+        jpeg_quality=jpeg_quality,
+        depth_size=depth_size,
         camera=CameraOptions(fx, fy, cx, cy, focal_px, focal_35mm, fov),
         depth_kind=depth_kind,
         depth_png_scale=depth_png_scale,

@@ -51,7 +51,7 @@ from depth2mesh.geometry import (
     sample_colors,
     srgb_to_linear,
 )
-from depth2mesh.gltf import GltfCamera, encode_glb
+from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE, GltfCamera, encode_glb
 from depth2mesh.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
@@ -67,17 +67,15 @@ from depth2mesh.ply import encode_ply_mesh, encode_ply_points
 if TYPE_CHECKING:
     from depth2mesh.model import DepthModel
 
-DEFAULT_TEXTURE_SIZE: Final = 4096
-"""Longest side of the GLB texture; the photo keeps its resolution up to this."""
-
-DEFAULT_JPEG_QUALITY: Final = 90
-"""JPEG quality of the GLB texture."""
-
 EXTRA_FORMATS: Final = ("obj",)
 """Formats that ``--format`` adds beside the GLB and PLY defaults."""
 
+UNCUT: Final = MAX_DEPTH_M / MIN_DEPTH_M
+"""An edge threshold above every possible depth ratio: no triangle is cut."""
+
 MeshKind = Literal["grid", "poisson", "both"]
 DepthKind = Literal["disparity", "metric"]
+DepthSize = Literal["grid", "photo"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +118,12 @@ class ConvertOptions:
         face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
         texture_size: Longest side of the GLB texture, pixels.
         texture_format: "jpeg" (default) or "png" (lossless, larger).
-        jpeg_quality: JPEG quality of the texture, 1..100.
+        jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
+            is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
+            second loss, no encoding time), anything else is encoded at
+            :data:`DEFAULT_JPEG_QUALITY`.
+        depth_size: Size of the depth pictures: "grid" (default: the mesh grid's size; the
+            network sees 256 pixels, so more is interpolation) or "photo" (the photo's size).
         camera: Intrinsics options.
         depth_kind: What a ``depth_file`` holds: "metric" (metres) or "disparity".
         depth_png_scale: Value of one unit of a 16-bit depth PNG (0.001: millimetres).
@@ -142,7 +145,8 @@ class ConvertOptions:
     face_budget: int | None = None
     texture_size: int = DEFAULT_TEXTURE_SIZE
     texture_format: Literal["jpeg", "png"] = "jpeg"
-    jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    jpeg_quality: int | None = None
+    depth_size: DepthSize = "grid"
     camera: CameraOptions = field(default_factory=CameraOptions)
     depth_kind: DepthKind = "metric"
     depth_png_scale: float = 0.001
@@ -174,7 +178,9 @@ class ConvertOptions:
             raise ValueError(f"--max-pixels must be at least 1, got {self.max_pixels}")
         if self.texture_size < 16:
             raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
-        if not 1 <= self.jpeg_quality <= 100:
+        if self.depth_size not in ("grid", "photo"):
+            raise ValueError(f"--depth-size must be grid or photo, got {self.depth_size!r}")
+        if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
             raise ValueError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
         unknown = set(self.formats) - set(EXTRA_FORMATS)
         if unknown:
@@ -375,6 +381,8 @@ def convert_photo(
     lap("read")
 
     stage("depth")
+    rows, cols = grid_size(height, width, opts.grid)
+    picture_size = (rows, cols) if opts.depth_size == "grid" else (height, width)
     metric: NDArray[np.float32] | None = None
     if depth_file is not None:
         loaded = load_depth_input(
@@ -383,27 +391,27 @@ def convert_photo(
         if opts.depth_kind == "metric":
             metric = loaded
             with np.errstate(divide="ignore", invalid="ignore"):
-                disparity = np.where(np.isfinite(metric), 1.0 / metric, 0.0).astype(np.float32)
-        else:
-            disparity = loaded
+                loaded = np.where(np.isfinite(metric), 1.0 / metric, 0.0).astype(np.float32)
+        disparity = _resize(loaded, rows, cols, cv2.INTER_AREA)
+        picture = _resize(loaded, picture_size[0], picture_size[1], cv2.INTER_AREA)
     else:
         if model is None:
             raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
-        from depth2mesh.model import predict_disparity
+        from depth2mesh.model import preprocess, resize_disparity, run_network
 
-        disparity = predict_disparity(photo.rgb, model)
+        # the network sees 256 pixels: resize its output straight to the sizes used
+        network_disparity = run_network(model, preprocess(photo.rgb))
+        disparity = resize_disparity(network_disparity, rows, cols)
+        picture = resize_disparity(network_disparity, *picture_size)
     lap("depth")
 
     stage("geometry")
-    rows, cols = grid_size(height, width, opts.grid)
     grid_intrinsics = intrinsics.resized(cols, rows)
     if metric is not None:
         depth = _resize(metric, rows, cols, cv2.INTER_NEAREST)
         valid = np.isfinite(depth)
     else:
-        depth = disparity_to_depth(
-            _resize(disparity, rows, cols, cv2.INTER_AREA), near=opts.near, far=opts.far
-        )
+        depth = disparity_to_depth(disparity, near=opts.near, far=opts.far)
         valid = ~far_mask(depth, opts.far) if opts.drop_far else np.ones(depth.shape, bool)
     if photo.alpha is not None:  # transparent pixels are not part of the scene
         valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
@@ -418,13 +426,11 @@ def convert_photo(
 
     stage("depth images")
     written.append(
-        atomic_write_bytes(
-            paths["depth"], encode_png(disparity_to_png16(disparity)), overwrite=write
-        )
+        atomic_write_bytes(paths["depth"], encode_png(disparity_to_png16(picture)), overwrite=write)
     )
     written.append(
         atomic_write_bytes(
-            paths["inferno"], encode_png(colorize_disparity(disparity)), overwrite=write
+            paths["inferno"], encode_png(colorize_disparity(picture)), overwrite=write
         )
     )
     lap("depth_images")
@@ -446,14 +452,18 @@ def convert_photo(
     camera = _gltf_camera(intrinsics, depth[valid])
     stage("grid mesh")
     grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=opts.edge_threshold)
+    notes = list(photo.notes)
+    if grid.faces.shape[0] == 0:  # every triangle crosses a depth edge (a grid of a few cells)
+        grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=UNCUT)
+        notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
     # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
     # from the dense triangles (the point cloud PLY keeps its normals).
-    texture, mime = encode_texture(
-        photo.rgb,
-        max_size=opts.texture_size,
-        image_format=opts.texture_format,
-        quality=opts.jpeg_quality,
-    )
+    texture, mime = photo_texture(photo, opts)
+    texture_info = {
+        "mime_type": mime,
+        "source": "photo file, embedded as is" if texture is photo.jpeg else "encoded",
+        "quality": None if texture is photo.jpeg or mime != "image/jpeg" else quality(opts),
+    }
     written.append(
         atomic_write_bytes(
             paths["glb"],
@@ -510,13 +520,53 @@ def convert_photo(
 
     timings["total"] = round(time.perf_counter() - started, 4)
     result = ConvertResult(
-        photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, photo.notes
+        photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, tuple(notes)
     )
     sidecar = _sidecar(result, photo, opts, model, depth_file, written)
+    sidecar["texture"] = texture_info
+    sidecar["depth_pictures"] = {"width": picture.shape[1], "height": picture.shape[0]}
     atomic_write_bytes(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
     )
     return result
+
+
+def photo_texture(photo: Photo, options: ConvertOptions) -> tuple[bytes, str]:
+    """Return the GLB texture of a photo: its own JPEG bytes where they fit, else encoded.
+
+    The photo's file is embedded as it is when it is an upright RGB JPEG (``photo.jpeg``),
+    its long side is at most ``texture_size``, and neither the PNG format nor a JPEG quality
+    was asked for: the texture then is exactly the photo (no second JPEG loss) and costs no
+    encoding (about 0.15 s for 12 MP). Otherwise the pixels are encoded by
+    :func:`~depth2mesh.export.encode_texture` (downscaled to ``texture_size``).
+
+    Args:
+        photo: The photo (from :func:`~depth2mesh.photo.read_photo`).
+        options: ``texture_format``, ``texture_size`` and ``jpeg_quality`` are used.
+
+    Returns:
+        (encoded bytes, MIME type).
+    """
+    height, width = photo.rgb.shape[:2]
+    if (
+        photo.jpeg is not None
+        and photo.alpha is None
+        and options.texture_format == "jpeg"
+        and options.jpeg_quality is None
+        and max(height, width) <= options.texture_size
+    ):
+        return photo.jpeg, "image/jpeg"
+    return encode_texture(
+        photo.rgb,
+        max_size=options.texture_size,
+        image_format=options.texture_format,
+        quality=quality(options),
+    )
+
+
+def quality(options: ConvertOptions) -> int:
+    """Return the JPEG quality a texture is encoded at: ``jpeg_quality``, else the default."""
+    return DEFAULT_JPEG_QUALITY if options.jpeg_quality is None else options.jpeg_quality
 
 
 def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:

@@ -20,14 +20,26 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from depth2mesh.geometry import unit_lengths
 
-__all__ = ["GltfCamera", "decode_glb_json", "encode_glb"]
+__all__ = [
+    "DEFAULT_JPEG_QUALITY",
+    "DEFAULT_TEXTURE_SIZE",
+    "GltfCamera",
+    "decode_glb_json",
+    "encode_glb",
+]
+
+DEFAULT_TEXTURE_SIZE: Final = 4096
+"""Longest side of a GLB texture; the photo keeps its resolution up to this."""
+
+DEFAULT_JPEG_QUALITY: Final = 90
+"""JPEG quality of a texture that has to be encoded (a JPEG photo that fits is embedded as is)."""
 
 _GLB_MAGIC = b"glTF"
 _GLB_VERSION = 2

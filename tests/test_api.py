@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from depth2mesh.export import (
     disparity_to_png16,
     normalize_disparity,
 )
-from depth2mesh.model import DepthModel, resolve_device
+from depth2mesh.model import DepthModel, gpu_possible, resolve_device, torch_hub_dir
 from depth2mesh.photo import read_photo
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -59,15 +60,54 @@ def test_predict_disparity_is_deterministic_and_input_is_untouched(
 
 
 def test_devices() -> None:
-    assert resolve_device("cpu") == torch.device("cpu")
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device(" CPU ") == "cpu"
+    expected = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available() and torch.backends.mps.is_available():
         expected = "mps"
-    assert resolve_device("auto").type == expected
+    assert resolve_device("auto") == expected
+    assert torch.device(resolve_device("auto")).type == expected.split(":")[0]
     with pytest.raises(DeviceError, match="unknown device 'gpu'"):
         resolve_device("gpu")
     with pytest.raises(DeviceError, match="unknown device"):
         resolve_device("cpu:1")
+
+
+def test_gpu_possible_reads_the_device_files(tmp_path: Path) -> None:
+    """Without /dev/nvidia* or /dev/kfd, torch cannot see a GPU, so "auto" skips torch."""
+    if not sys.platform.startswith("linux"):
+        assert gpu_possible(tmp_path)
+        return
+    assert not gpu_possible(tmp_path)
+    (tmp_path / "nvidia0").touch()
+    assert gpu_possible(tmp_path)
+    (tmp_path / "nvidia0").unlink()
+    (tmp_path / "kfd").touch()
+    assert gpu_possible(tmp_path)
+    if torch.cuda.is_available():  # the real /dev agrees with torch wherever a GPU is seen
+        assert gpu_possible()
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},
+        {"TORCH_HOME": "/opt/models/torch"},
+        {"XDG_CACHE_HOME": "/var/cache/someone"},
+        {"TORCH_HOME": "~/th", "XDG_CACHE_HOME": "/x"},
+        {"XDG_CACHE_HOME": ""},
+        {"TORCH_HOME": ""},
+    ],
+)
+def test_torch_hub_dir_without_torch_is_torchs_rule(environ: dict[str, str]) -> None:
+    """The hub folder found without importing torch is the one torch.hub.get_dir() gives."""
+    keys = ("TORCH_HOME", "XDG_CACHE_HOME")
+    env = {k: v for k, v in os.environ.items() if k not in keys} | environ
+    script = "import sys, torch; print(torch.hub.get_dir())"
+    answer = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert torch_hub_dir(env) == Path(answer.stdout.strip())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

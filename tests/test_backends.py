@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_parity import NAMES  # the eight parity fixtures
 
-from depth2mesh import backends, model
+from depth2mesh import backends, network
 from depth2mesh.backends import (
     AUTO_ORDER,
     cached_export,
@@ -75,13 +75,13 @@ def exported(request: pytest.FixtureRequest, parity_weights: Path) -> DepthModel
 def counted_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every export that load_model makes."""
     calls: list[Path] = []
-    real = model.export_onnx
+    real = network.export_onnx
 
-    def counting(network: model.MidasSmall, destination: str | Path) -> None:
+    def counting(network: network.MidasSmall, destination: str | Path) -> None:
         calls.append(Path(destination))
         real(network, destination)
 
-    monkeypatch.setattr(model, "export_onnx", counting)
+    monkeypatch.setattr(network, "export_onnx", counting)
     return calls
 
 
@@ -97,7 +97,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("size", [(256, 256), (192, 256), (256, 32), (384, 512)])
 def test_static_padding_copy_equals_the_network(eager: DepthModel, size: tuple[int, int]) -> None:
-    copy = model.exportable_network(eager.network)
+    copy = network.exportable_network(eager.network)
     assert not any(type(m).__name__ == "Conv2dSame" for m in copy.modules())
     x = torch.from_numpy(np.random.default_rng(2).standard_normal((1, 3, *size), np.float32))
     with torch.inference_mode():
@@ -111,7 +111,7 @@ def test_model_records_its_backend(exported: DepthModel, eager: DepthModel) -> N
     assert exported.export_path is not None
     assert exported.export_path.is_file()
     assert exported.weights_sha256 in exported.export_path.name
-    assert isinstance(exported.network, model.MidasSmall)
+    assert isinstance(exported.network, network.MidasSmall)
     assert not exported.network.training
     assert eager.backend == "torch"
     assert eager.runner is None
@@ -275,13 +275,13 @@ def test_export_cache_lifecycle(
 
     # reused: no second export, the same file untouched, the checkpoint not even read
     reads: list[Path] = []
-    real_read = model.read_checkpoint
+    real_read = network.read_checkpoint
 
     def counting_read(path: str | Path) -> dict[str, torch.Tensor]:
         reads.append(Path(path))
         return real_read(path)
 
-    monkeypatch.setattr(model, "read_checkpoint", counting_read)
+    monkeypatch.setattr(network, "read_checkpoint", counting_read)
     second = quiet_load(weights_copy, backend=backend)
     assert len(counted_exports) == 1
     assert second.export_path == first.export_path
@@ -431,10 +431,10 @@ def test_failed_export_falls_back_to_torch_only_for_auto(
 ) -> None:
     backend = first_exported_backend()
 
-    def broken(network: model.MidasSmall, destination: str | Path) -> None:
+    def broken(network: network.MidasSmall, destination: str | Path) -> None:
         raise RuntimeError("exporter crashed\nsecond line")
 
-    monkeypatch.setattr(model, "export_onnx", broken)
+    monkeypatch.setattr(network, "export_onnx", broken)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = load_model(weights_copy)

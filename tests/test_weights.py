@@ -14,7 +14,8 @@ import torch
 from cli_runner import run_cli
 
 from depth2mesh.errors import UnofficialWeightsWarning, WeightsError
-from depth2mesh.model import load_model, read_checkpoint
+from depth2mesh.model import load_model
+from depth2mesh.network import read_checkpoint
 from depth2mesh.weights import (
     CHECKPOINT_NAME,
     OFFICIAL_SHA256,
@@ -179,7 +180,7 @@ def test_unofficial_weights_load_with_one_warning(
     assert model.weights_sha256 == file_sha256(parity_weights)
     assert not model.official
     assert model.weights_origin == "argument"
-    assert model.device.type == "cpu"
+    assert model.device == "cpu"
     assert not model.network.training
 
 

@@ -1,0 +1,248 @@
+"""The lean pipeline: the photo's JPEG embedded as is, depth at the grid's size, no torch.
+
+Each claim the speed work rests on, checked on real files and real consumers (the glTF
+validator, OpenCV decoding the embedded texture).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from cli_runner import run_cli
+from PIL import Image
+from test_convert import assert_valid_glb, glb_texture
+
+from depth2mesh.backends import available_backends
+from depth2mesh.convert import ConvertOptions, convert_photo, grid_size
+from depth2mesh.errors import UnofficialWeightsWarning
+from depth2mesh.export import disparity_to_png16
+from depth2mesh.gltf import decode_glb_json
+from depth2mesh.model import DepthModel, predict_disparity
+from depth2mesh.photo import EXIF_ORIENTATION, read_photo
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def embedded_image(glb: Path) -> bytes:
+    """Return the bytes of the GLB's first image, read from its binary chunk."""
+    data = glb.read_bytes()
+    document = decode_glb_json(data)
+    json_length = int.from_bytes(data[12:16], "little")
+    binary = data[20 + json_length + 8 :]
+    view = document["bufferViews"][document["images"][0]["bufferView"]]
+    start = view.get("byteOffset", 0)
+    assert document["images"][0]["mimeType"] == "image/jpeg"
+    return binary[start : start + view["byteLength"]]
+
+
+def write_jpeg(path: Path, rgb: np.ndarray, **save: object) -> Path:
+    Image.fromarray(rgb).save(path, format="JPEG", quality=93, **save)
+    return path
+
+
+@pytest.fixture
+def photo_rgb() -> np.ndarray:
+    """A 120x160 photo with detail (a crop of a sample)."""
+    rgb = np.asarray(Image.open(SAMPLES / "chelsea.png").convert("RGB"))
+    return np.ascontiguousarray(rgb[:120, :160])
+
+
+def flat_depth(tmp_path: Path, shape: tuple[int, int]) -> Path:
+    path = tmp_path / "depth.npy"
+    np.save(path, np.full(shape, 2.0, np.float32))
+    return path
+
+
+# --------------------------------------------------------------------------- texture
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_upright_jpeg_is_embedded_byte_for_byte(
+    tmp_path: Path, photo_rgb: np.ndarray, progressive: bool
+) -> None:
+    photo = write_jpeg(tmp_path / "photo.jpg", photo_rgb, progressive=progressive)
+    convert_photo(photo, tmp_path / "out", depth_file=flat_depth(tmp_path, (120, 160)))
+    assert embedded_image(tmp_path / "out" / "photo.glb") == photo.read_bytes()
+    sidecar = json.loads((tmp_path / "out" / "photo.json").read_text())
+    assert sidecar["texture"] == {
+        "mime_type": "image/jpeg",
+        "source": "photo file, embedded as is",
+        "quality": None,
+    }
+    assert_valid_glb(tmp_path / "out" / "photo.glb")
+
+
+def test_real_photo_with_metadata_is_embedded_and_valid(tmp_path: Path, shared_dir: Path) -> None:
+    source = shared_dir / "photos" / "moge_01_HouseIndoor.jpg"
+    photo = read_photo(source)
+    assert photo.jpeg is not None
+    assert photo.orientation == 1
+    height, width = photo.rgb.shape[:2]
+    convert_photo(source, tmp_path, depth_file=flat_depth(tmp_path, (height, width)))
+    assert embedded_image(tmp_path / f"{source.stem}.glb") == source.read_bytes()
+    assert_valid_glb(tmp_path / f"{source.stem}.glb")
+
+
+def test_texture_is_encoded_when_the_jpeg_cannot_be_used(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    depth = flat_depth(tmp_path, (120, 160))
+    photo = write_jpeg(tmp_path / "photo.jpg", photo_rgb)
+    cases = {
+        "quality": ConvertOptions(jpeg_quality=70),
+        "smaller": ConvertOptions(texture_size=80),
+        "png": ConvertOptions(texture_format="png"),
+    }
+    for name, options in cases.items():
+        convert_photo(photo, tmp_path / name, depth_file=depth, options=options)
+        sidecar = json.loads((tmp_path / name / "photo.json").read_text())
+        assert sidecar["texture"]["source"] == "encoded", name
+        assert_valid_glb(tmp_path / name / "photo.glb")
+    assert json.loads((tmp_path / "quality" / "photo.json").read_text())["texture"]["quality"] == 70
+    assert embedded_image(tmp_path / "quality" / "photo.glb") != photo.read_bytes()
+    assert glb_texture(tmp_path / "smaller" / "photo.glb").shape == (60, 80, 3)
+    assert glb_texture(tmp_path / "png" / "photo.glb").shape == (120, 160, 3)
+
+
+def test_rotated_jpeg_gets_an_upright_encoded_texture(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    """EXIF orientation 6: the file is stored sideways, so its bytes cannot be the texture."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    stored = np.ascontiguousarray(np.rot90(photo_rgb, 1))  # 160x120, needs 90 deg clockwise
+    photo = write_jpeg(tmp_path / "rotated.jpg", stored, exif=exif.tobytes())
+    loaded = read_photo(photo)
+    assert loaded.jpeg is None
+    assert loaded.rgb.shape == (120, 160, 3)
+    convert_photo(photo, tmp_path / "out", depth_file=flat_depth(tmp_path, (120, 160)))
+    texture = glb_texture(tmp_path / "out" / "rotated.glb")
+    assert texture.shape == (120, 160, 3)
+    difference = np.abs(texture.astype(int) - loaded.rgb.astype(int))
+    assert np.median(difference) <= 3
+
+
+def test_only_rgb_jpegs_offer_their_bytes(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    gray = tmp_path / "gray.jpg"
+    Image.fromarray(photo_rgb[:, :, 0]).save(gray, format="JPEG")
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.fromarray(photo_rgb).convert("CMYK").save(cmyk, format="JPEG")
+    png = tmp_path / "photo.png"
+    Image.fromarray(photo_rgb).save(png)
+    for path in (gray, cmyk, png):
+        assert read_photo(path).jpeg is None, path.name
+    rgb = write_jpeg(tmp_path / "rgb.jpg", photo_rgb)
+    photo = read_photo(rgb)
+    assert photo.jpeg == rgb.read_bytes()
+    decoded = np.asarray(Image.open(io.BytesIO(photo.jpeg)).convert("RGB"))
+    np.testing.assert_array_equal(decoded, photo.rgb)  # the bytes are the pixels it holds
+
+
+# --------------------------------------------------------------------------- depth pictures
+
+
+def test_depth_pictures_at_the_grid_size_or_the_photo_size(
+    tmp_path: Path, parity_model: DepthModel
+) -> None:
+    rgb = np.asarray(Image.open(SAMPLES / "coffee.png").convert("RGB"))  # 400x600
+    rows, cols = grid_size(*rgb.shape[:2], 256)
+    for size, shape in (("grid", (rows, cols)), ("photo", rgb.shape[:2])):
+        options = ConvertOptions(grid=256, depth_size=size)  # type: ignore[arg-type]
+        convert_photo(SAMPLES / "coffee.png", tmp_path / size, model=parity_model, options=options)
+        picture = cv2.imread(str(tmp_path / size / "coffee_depth.png"), cv2.IMREAD_UNCHANGED)
+        inferno = cv2.imread(str(tmp_path / size / "coffee_depth_inferno.png"))
+        expected = disparity_to_png16(predict_disparity(rgb, parity_model, size=shape))
+        assert picture.dtype == np.uint16
+        np.testing.assert_array_equal(picture, expected)
+        assert inferno.shape == (*shape, 3)
+        sidecar = json.loads((tmp_path / size / "coffee.json").read_text())
+        assert (sidecar["depth_pictures"]["height"], sidecar["depth_pictures"]["width"]) == shape
+    # the geometry does not depend on the size of the pictures
+    for name in ("coffee.glb", "coffee_points.ply"):
+        assert (tmp_path / "grid" / name).read_bytes() == (tmp_path / "photo" / name).read_bytes()
+
+
+def test_cli_depth_size_texture_and_quality_options(tmp_path: Path, photo_rgb: np.ndarray) -> None:
+    photo = write_jpeg(tmp_path / "photo.jpg", photo_rgb)
+    depth = flat_depth(tmp_path, (120, 160))
+    result = run_cli(
+        "convert",
+        photo,
+        "-o",
+        tmp_path / "out",
+        "--depth",
+        depth,
+        "--grid",
+        "40",
+        "--depth-size",
+        "photo",
+        "--jpeg-quality",
+        "60",
+        "--texture-size",
+        "100",
+    )
+    assert result.returncode == 0, result.stderr
+    picture = cv2.imread(str(tmp_path / "out" / "photo_depth.png"), cv2.IMREAD_UNCHANGED)
+    assert picture.shape == (120, 160)
+    assert glb_texture(tmp_path / "out" / "photo.glb").shape == (75, 100, 3)
+    sidecar = json.loads((tmp_path / "out" / "photo.json").read_text())
+    assert sidecar["texture"]["quality"] == 60
+    assert sidecar["counts"]["grid_rows"] == 30
+    for args, message in (
+        (["--jpeg-quality", "0"], "--jpeg-quality must be in 1..100"),
+        (["--texture-size", "8"], "--texture-size must be at least 16"),
+        (["--depth-size", "huge"], "--depth-size"),
+    ):
+        bad = run_cli("convert", photo, "-o", tmp_path / "bad", "--depth", depth, *args)
+        assert bad.returncode == 2, args
+        assert message in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad").exists()
+
+
+# --------------------------------------------------------------------------- no torch
+
+
+@pytest.mark.skipif(not available_backends(), reason="needs OpenVINO or ONNX Runtime")
+def test_cli_convert_on_a_cached_export_never_imports_torch(
+    tmp_path: Path, parity_weights: Path, parity_model: DepthModel
+) -> None:
+    """With the export cached (the parity_model fixture made it), torch is never imported."""
+    assert parity_model.backend != "torch"
+    script = (
+        "import sys\n"
+        "from depth2mesh.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+    )
+    arguments = ["convert", str(SAMPLES / "coffee.png"), "-o", str(tmp_path / "out")]
+    arguments += ["--weights", str(parity_weights)]
+    result = subprocess.run(
+        [sys.executable, "-c", script, *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "DEPTH2MESH_OFFLINE": "1"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stderr
+    sidecar = json.loads((tmp_path / "out" / "coffee.json").read_text())
+    assert sidecar["model"]["backend"] == parity_model.backend
+    assert sidecar["model"]["device"] == "cpu"
+    # same files as the in-process model (which has torch loaded) writes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnofficialWeightsWarning)
+        convert_photo(SAMPLES / "coffee.png", tmp_path / "here", model=parity_model)
+    for name in ("coffee.glb", "coffee_points.ply", "coffee_depth.png"):
+        assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
