@@ -26,10 +26,12 @@ folder for this process only. File name: ``midas_v21_small-<weights sha256>-<EXP
 changed weights get a new export; the file's own hash is checked at every load, so a
 truncated or damaged file is deleted and exported again instead of being run. Files are
 written under a temporary name and renamed into place, so concurrent processes never see
-half a file. Exports of other weights are never deleted.
+half a file. Exports of other weights are never deleted. OpenVINO also keeps its compiled
+network in ``openvino-cache/`` beside the export (when that folder is writable).
 
-This module never imports torch: :mod:`depth2mesh.model` owns the network and passes the
-export function in. The runtimes are imported only when a backend is created.
+This module never imports torch: :mod:`depth2mesh.network` owns the network and
+:mod:`depth2mesh.model` passes the export function in. The runtimes are imported only when
+a backend is created.
 """
 
 from __future__ import annotations
@@ -72,6 +74,9 @@ EXPORT_TAG = "opset17-v1"
 
 EXPORT_PREFIX = "midas_v21_small"
 """First part of the cache file name."""
+
+OPENVINO_CACHE = "openvino-cache"
+"""Folder beside the export where OpenVINO keeps compiled networks (when writable)."""
 
 CACHE_SUBDIR = "depth2mesh"
 """Folder of the exports inside ``<torch.hub dir>/checkpoints`` and the user cache."""
@@ -403,22 +408,25 @@ class OpenVinoRunner:
     ``ENABLE_CPU_PINNING=False`` (a thread pinned to a core that another process is busy on
     cannot move; unpinned had the shorter tail on a shared machine).
     The graph keeps dynamic h and w; one infer request, guarded by a lock (an infer request
-    must not run twice at the same time).
+    must not run twice at the same time). With ``cache_dir``, OpenVINO keeps the compiled
+    network there (keyed by the model, the settings and the CPU) and later processes load it
+    instead of compiling again: 0.1 s instead of 0.35 s per process here.
     """
 
     backend = "openvino"
 
-    def __init__(self, onnx_path: Path, *, threads: int) -> None:
+    def __init__(self, onnx_path: Path, *, threads: int, cache_dir: Path | None = None) -> None:
         ov: Any = importlib.import_module("openvino")
         core = ov.Core()
-        model = core.read_model(str(onnx_path))
+        if cache_dir is not None:
+            core.set_property({"CACHE_DIR": str(cache_dir)})
         config = {
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
             "INFERENCE_NUM_THREADS": threads,
             "ENABLE_CPU_PINNING": False,
         }
-        self.compiled = core.compile_model(model, "CPU", config)
+        self.compiled = core.compile_model(str(onnx_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
 
@@ -456,7 +464,11 @@ def create_runner(
         if backend == "onnxruntime":
             return OnnxRuntimeRunner(onnx_path, threads=count, cuda_device=cuda_device)
         if backend == "openvino":
-            return OpenVinoRunner(onnx_path, threads=count)
+            folder = onnx_path.parent / OPENVINO_CACHE
+            cache = (
+                folder if writable_folder(onnx_path.parent) and writable_folder(folder) else None
+            )
+            return OpenVinoRunner(onnx_path, threads=count, cache_dir=cache)
     except Exception as error:  # the runtimes raise their own exception types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DeviceError(

@@ -270,7 +270,10 @@ def test_export_cache_lifecycle(
     assert first.export_path.parent == folder
     assert first.export_path.name.startswith(export_stem(file_sha256(weights_copy)))
     assert _exports(folder) == [first.export_path]
-    assert sorted(p.name for p in folder.iterdir()) == sorted(["midas.pt", first.export_path.name])
+    compiled = [backends.OPENVINO_CACHE] if backend == "openvino" else []
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["midas.pt", first.export_path.name, *compiled]
+    )
     stamp = first.export_path.stat().st_mtime_ns
 
     # reused: no second export, the same file untouched, the checkpoint not even read
@@ -445,3 +448,37 @@ def test_failed_export_falls_back_to_torch_only_for_auto(
         quiet_load(weights_copy, backend=backend)
     assert "\n" not in str(error.value)
     assert list(weights_copy.parent.glob("*.onnx")) == []
+
+
+def test_openvino_keeps_its_compiled_network_beside_the_export(
+    tmp_path: Path, parity_model: DepthModel, shared_dir: Path
+) -> None:
+    """A second runner loads the compiled network from openvino-cache/, with equal results."""
+    require("openvino")
+    source = parity_model.export_path
+    if source is None or parity_model.backend != "openvino":
+        source = quiet_load(parity_model.weights_path, backend="openvino").export_path
+    assert source is not None
+    export = tmp_path / source.name
+    export.symlink_to(source)
+    x = official(shared_dir, "coffee", "input")
+    first = backends.create_runner("openvino", export)
+    cache = tmp_path / backends.OPENVINO_CACHE
+    blobs = sorted(cache.iterdir())
+    assert blobs  # the compiled network was written
+    stamps = [blob.stat().st_mtime_ns for blob in blobs]
+    second = backends.create_runner("openvino", export)
+    assert sorted(cache.iterdir()) == blobs
+    assert [blob.stat().st_mtime_ns for blob in blobs] == stamps  # read, not written again
+    np.testing.assert_array_equal(second(x), first(x))
+    # a read-only folder gets no cache, and the runner still works
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / source.name).symlink_to(source)
+    locked.chmod(0o555)
+    try:
+        third = backends.create_runner("openvino", locked / source.name)
+        np.testing.assert_array_equal(third(x), first(x))
+        assert sorted(p.name for p in locked.iterdir()) == [source.name]
+    finally:
+        locked.chmod(0o755)
