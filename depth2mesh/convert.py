@@ -375,8 +375,10 @@ def convert_photo(
         raise OutputError(f"cannot create the output folder {out_dir}: {error.strerror}") from error
 
     stage("read")
-    photo = read_photo(photo_path, max_pixels=opts.max_pixels)
-    height, width = photo.rgb.shape[:2]
+    # nothing needs more pixels than the texture and the grid: huge JPEGs are decoded smaller
+    needed = max(opts.texture_size, opts.grid)
+    photo = read_photo(photo_path, max_pixels=opts.max_pixels, min_side=needed)
+    height, width = photo.size
     intrinsics = _intrinsics(photo, opts.camera)
     lap("read")
 
@@ -511,7 +513,11 @@ def convert_photo(
         )
         # colour every vertex from the photo where it projects (exact, unlike interpolation)
         colored = replace(
-            surface, colors=sample_colors(photo.rgb, project_points(surface.vertices, intrinsics))
+            surface,
+            colors=sample_colors(
+                photo.rgb,
+                project_points(surface.vertices, intrinsics.resized(*photo.rgb.shape[1::-1])),
+            ),
         )
         written += _write_poisson(colored, paths, camera, photo_path.stem, overwrite=write)
         counts["poisson_vertices"] = int(surface.vertices.shape[0])
@@ -570,7 +576,7 @@ def quality(options: ConvertOptions) -> int:
 
 
 def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:
-    height, width = photo.rgb.shape[:2]
+    height, width = photo.size
     return resolve_intrinsics(
         width, height, exif_focal_35mm=photo.focal_length_35mm, **asdict(camera)
     )
@@ -633,7 +639,7 @@ def _sidecar(
     depth_file: str | Path | None,
     written: list[Path],
 ) -> dict[str, Any]:
-    height, width = photo.rgb.shape[:2]
+    height, width = photo.size
     if depth_file is not None:
         depth_source: dict[str, Any] = {"source": "file", "path": str(depth_file)}
         depth_source["kind"] = options.depth_kind
@@ -649,6 +655,8 @@ def _sidecar(
             "height": height,
             "exif_orientation": photo.orientation,
             "exif_focal_length_35mm": photo.focal_length_35mm,
+            "decoded_width": int(photo.rgb.shape[1]),
+            "decoded_height": int(photo.rgb.shape[0]),
         },
         "intrinsics": result.intrinsics.to_dict(),
         "depth": depth_source,

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from cli_runner import run_cli
 from PIL import Image
-from test_convert import assert_valid_glb, glb_texture
+from test_convert import assert_valid_glb, glb_texture, read_cloud
 
 from depth2mesh.backends import available_backends
-from depth2mesh.convert import ConvertOptions, convert_photo, grid_size
+from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo, grid_size
 from depth2mesh.errors import UnofficialWeightsWarning
 from depth2mesh.export import disparity_to_png16
 from depth2mesh.gltf import decode_glb_json
@@ -246,3 +246,70 @@ def test_cli_convert_on_a_cached_export_never_imports_torch(
         convert_photo(SAMPLES / "coffee.png", tmp_path / "here", model=parity_model)
     for name in ("coffee.glb", "coffee_points.ply", "coffee_depth.png"):
         assert (tmp_path / "out" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()
+
+
+# --------------------------------------------------------------------------- huge photos
+
+
+def test_large_jpeg_is_decoded_smaller_by_the_jpeg_decoder(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    big = cv2.resize(photo_rgb, (800, 600), interpolation=cv2.INTER_CUBIC)
+    path = write_jpeg(tmp_path / "big.jpg", big)
+    full = read_photo(path)
+    assert full.size == (600, 800)
+    assert full.stored_size is None
+    for min_side, decoded in (
+        (900, (600, 800)),
+        (400, (300, 400)),
+        (399, (300, 400)),
+        (200, (150, 200)),
+        (10, (75, 100)),
+    ):
+        photo = read_photo(path, min_side=min_side)
+        assert photo.rgb.shape[:2] == decoded, min_side
+        assert photo.size == (600, 800)
+        assert (photo.jpeg is None) == (decoded != (600, 800))
+        # the decoder's own scaling: close to the full decode, shrunk
+        shrunk = cv2.resize(full.rgb, decoded[::-1], interpolation=cv2.INTER_AREA)
+        assert np.median(np.abs(photo.rgb.astype(int) - shrunk.astype(int))) <= 2
+    # a sideways-stored JPEG: the stored size is the upright one
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6
+    sideways = write_jpeg(
+        tmp_path / "sideways.jpg", np.ascontiguousarray(np.rot90(big, 1)), exif=exif.tobytes()
+    )
+    photo = read_photo(sideways, min_side=200)
+    assert photo.size == (600, 800)
+    assert photo.rgb.shape[:2] == (150, 200)
+    # other formats are decoded at full size
+    png = tmp_path / "big.png"
+    Image.fromarray(big).save(png)
+    assert read_photo(png, min_side=200).rgb.shape[:2] == (600, 800)
+
+
+def test_reduced_decode_keeps_the_geometry_and_the_photo_size(
+    tmp_path: Path, photo_rgb: np.ndarray
+) -> None:
+    big = cv2.resize(photo_rgb, (800, 600), interpolation=cv2.INTER_CUBIC)
+    path = write_jpeg(tmp_path / "big.jpg", big)
+    depth = tmp_path / "depth.npy"
+    rows = np.linspace(1.5, 4.0, 600, dtype=np.float32)[:, None]
+    np.save(depth, np.repeat(rows, 800, axis=1))
+    results = {}
+    for name, texture_size in (("full", 4096), ("reduced", 200)):
+        options = ConvertOptions(
+            grid=64, texture_size=texture_size, camera=CameraOptions(fov_deg=50.0)
+        )
+        results[name] = convert_photo(path, tmp_path / name, depth_file=depth, options=options)
+        assert_valid_glb(tmp_path / name / "big.glb")
+    sidecar = json.loads((tmp_path / "reduced" / "big.json").read_text())
+    assert (sidecar["photo"]["width"], sidecar["photo"]["height"]) == (800, 600)
+    assert (sidecar["photo"]["decoded_width"], sidecar["photo"]["decoded_height"]) == (200, 150)
+    assert results["reduced"].intrinsics == results["full"].intrinsics
+    assert results["full"].intrinsics.width == 800
+    assert glb_texture(tmp_path / "reduced" / "big.glb").shape == (150, 200, 3)
+    full_points, full_colors, _ = read_cloud(tmp_path / "full" / "big_points.ply")
+    points, colors, _ = read_cloud(tmp_path / "reduced" / "big_points.ply")
+    np.testing.assert_array_equal(points, full_points)  # geometry from the stored size
+    assert np.median(np.abs(colors.astype(int) - full_colors.astype(int))) <= 3
