@@ -19,7 +19,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from convert_large import cpu_model
+from machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 
