@@ -515,9 +515,13 @@ class _Converter:
         inferno = files[f"{stem}_depth_inferno.png"]
         photo_rgb = read_photo(local, max_pixels=self.limits.max_pixels).rgb
         heat_rgb = read_photo(inferno).rgb
+        photo_small = _preview(photo_rgb)
+        # the depth picture is at the grid's size: the slider needs both at one size
+        rows, cols = photo_small.shape[:2]
+        heat_small = cv2.resize(heat_rgb, (cols, rows), interpolation=cv2.INTER_LINEAR)
         slider = (
-            str(_write_preview(local.parent / "preview_photo.jpg", _preview(photo_rgb))),
-            str(_write_preview(local.parent / "preview_depth.jpg", _preview(heat_rgb))),
+            str(_write_preview(local.parent / "preview_photo.jpg", photo_small)),
+            str(_write_preview(local.parent / "preview_depth.jpg", np.asarray(heat_small))),
         )
         wanted = [f"{stem}.glb", f"{stem}_poisson.glb", f"{stem}_points.ply"]
         wanted += [f"{stem}_poisson.ply", f"{stem}_depth.png"]
