@@ -386,6 +386,7 @@ def convert_photo(
     rows, cols = grid_size(height, width, opts.grid)
     picture_size = (rows, cols) if opts.depth_size == "grid" else (height, width)
     metric: NDArray[np.float32] | None = None
+    picture: NDArray[np.float32] | None = None  # the depth pictures' disparity, when not the grid's
     if depth_file is not None:
         loaded = load_depth_input(
             depth_file, (height, width), kind=opts.depth_kind, png_scale=opts.depth_png_scale
@@ -395,7 +396,8 @@ def convert_photo(
             with np.errstate(divide="ignore", invalid="ignore"):
                 loaded = np.where(np.isfinite(metric), 1.0 / metric, 0.0).astype(np.float32)
         disparity = _resize(loaded, rows, cols, cv2.INTER_AREA)
-        picture = _resize(loaded, picture_size[0], picture_size[1], cv2.INTER_AREA)
+        if picture_size != (rows, cols):
+            picture = _resize(loaded, picture_size[0], picture_size[1], cv2.INTER_AREA)
     else:
         if model is None:
             raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
@@ -404,7 +406,10 @@ def convert_photo(
         # the network sees 256 pixels: resize its output straight to the sizes used
         network_disparity = run_network(model, preprocess(photo.rgb))
         disparity = resize_disparity(network_disparity, rows, cols)
-        picture = resize_disparity(network_disparity, *picture_size)
+        if picture_size != (rows, cols):
+            picture = resize_disparity(network_disparity, *picture_size)
+    if picture is None:
+        picture = disparity
     lap("depth")
 
     stage("geometry")
@@ -428,11 +433,17 @@ def convert_photo(
 
     stage("depth images")
     written.append(
-        atomic_write_bytes(paths["depth"], encode_png(disparity_to_png16(picture)), overwrite=write)
+        atomic_write_bytes(
+            paths["depth"],
+            encode_png(disparity_to_png16(picture)),
+            overwrite=write,
+        )
     )
     written.append(
         atomic_write_bytes(
-            paths["inferno"], encode_png(colorize_disparity(picture)), overwrite=write
+            paths["inferno"],
+            encode_png(colorize_disparity(picture)),
+            overwrite=write,
         )
     )
     lap("depth_images")
@@ -530,7 +541,7 @@ def convert_photo(
     )
     sidecar = _sidecar(result, photo, opts, model, depth_file, written)
     sidecar["texture"] = texture_info
-    sidecar["depth_pictures"] = {"width": picture.shape[1], "height": picture.shape[0]}
+    sidecar["depth_pictures"] = {"width": picture_size[1], "height": picture_size[0]}
     atomic_write_bytes(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
     )
