@@ -475,6 +475,9 @@ def test_sigint_leaves_only_complete_files_and_skip_existing_resumes(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as a user's terminal does: a test run started in the background (`cmd &` in a
+        # script) hands its children SIGINT ignored, and Python then never installs its handler
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 240
     while not (out / "p00.json").exists():
