@@ -35,6 +35,7 @@ from depth2mesh.export import (
     encode_obj,
     encode_png,
     encode_texture,
+    jpeg_without_metadata,
     refuse_existing,
 )
 from depth2mesh.geometry import (
@@ -471,12 +472,7 @@ def convert_photo(
         notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
     # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
     # from the dense triangles (the point cloud PLY keeps its normals).
-    texture, mime = photo_texture(photo, opts)
-    texture_info = {
-        "mime_type": mime,
-        "source": "photo file, embedded as is" if texture is photo.jpeg else "encoded",
-        "quality": None if texture is photo.jpeg or mime != "image/jpeg" else quality(opts),
-    }
+    texture = photo_texture(photo, opts)
     written.append(
         atomic_write_bytes(
             paths["glb"],
@@ -484,8 +480,8 @@ def convert_photo(
                 camera_to_gltf(grid.vertices),
                 grid.faces,
                 uvs=grid.uvs,
-                texture=texture,
-                texture_mime=mime,
+                texture=texture.data,
+                texture_mime=texture.mime_type,
                 camera=camera,
                 name=photo_path.stem,
                 generator=f"depth2mesh {__version__}",
@@ -495,7 +491,7 @@ def convert_photo(
     )
     if "obj" in opts.formats and grid.uvs is not None:
         written += [
-            atomic_write_bytes(paths["texture"], texture, overwrite=write),
+            atomic_write_bytes(paths["texture"], texture.data, overwrite=write),
             atomic_write_bytes(paths["mtl"], encode_mtl(paths["texture"].name), overwrite=write),
             atomic_write_bytes(
                 paths["obj"],
@@ -540,7 +536,11 @@ def convert_photo(
         photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, tuple(notes)
     )
     sidecar = _sidecar(result, photo, opts, model, depth_file, written)
-    sidecar["texture"] = texture_info
+    sidecar["texture"] = {
+        "mime_type": texture.mime_type,
+        "source": texture.source,
+        "quality": texture.quality,
+    }
     sidecar["depth_pictures"] = {"width": picture_size[1], "height": picture_size[0]}
     atomic_write_bytes(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
@@ -548,21 +548,41 @@ def convert_photo(
     return result
 
 
-def photo_texture(photo: Photo, options: ConvertOptions) -> tuple[bytes, str]:
-    """Return the GLB texture of a photo: its own JPEG bytes where they fit, else encoded.
+@dataclass(frozen=True)
+class Texture:
+    """An encoded GLB texture.
 
-    The photo's file is embedded as it is when it is an upright RGB JPEG (``photo.jpeg``),
-    its long side is at most ``texture_size``, and neither the PNG format nor a JPEG quality
-    was asked for: the texture then is exactly the photo (no second JPEG loss) and costs no
-    encoding (about 0.15 s for 12 MP). Otherwise the pixels are encoded by
-    :func:`~depth2mesh.export.encode_texture` (downscaled to ``texture_size``).
+    Attributes:
+        data: The image file's bytes.
+        mime_type: "image/jpeg" or "image/png".
+        source: "photo" (the photo's own JPEG data, metadata left out) or "encoded".
+        quality: The JPEG quality it was encoded at; None for "photo" and PNG.
+    """
+
+    data: bytes
+    mime_type: str
+    source: Literal["photo", "encoded"]
+    quality: int | None
+
+
+def photo_texture(photo: Photo, options: ConvertOptions) -> Texture:
+    """Return the GLB texture of a photo: its own JPEG data where it fits, else encoded.
+
+    The photo's JPEG data is embedded as it is when it is an upright RGB JPEG
+    (``photo.jpeg``), its long side is at most ``texture_size``, and neither the PNG format
+    nor a JPEG quality was asked for: the texture then is exactly the photo (no second JPEG
+    loss) and costs no encoding (about 0.15 s for 12 MP). Its metadata is left out
+    (:func:`~depth2mesh.export.jpeg_without_metadata`: no EXIF GPS position in a model
+    that gets shared, no thumbnails, no appended motion-photo video). Otherwise the pixels
+    are encoded by :func:`~depth2mesh.export.encode_texture` (downscaled to
+    ``texture_size``).
 
     Args:
         photo: The photo (from :func:`~depth2mesh.photo.read_photo`).
         options: ``texture_format``, ``texture_size`` and ``jpeg_quality`` are used.
 
     Returns:
-        (encoded bytes, MIME type).
+        The texture.
     """
     height, width = photo.rgb.shape[:2]
     if (
@@ -572,13 +592,17 @@ def photo_texture(photo: Photo, options: ConvertOptions) -> tuple[bytes, str]:
         and options.jpeg_quality is None
         and max(height, width) <= options.texture_size
     ):
-        return photo.jpeg, "image/jpeg"
-    return encode_texture(
+        try:
+            return Texture(jpeg_without_metadata(photo.jpeg), "image/jpeg", "photo", None)
+        except ValueError:
+            pass  # a JPEG this parser cannot follow: encode the decoded pixels instead
+    data, mime = encode_texture(
         photo.rgb,
         max_size=options.texture_size,
         image_format=options.texture_format,
         quality=quality(options),
     )
+    return Texture(data, mime, "encoded", quality(options) if mime == "image/jpeg" else None)
 
 
 def quality(options: ConvertOptions) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -245,6 +246,69 @@ def camera_to_gltf(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
         (..., 3) float32 in glTF axes (Y up, -Z forward); PLY output uses the same axes.
     """
     return (np.asarray(vectors, dtype=np.float32) * GLTF_FROM_CAMERA).astype(np.float32)
+
+
+_JPEG_KEPT_APPS = {
+    0xE0: (b"JFIF\0", b"JFXX\0"),  # the file's colour space and pixel density
+    0xE2: (b"ICC_PROFILE\0",),  # the colour profile
+    0xEE: (b"Adobe",),  # the colour transform (RGB or YCbCr, CMYK)
+}
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+"""In entropy-coded data: a 0xFF not followed by stuffing (0x00), a restart marker or fill."""
+
+
+def jpeg_without_metadata(data: bytes) -> bytes:
+    """Return a JPEG file with its metadata left out and nothing after its end.
+
+    Keeps every segment that decoding needs (quantisation and Huffman tables, frame and scan
+    headers, restart intervals, the entropy-coded data of every scan, so progressive files
+    too), plus JFIF, the ICC profile and Adobe's colour transform; leaves out EXIF (camera
+    serial numbers, GPS position), XMP, Photoshop/IPTC blocks, comments, thumbnails and any
+    bytes after the end-of-image marker (a phone's motion-photo video, a second picture). The
+    pixels it decodes to are the original's, bit for bit.
+
+    Args:
+        data: A JPEG file's bytes.
+
+    Returns:
+        The JPEG without metadata.
+
+    Raises:
+        ValueError: Not a JPEG this parser can follow (no SOI, a truncated segment, no EOI).
+    """
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG file (no start-of-image marker)")
+    parts = [b"\xff\xd8"]
+    position, size = 2, len(data)
+    while True:
+        if position >= size or data[position] != 0xFF:
+            raise ValueError(f"expected a JPEG marker at byte {position}")
+        while position < size and data[position] == 0xFF:  # fill bytes before a marker
+            position += 1
+        if position >= size:
+            raise ValueError("the JPEG ends inside a marker")
+        marker = data[position]
+        position += 1
+        if marker == 0xD9:  # end of image
+            parts.append(b"\xff\xd9")
+            return b"".join(parts)
+        if 0xD0 <= marker <= 0xD7 or marker in (0x01, 0xD8):
+            raise ValueError(f"unexpected JPEG marker 0xFF{marker:02X} at byte {position - 2}")
+        length = int.from_bytes(data[position : position + 2], "big")
+        if length < 2 or position + length > size:
+            raise ValueError(f"truncated JPEG segment 0xFF{marker:02X} at byte {position - 2}")
+        segment = data[position : position + length]
+        position += length
+        is_metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE  # APPn, COM
+        kept = _JPEG_KEPT_APPS.get(marker, ())
+        if not is_metadata or any(segment[2:].startswith(prefix) for prefix in kept):
+            parts.append(bytes((0xFF, marker)) + segment)
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            end = _JPEG_SCAN_END.search(data, position)
+            if end is None:
+                raise ValueError("the JPEG's scan data has no end (truncated?)")
+            parts.append(data[position : end.start()])
+            position = end.start()
 
 
 def encode_texture(

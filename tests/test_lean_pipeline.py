@@ -22,12 +22,18 @@ from PIL import Image
 from test_convert import assert_valid_glb, glb_texture, read_cloud
 
 from depth2mesh.backends import available_backends
-from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo, grid_size
+from depth2mesh.convert import (
+    CameraOptions,
+    ConvertOptions,
+    convert_photo,
+    grid_size,
+    photo_texture,
+)
 from depth2mesh.errors import UnofficialWeightsWarning
-from depth2mesh.export import disparity_to_png16
+from depth2mesh.export import disparity_to_png16, jpeg_without_metadata
 from depth2mesh.gltf import decode_glb_json
 from depth2mesh.model import DepthModel, predict_disparity
-from depth2mesh.photo import EXIF_ORIENTATION, read_photo
+from depth2mesh.photo import EXIF_ORIENTATION, Photo, read_photo
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -65,31 +71,99 @@ def flat_depth(tmp_path: Path, shape: tuple[int, int]) -> Path:
 # --------------------------------------------------------------------------- texture
 
 
+def decoded(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as image:
+        return np.asarray(image)
+
+
 @pytest.mark.parametrize("progressive", [False, True])
-def test_upright_jpeg_is_embedded_byte_for_byte(
+def test_upright_jpeg_is_embedded_as_it_is(
     tmp_path: Path, photo_rgb: np.ndarray, progressive: bool
 ) -> None:
     photo = write_jpeg(tmp_path / "photo.jpg", photo_rgb, progressive=progressive)
     convert_photo(photo, tmp_path / "out", depth_file=flat_depth(tmp_path, (120, 160)))
+    # a file with no metadata but JFIF: embedded byte for byte
     assert embedded_image(tmp_path / "out" / "photo.glb") == photo.read_bytes()
     sidecar = json.loads((tmp_path / "out" / "photo.json").read_text())
-    assert sidecar["texture"] == {
-        "mime_type": "image/jpeg",
-        "source": "photo file, embedded as is",
-        "quality": None,
-    }
+    assert sidecar["texture"] == {"mime_type": "image/jpeg", "source": "photo", "quality": None}
     assert_valid_glb(tmp_path / "out" / "photo.glb")
 
 
-def test_real_photo_with_metadata_is_embedded_and_valid(tmp_path: Path, shared_dir: Path) -> None:
+@pytest.mark.parametrize("progressive", [False, True])
+def test_embedded_jpeg_leaves_the_metadata_out(
+    tmp_path: Path, photo_rgb: np.ndarray, progressive: bool
+) -> None:
+    """GPS position, camera serial, comments and an appended video never reach the GLB."""
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneMaker"  # Make
+    exif[0xA431] = "SERIAL-12345"  # BodySerialNumber (in IFD0 here; any tag will do)
+    exif.get_ifd(0x8825)[2] = (48.0, 51.0, 24.0)  # GPSLatitude
+    path = tmp_path / "tagged.jpg"
+    Image.fromarray(photo_rgb).save(
+        path,
+        format="JPEG",
+        quality=93,
+        progressive=progressive,
+        exif=exif.tobytes(),
+        comment=b"COMMENT-SECRET",
+        icc_profile=b"ICC-PROFILE-BYTES" * 10,
+    )
+    original = path.read_bytes()
+    path.write_bytes(original + b"\x00\x00\x00\x18ftypmp42 MOTION-PHOTO-VIDEO")
+    for needle in (b"SERIAL-12345", b"COMMENT-SECRET", b"MOTION-PHOTO-VIDEO", b"Exif"):
+        assert needle in path.read_bytes()
+    convert_photo(path, tmp_path / "out", depth_file=flat_depth(tmp_path, (120, 160)))
+    texture = embedded_image(tmp_path / "out" / "tagged.glb")
+    for needle in (b"SERIAL-12345", b"COMMENT-SECRET", b"MOTION-PHOTO-VIDEO", b"Exif"):
+        assert needle not in texture, needle
+    assert b"ICC-PROFILE-BYTES" in texture  # colour management is kept
+    assert texture.endswith(b"\xff\xd9")
+    np.testing.assert_array_equal(decoded(texture), decoded(original))  # the same pixels
+    assert len(texture) < len(original)
+    assert_valid_glb(tmp_path / "out" / "tagged.glb")
+
+
+def test_real_photo_is_embedded_without_metadata_and_valid(
+    tmp_path: Path, shared_dir: Path
+) -> None:
     source = shared_dir / "photos" / "moge_01_HouseIndoor.jpg"
     photo = read_photo(source)
-    assert photo.jpeg is not None
+    assert photo.jpeg == source.read_bytes()
     assert photo.orientation == 1
+    assert b"Exif" in photo.jpeg
     height, width = photo.rgb.shape[:2]
     convert_photo(source, tmp_path, depth_file=flat_depth(tmp_path, (height, width)))
-    assert embedded_image(tmp_path / f"{source.stem}.glb") == source.read_bytes()
+    texture = embedded_image(tmp_path / f"{source.stem}.glb")
+    assert texture == jpeg_without_metadata(photo.jpeg)
+    assert b"Exif" not in texture
+    assert b"Photoshop" not in texture
+    np.testing.assert_array_equal(decoded(texture), decoded(photo.jpeg))
     assert_valid_glb(tmp_path / f"{source.stem}.glb")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"GIF89a",
+        b"\xff\xd8",  # nothing after the start
+        b"\xff\xd8\xff\xe1\x00",  # a truncated length
+        b"\xff\xd8\xff\xe1\x00\x40abc",  # a segment longer than the file
+        b"\xff\xd8\xff\xdb\x00\x04\x00\x00\xff\xda\x00\x02scan-without-end",
+        b"\xff\xd8\x00\x00",  # no marker where one must be
+    ],
+)
+def test_jpeg_parser_refuses_what_it_cannot_follow(data: bytes) -> None:
+    with pytest.raises(ValueError, match="JPEG"):
+        jpeg_without_metadata(data)
+
+
+def test_unparseable_jpeg_data_falls_back_to_encoding(photo_rgb: np.ndarray) -> None:
+    photo = Photo(photo_rgb, Path("x.jpg"), jpeg=b"\xff\xd8garbage")
+    texture = photo_texture(photo, ConvertOptions())
+    assert texture.source == "encoded"
+    assert texture.quality == 90
+    assert np.median(np.abs(decoded(texture.data).astype(int) - photo_rgb.astype(int))) <= 3
 
 
 def test_texture_is_encoded_when_the_jpeg_cannot_be_used(
