@@ -535,13 +535,7 @@ def convert_photo(
     result = ConvertResult(
         photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, tuple(notes)
     )
-    sidecar = _sidecar(result, photo, opts, model, depth_file, written)
-    sidecar["texture"] = {
-        "mime_type": texture.mime_type,
-        "source": texture.source,
-        "quality": texture.quality,
-    }
-    sidecar["depth_pictures"] = {"width": picture_size[1], "height": picture_size[0]}
+    sidecar = _sidecar(result, photo, opts, model, depth_file, written, texture, picture_size)
     atomic_write_bytes(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
     )
@@ -673,6 +667,8 @@ def _sidecar(
     model: DepthModel | None,
     depth_file: str | Path | None,
     written: list[Path],
+    texture: Texture,
+    picture_size: tuple[int, int],
 ) -> dict[str, Any]:
     height, width = photo.size
     if depth_file is not None:
@@ -708,6 +704,12 @@ def _sidecar(
         "mesh": options.mesh,
         "edge_threshold": options.edge_threshold,
         "counts": result.counts,
+        "texture": {
+            "mime_type": texture.mime_type,
+            "source": texture.source,
+            "quality": texture.quality,
+        },
+        "depth_pictures": {"width": picture_size[1], "height": picture_size[0]},
         "files": [path.name for path in written],
         "timings_s": result.timings_s,
     }

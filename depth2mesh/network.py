@@ -28,9 +28,7 @@ from torch import nn
 
 from depth2mesh import backends
 from depth2mesh.errors import DeviceError, WeightsError
-
-NETWORK_SIZE = 256
-"""Side of the sample input used for the export (any multiple of 32 works)."""
+from depth2mesh.model import NETWORK_SIZE  # the export's sample input: 256x256
 
 # --------------------------------------------------------------------------- network
 

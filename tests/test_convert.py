@@ -67,14 +67,20 @@ def glb_arrays(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def glb_texture(path: Path) -> np.ndarray:
+def glb_image(path: Path) -> tuple[bytes, str]:
+    """Return the GLB's first image as stored (the file's bytes) and its MIME type."""
     data = path.read_bytes()
     document = decode_glb_json(data)
     json_length = struct.unpack_from("<I", data, 12)[0]
     binary = data[20 + json_length + 8 :]
-    view = document["bufferViews"][document["images"][0]["bufferView"]]
+    image = document["images"][0]
+    view = document["bufferViews"][image["bufferView"]]
     start = view.get("byteOffset", 0)
-    encoded = np.frombuffer(binary[start : start + view["byteLength"]], np.uint8)
+    return binary[start : start + view["byteLength"]], image["mimeType"]
+
+
+def glb_texture(path: Path) -> np.ndarray:
+    encoded = np.frombuffer(glb_image(path)[0], np.uint8)
     return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from cli_runner import run_cli
 from PIL import Image
-from test_convert import assert_valid_glb, glb_texture, read_cloud
+from test_convert import assert_valid_glb, glb_image, glb_texture, read_cloud
 
 from depth2mesh.backends import available_backends
 from depth2mesh.convert import (
@@ -31,7 +31,6 @@ from depth2mesh.convert import (
 )
 from depth2mesh.errors import UnofficialWeightsWarning
 from depth2mesh.export import disparity_to_png16, jpeg_without_metadata
-from depth2mesh.gltf import decode_glb_json
 from depth2mesh.model import DepthModel, predict_disparity
 from depth2mesh.photo import EXIF_ORIENTATION, Photo, read_photo
 
@@ -39,15 +38,10 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
 
 def embedded_image(glb: Path) -> bytes:
-    """Return the bytes of the GLB's first image, read from its binary chunk."""
-    data = glb.read_bytes()
-    document = decode_glb_json(data)
-    json_length = int.from_bytes(data[12:16], "little")
-    binary = data[20 + json_length + 8 :]
-    view = document["bufferViews"][document["images"][0]["bufferView"]]
-    start = view.get("byteOffset", 0)
-    assert document["images"][0]["mimeType"] == "image/jpeg"
-    return binary[start : start + view["byteLength"]]
+    """Return the bytes of the GLB's first image, which must be a JPEG."""
+    data, mime = glb_image(glb)
+    assert mime == "image/jpeg"
+    return data
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, **save: object) -> Path:
