@@ -32,7 +32,8 @@ import trimesh
 from PIL import Image
 
 from depth2mesh.geometry import disparity_to_depth
-from depth2mesh.model import IMAGENET_MEAN, IMAGENET_STD, load_model, network_input_size
+from depth2mesh.model import load_model
+from depth2mesh.preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input_size
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "midas" / "midas_small_random_init.pt"

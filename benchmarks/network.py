@@ -37,7 +37,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.backends import AUTO_ORDER, available_backends, choose_backend, physical_cores
-from depth2mesh.model import IMAGENET_MEAN, IMAGENET_STD, DepthModel, load_model
+from depth2mesh.model import DepthModel, load_model
+from depth2mesh.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "midas" / "midas_small_random_init.pt"

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
         UnofficialWeightsWarning,
         WeightsError,
     )
-    from depth2mesh.export import colorize_disparity, write_depth_images
     from depth2mesh.model import DepthModel, load_model, predict_disparity
     from depth2mesh.photo import Photo, read_photo
+    from depth2mesh.pictures import colorize_disparity, write_depth_images
 
 _LAZY = {
     "convert_photo": "depth2mesh.convert",
@@ -43,8 +43,8 @@ _LAZY = {
     "DepthModel": "depth2mesh.model",
     "read_photo": "depth2mesh.photo",
     "Photo": "depth2mesh.photo",
-    "write_depth_images": "depth2mesh.export",
-    "colorize_disparity": "depth2mesh.export",
+    "write_depth_images": "depth2mesh.pictures",
+    "colorize_disparity": "depth2mesh.pictures",
     "Depth2MeshError": "depth2mesh.errors",
     "WeightsError": "depth2mesh.errors",
     "InputError": "depth2mesh.errors",

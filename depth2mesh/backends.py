@@ -51,7 +51,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from depth2mesh.atomic import process_umask, publish, temporary_file
 from depth2mesh.errors import DeviceError, InputError
+from depth2mesh.preprocess import SIZE_MULTIPLE
 from depth2mesh.weights import file_sha256
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
@@ -81,7 +83,7 @@ OPENVINO_CACHE = "openvino-cache"
 CACHE_SUBDIR = "depth2mesh"
 """Folder of the exports inside ``<torch.hub dir>/checkpoints`` and the user cache."""
 
-MULTIPLE = 32
+MULTIPLE = SIZE_MULTIPLE
 """The exported graph takes inputs whose sides are multiples of this."""
 
 Exporter = Callable[[Path], None]
@@ -289,31 +291,11 @@ def write_export(weights_sha256: str, export: Exporter, folder: Path) -> Path:
     """
     folder.mkdir(parents=True, exist_ok=True)
     stem = export_stem(weights_sha256)
-    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=".part", dir=folder)
-    os.close(handle)
-    try:
-        export(Path(temporary))
+    with temporary_file(folder, stem, suffix=".part") as temporary:
+        export(temporary)
         digest = file_sha256(temporary)
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; caches are not
-        destination = folder / f"{stem}-{digest[:16]}.onnx"
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return destination
-
-
-def _umask() -> int:
-    """Return the process umask (read from /proc on Linux: setting it is not thread-safe)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+        os.chmod(temporary, 0o666 & ~process_umask())  # the exporter may have replaced it
+        return publish(temporary, folder / f"{stem}-{digest[:16]}.onnx", overwrite=True)
 
 
 def cached_export(weights_sha256: str, export: Exporter, dirs: Sequence[Path]) -> tuple[Path, bool]:

@@ -267,3 +267,56 @@ def summarize(outcomes: Sequence[Outcome]) -> dict[Status, int]:
     for outcome in outcomes:
         counts[outcome.status] += 1
     return counts
+
+
+@dataclass
+class BatchProgress:
+    """Photos done, failures, rate and ETA of a running batch (for progress displays).
+
+    Attributes:
+        total: Photos in the batch.
+        done: Outcomes so far (converted, skipped or failed).
+        failed: Failed outcomes so far.
+        converted: Converted outcomes so far (the rate counts these).
+        started: ``time.perf_counter()`` when the batch started.
+    """
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    converted: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def update(self, outcome: Outcome) -> None:
+        """Count one outcome."""
+        self.done += 1
+        self.failed += int(outcome.status == "failed")
+        self.converted += int(outcome.status == "converted")
+
+    def per_minute(self, now: float | None = None) -> float:
+        """Photos converted per minute since the start."""
+        elapsed = (time.perf_counter() if now is None else now) - self.started
+        return 60.0 * self.converted / elapsed if elapsed > 0 else 0.0
+
+    def eta_seconds(self, now: float | None = None) -> float | None:
+        """Seconds left at the current rate, or None before the first conversion."""
+        rate = self.per_minute(now)
+        return 60.0 * (self.total - self.done) / rate if rate > 0 else None
+
+    def describe(self, now: float | None = None) -> str:
+        """One line: "12/100 photos, 1 failed, 31.5 photos/min, ETA 2 min 48 s"."""
+        eta = self.eta_seconds(now)
+        left = "ETA --" if eta is None else f"ETA {_duration(eta)}"
+        return (
+            f"{self.done}/{self.total} photos, {self.failed} failed, "
+            f"{self.per_minute(now):.1f} photos/min, {left}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"

@@ -159,7 +159,7 @@ def _run_batch(
     verb: str,
 ) -> None:
     """Run a batch with a progress bar, one line per failure, a summary table; exit 0/1/130."""
-    from depth2mesh.cluster import BatchProgress
+    from depth2mesh.batch import BatchProgress
 
     outcomes: list[Outcome] = []
     progress = BatchProgress(len(items))
@@ -338,10 +338,11 @@ def depth(
 
     Example: depth2mesh depth samples/coffee.png -o out/
     """
+    from depth2mesh.atomic import refuse_existing
     from depth2mesh.batch import find_photos, run_batch
-    from depth2mesh.export import depth_output_paths, refuse_existing, write_depth_images
     from depth2mesh.model import predict_disparity
     from depth2mesh.photo import read_photo
+    from depth2mesh.pictures import depth_output_paths, write_depth_images
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)

@@ -36,18 +36,17 @@ import inspect
 import json
 import logging
 import os
-import re
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from depth2mesh.atomic import TEMPORARY_NAME, refuse_existing
 from depth2mesh.batch import Outcome, WorkItem, describe_error, run_batch
 from depth2mesh.convert import ConvertOptions, convert_photo, is_converted, output_paths
 from depth2mesh.errors import Depth2MeshError
-from depth2mesh.export import refuse_existing
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -81,9 +80,6 @@ WRITE_ORDER: Final = (
 )
 """The order in which :func:`convert_photo` writes its files (keys of ``output_paths``)."""
 
-_TEMPORARY: Final = re.compile(r"^\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp$")
-"""Name of an atomic write's temporary file (``mkstemp`` in ``export.atomic_write``)."""
-
 
 class ClusterError(Depth2MeshError):
     """The Ray path cannot run: Ray missing, no cluster at the address, workers cannot start."""
@@ -108,59 +104,6 @@ class WorkerInfo:
     pid: int
     finished_at: float
     attempt: int = 1
-
-
-@dataclass
-class BatchProgress:
-    """Photos done, failures, rate and ETA of a running batch (for progress displays).
-
-    Attributes:
-        total: Photos in the batch.
-        done: Outcomes so far (converted, skipped or failed).
-        failed: Failed outcomes so far.
-        converted: Converted outcomes so far (the rate counts these).
-        started: ``time.perf_counter()`` when the batch started.
-    """
-
-    total: int
-    done: int = 0
-    failed: int = 0
-    converted: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-    def update(self, outcome: Outcome) -> None:
-        """Count one outcome."""
-        self.done += 1
-        self.failed += int(outcome.status == "failed")
-        self.converted += int(outcome.status == "converted")
-
-    def per_minute(self, now: float | None = None) -> float:
-        """Photos converted per minute since the start."""
-        elapsed = (time.perf_counter() if now is None else now) - self.started
-        return 60.0 * self.converted / elapsed if elapsed > 0 else 0.0
-
-    def eta_seconds(self, now: float | None = None) -> float | None:
-        """Seconds left at the current rate, or None before the first conversion."""
-        rate = self.per_minute(now)
-        return 60.0 * (self.total - self.done) / rate if rate > 0 else None
-
-    def describe(self, now: float | None = None) -> str:
-        """One line: "12/100 photos, 1 failed, 31.5 photos/min, ETA 2 min 48 s"."""
-        eta = self.eta_seconds(now)
-        left = "ETA --" if eta is None else f"ETA {_duration(eta)}"
-        return (
-            f"{self.done}/{self.total} photos, {self.failed} failed, "
-            f"{self.per_minute(now):.1f} photos/min, {left}"
-        )
-
-
-def _duration(seconds: float) -> str:
-    whole = round(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    if whole < 3600:
-        return f"{whole // 60} min {whole % 60} s"
-    return f"{whole // 3600} h {whole % 3600 // 60} min"
 
 
 def convert_on_ray(
@@ -754,7 +697,7 @@ def _sweep_folders(names: Mapping[str, Sequence[str]], cwd: str) -> int:
         except OSError:
             continue
         for entry in entries:
-            match = _TEMPORARY.match(entry.name)
+            match = TEMPORARY_NAME.match(entry.name)
             if match is not None and match["name"] in wanted:
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)

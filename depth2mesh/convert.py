@@ -24,20 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh._version import __version__
+from depth2mesh.atomic import atomic_write_bytes, refuse_existing
 from depth2mesh.camera import Intrinsics, resolve_intrinsics
 from depth2mesh.errors import InputError, OutputError
-from depth2mesh.export import (
-    atomic_write_bytes,
-    camera_to_gltf,
-    colorize_disparity,
-    disparity_to_png16,
-    encode_mtl,
-    encode_obj,
-    encode_png,
-    encode_texture,
-    jpeg_without_metadata,
-    refuse_existing,
-)
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
     DEFAULT_FAR,
@@ -45,6 +34,7 @@ from depth2mesh.geometry import (
     MAX_DEPTH_M,
     MIN_DEPTH_M,
     camera_facing_normals,
+    camera_to_gltf,
     depth_to_points,
     disparity_to_depth,
     far_mask,
@@ -52,7 +42,7 @@ from depth2mesh.geometry import (
     sample_colors,
     srgb_to_linear,
 )
-from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE, GltfCamera, encode_glb
+from depth2mesh.gltf import DEFAULT_TEXTURE_SIZE, GltfCamera, encode_glb
 from depth2mesh.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
@@ -62,8 +52,11 @@ from depth2mesh.mesh import (
     grid_mesh,
     poisson_mesh,
 )
+from depth2mesh.obj import encode_mtl, encode_obj
 from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
+from depth2mesh.pictures import colorize_disparity, disparity_to_png16, encode_png
 from depth2mesh.ply import encode_ply_mesh, encode_ply_points
+from depth2mesh.texture import Texture, photo_texture
 
 if TYPE_CHECKING:
     from depth2mesh.model import DepthModel
@@ -122,7 +115,8 @@ class ConvertOptions:
         jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
             is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
             second loss, no encoding time), anything else is encoded at
-            :data:`DEFAULT_JPEG_QUALITY`.
+            :data:`~depth2mesh.gltf.DEFAULT_JPEG_QUALITY` (see
+            :func:`~depth2mesh.texture.photo_texture`).
         depth_size: Size of the depth pictures: "grid" (default: the mesh grid's size; the
             network sees 256 pixels, so more is interpolation) or "photo" (the photo's size).
         camera: Intrinsics options.
@@ -402,7 +396,8 @@ def convert_photo(
     else:
         if model is None:
             raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
-        from depth2mesh.model import preprocess, resize_disparity, run_network
+        from depth2mesh.model import run_network
+        from depth2mesh.preprocess import preprocess, resize_disparity
 
         # the network sees 256 pixels: resize its output straight to the sizes used
         network_disparity = run_network(model, preprocess(photo.rgb))
@@ -472,7 +467,12 @@ def convert_photo(
         notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
     # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
     # from the dense triangles (the point cloud PLY keeps its normals).
-    texture = photo_texture(photo, opts)
+    texture = photo_texture(
+        photo,
+        texture_size=opts.texture_size,
+        texture_format=opts.texture_format,
+        jpeg_quality=opts.jpeg_quality,
+    )
     written.append(
         atomic_write_bytes(
             paths["glb"],
@@ -540,68 +540,6 @@ def convert_photo(
         paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
     )
     return result
-
-
-@dataclass(frozen=True)
-class Texture:
-    """An encoded GLB texture.
-
-    Attributes:
-        data: The image file's bytes.
-        mime_type: "image/jpeg" or "image/png".
-        source: "photo" (the photo's own JPEG data, metadata left out) or "encoded".
-        quality: The JPEG quality it was encoded at; None for "photo" and PNG.
-    """
-
-    data: bytes
-    mime_type: str
-    source: Literal["photo", "encoded"]
-    quality: int | None
-
-
-def photo_texture(photo: Photo, options: ConvertOptions) -> Texture:
-    """Return the GLB texture of a photo: its own JPEG data where it fits, else encoded.
-
-    The photo's JPEG data is embedded as it is when it is an upright RGB JPEG
-    (``photo.jpeg``), its long side is at most ``texture_size``, and neither the PNG format
-    nor a JPEG quality was asked for: the texture then is exactly the photo (no second JPEG
-    loss) and costs no encoding (about 0.15 s for 12 MP). Its metadata is left out
-    (:func:`~depth2mesh.export.jpeg_without_metadata`: no EXIF GPS position in a model
-    that gets shared, no thumbnails, no appended motion-photo video). Otherwise the pixels
-    are encoded by :func:`~depth2mesh.export.encode_texture` (downscaled to
-    ``texture_size``).
-
-    Args:
-        photo: The photo (from :func:`~depth2mesh.photo.read_photo`).
-        options: ``texture_format``, ``texture_size`` and ``jpeg_quality`` are used.
-
-    Returns:
-        The texture.
-    """
-    height, width = photo.rgb.shape[:2]
-    if (
-        photo.jpeg is not None
-        and photo.alpha is None
-        and options.texture_format == "jpeg"
-        and options.jpeg_quality is None
-        and max(height, width) <= options.texture_size
-    ):
-        try:
-            return Texture(jpeg_without_metadata(photo.jpeg), "image/jpeg", "photo", None)
-        except ValueError:
-            pass  # a JPEG this parser cannot follow: encode the decoded pixels instead
-    data, mime = encode_texture(
-        photo.rgb,
-        max_size=options.texture_size,
-        image_format=options.texture_format,
-        quality=quality(options),
-    )
-    return Texture(data, mime, "encoded", quality(options) if mime == "image/jpeg" else None)
-
-
-def quality(options: ConvertOptions) -> int:
-    """Return the JPEG quality a texture is encoded at: ``jpeg_quality``, else the default."""
-    return DEFAULT_JPEG_QUALITY if options.jpeg_quality is None else options.jpeg_quality
 
 
 def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:

@@ -488,3 +488,20 @@ def unit_lengths(normals: NDArray[np.floating]) -> NDArray[np.float64]:
             f"normals must be unit vectors, got length {lengths[index]:.6g} at vertex {index}"
         )
     return lengths
+
+
+GLTF_FROM_CAMERA = np.array([1.0, -1.0, -1.0], dtype=np.float32)
+"""Per-axis signs taking the OpenCV camera frame (x right, y down, z forward) to glTF's
+(x right, y up, -z forward): ``(x, y, z) -> (x, -y, -z)``."""
+
+
+def camera_to_gltf(vectors: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Convert points or normals from the OpenCV camera frame to glTF axes.
+
+    Args:
+        vectors: (..., 3) float, camera frame (metres for points).
+
+    Returns:
+        (..., 3) float32 in glTF axes (Y up, -Z forward); PLY output uses the same axes.
+    """
+    return (np.asarray(vectors, dtype=np.float32) * GLTF_FROM_CAMERA).astype(np.float32)

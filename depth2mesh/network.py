@@ -28,7 +28,7 @@ from torch import nn
 
 from depth2mesh import backends
 from depth2mesh.errors import DeviceError, WeightsError
-from depth2mesh.model import NETWORK_SIZE  # the export's sample input: 256x256
+from depth2mesh.preprocess import NETWORK_SIZE  # the export's sample input: 256x256
 
 # --------------------------------------------------------------------------- network
 

@@ -189,7 +189,7 @@ def show(
         image = np.asarray(window.capture_screen_float_buffer(do_render=True))
     finally:
         window.destroy_window()
-    from depth2mesh.export import write_png
+    from depth2mesh.pictures import write_png
 
     pixels: NDArray[np.uint8] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
     return write_png(Path(screenshot), pixels, overwrite=True)

@@ -61,11 +61,11 @@ from PIL import Image
 from depth2mesh.camera import Intrinsics
 from depth2mesh.convert import CameraOptions, ConvertOptions, ConvertResult, convert_photo
 from depth2mesh.errors import Depth2MeshError
-from depth2mesh.export import encode_png
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import decode_glb_json
 from depth2mesh.mesh import DEFAULT_GRID
 from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
+from depth2mesh.pictures import encode_png
 
 if TYPE_CHECKING:
     from depth2mesh.model import DepthModel

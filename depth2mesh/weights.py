@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from depth2mesh.atomic import publish, temporary_file
 from depth2mesh.errors import WeightsError
 
 OFFICIAL_URL = "https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt"
@@ -138,29 +138,27 @@ def download_file(
     destination = Path(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{destination.name}.", suffix=".part", dir=destination.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as sink, urllib.request.urlopen(url, timeout=timeout_s) as src:
-            length = src.headers.get("Content-Length") if src.headers else None
-            total = int(length) if length and length.isdigit() else None
-            done = 0
-            while chunk := src.read(chunk_bytes):
-                sink.write(chunk)
-                digest.update(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, total)
+    with (
+        temporary_file(destination.parent, destination.name, suffix=".part") as temporary,
+        temporary.open("wb") as sink,
+        urllib.request.urlopen(url, timeout=timeout_s) as src,
+    ):
+        length = src.headers.get("Content-Length") if src.headers else None
+        total = int(length) if length and length.isdigit() else None
+        done = 0
+        while chunk := src.read(chunk_bytes):
+            sink.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if progress is not None:
+                progress(done, total)
+        sink.close()
         if digest.hexdigest() != sha256:
             raise WeightsError(
                 f"downloaded {url} but its sha256 is {digest.hexdigest()}, expected {sha256}; "
                 "the file was discarded: try again, or download it by hand and pass --weights PATH"
             )
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        publish(temporary, destination, overwrite=True)
     return destination
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depth2mesh.export import colorize_disparity, write_png
+from depth2mesh.pictures import colorize_disparity, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 NYU_CAMERA = ["--fx", "518.8579", "--fy", "519.4696", "--cx", "325.5824", "--cy", "253.7362"]

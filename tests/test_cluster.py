@@ -147,7 +147,7 @@ print(json.dumps({{"exit": code, "ray": loaded}}))
 
 
 def test_batch_progress_counts_rate_and_eta() -> None:
-    from depth2mesh.cluster import BatchProgress
+    from depth2mesh.batch import BatchProgress
 
     progress = BatchProgress(10, started=100.0)
     item = WorkItem(Path("a.jpg"))

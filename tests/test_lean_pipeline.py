@@ -27,12 +27,12 @@ from depth2mesh.convert import (
     ConvertOptions,
     convert_photo,
     grid_size,
-    photo_texture,
 )
 from depth2mesh.errors import UnofficialWeightsWarning
-from depth2mesh.export import disparity_to_png16, jpeg_without_metadata
 from depth2mesh.model import DepthModel, predict_disparity
 from depth2mesh.photo import EXIF_ORIENTATION, Photo, read_photo
+from depth2mesh.pictures import disparity_to_png16
+from depth2mesh.texture import jpeg_without_metadata, photo_texture
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -154,7 +154,7 @@ def test_jpeg_parser_refuses_what_it_cannot_follow(data: bytes) -> None:
 
 def test_unparseable_jpeg_data_falls_back_to_encoding(photo_rgb: np.ndarray) -> None:
     photo = Photo(photo_rgb, Path("x.jpg"), jpeg=b"\xff\xd8garbage")
-    texture = photo_texture(photo, ConvertOptions())
+    texture = photo_texture(photo)
     assert texture.source == "encoded"
     assert texture.quality == 90
     assert np.median(np.abs(decoded(texture.data).astype(int) - photo_rgb.astype(int))) <= 3

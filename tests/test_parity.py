@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from depth2mesh.model import (
+from depth2mesh.model import DepthModel, predict_disparity
+from depth2mesh.network import MidasSmall, upsample_bicubic
+from depth2mesh.photo import read_photo
+from depth2mesh.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    DepthModel,
     network_input_size,
-    predict_disparity,
     preprocess,
     resize_disparity,
 )
-from depth2mesh.network import MidasSmall, upsample_bicubic
-from depth2mesh.photo import read_photo
 
 NAMES = [
     "astronaut",

@@ -1,0 +1,135 @@
+"""Depth pictures: disparity as a 16-bit PNG and as an inferno heat map, for people and tools.
+
+Both are scaled by the disparity's own finite minimum and maximum (near is bright, MiDaS's
+convention). ``depth2mesh depth`` and :func:`depth2mesh.convert.convert_photo` write them
+through :func:`write_depth_pictures`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from depth2mesh.atomic import atomic_write_bytes, refuse_existing, write_npy
+from depth2mesh.errors import OutputError
+
+
+def normalize_disparity(disparity: NDArray[np.floating]) -> NDArray[np.float32]:
+    """Scale disparity to [0, 1] by its finite minimum and maximum (near = 1).
+
+    A constant map (no depth variation) gives all zeros; NaN and inf give 0.
+
+    Args:
+        disparity: (H, W) float, relative inverse depth.
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    values = np.asarray(disparity, dtype=np.float32)
+    finite = np.isfinite(values)
+    if not finite.any():
+        return np.zeros(values.shape, np.float32)
+    low = float(values[finite].min())
+    high = float(values[finite].max())
+    span = high - low
+    if span <= 0.0:
+        return np.zeros(values.shape, np.float32)
+    scaled = np.where(finite, (values - low) / span, 0.0)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def disparity_to_png16(disparity: NDArray[np.floating]) -> NDArray[np.uint16]:
+    """Return the 16-bit picture of disparity: min -> 0, max -> 65535 (near = bright).
+
+    Args:
+        disparity: (H, W) float, relative inverse depth.
+
+    Returns:
+        (H, W) uint16.
+    """
+    return np.round(normalize_disparity(disparity) * 65535.0).astype(np.uint16)
+
+
+def colorize_disparity(disparity: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """Colour disparity with the inferno colormap (near = bright yellow, far = black).
+
+    Args:
+        disparity: (H, W) float, relative inverse depth.
+
+    Returns:
+        (H, W, 3) uint8 RGB.
+    """
+    levels = np.round(normalize_disparity(disparity) * 255.0).astype(np.uint8)
+    bgr = cv2.applyColorMap(levels, cv2.COLORMAP_INFERNO)
+    return np.ascontiguousarray(bgr[:, :, ::-1])
+
+
+def encode_png(image: NDArray[np.uint8] | NDArray[np.uint16]) -> bytes:
+    """Encode an (H, W) gray or (H, W, 3) RGB image, 8- or 16-bit, as PNG bytes."""
+    pixels = image[:, :, ::-1] if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(pixels))
+    if not ok:
+        raise OutputError(f"PNG encoding failed for an image of shape {image.shape}")
+    return encoded.tobytes()
+
+
+def write_png(
+    path: str | Path, image: NDArray[np.uint8] | NDArray[np.uint16], *, overwrite: bool = False
+) -> Path:
+    """Write an image as PNG atomically (see :func:`encode_png`, :func:`atomic_write`)."""
+    return atomic_write_bytes(path, encode_png(image), overwrite=overwrite)
+
+
+def depth_output_paths(out_dir: Path, stem: str, *, save_raw: bool) -> dict[str, Path]:
+    """Return the files ``depth2mesh depth`` writes for one photo, by kind.
+
+    Keys: "png16" (``<stem>_depth.png``), "inferno" (``<stem>_depth_inferno.png``) and, with
+    ``save_raw``, "raw" (``<stem>_disparity.npy``).
+    """
+    paths = {
+        "png16": out_dir / f"{stem}_depth.png",
+        "inferno": out_dir / f"{stem}_depth_inferno.png",
+    }
+    if save_raw:
+        paths["raw"] = out_dir / f"{stem}_disparity.npy"
+    return paths
+
+
+def write_depth_images(
+    disparity: NDArray[np.float32],
+    out_dir: str | Path,
+    stem: str,
+    *,
+    save_raw: bool = False,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the depth pictures of one photo (and the raw disparity).
+
+    Nothing is written when any of the outputs exists and ``overwrite`` is False.
+
+    Args:
+        disparity: (H, W) float32, relative inverse depth from the network.
+        out_dir: Existing output folder.
+        stem: The photo's file name without extension.
+        save_raw: Also write ``<stem>_disparity.npy`` (float32, unnormalised).
+        overwrite: Replace existing files.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        OutputError: An output exists (without ``overwrite``) or cannot be written.
+    """
+    paths = depth_output_paths(Path(out_dir), stem, save_raw=save_raw)
+    refuse_existing(paths.values(), overwrite=overwrite)
+    written = [
+        write_png(paths["png16"], disparity_to_png16(disparity), overwrite=overwrite),
+        write_png(paths["inferno"], colorize_disparity(disparity), overwrite=overwrite),
+    ]
+    if save_raw:
+        raw = np.asarray(disparity, dtype=np.float32)
+        written.append(write_npy(paths["raw"], raw, overwrite=overwrite))
+    return written
