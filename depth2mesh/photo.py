@@ -112,44 +112,11 @@ def read_photo(
         InputError: Missing, unreadable, not an image, truncated, or too large.
     """
     path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder, not a photo")
-    if not path.exists():
-        raise InputError(f"{path} does not exist")
-    if path.stat().st_size == 0:
-        raise InputError(f"{path} is an empty file (0 bytes)")
-    if path.suffix.lower() in (".heic", ".heif") and not _HEIF:
-        raise InputError(f"{path} is HEIC/HEIF: install pillow-heif to read it")
+    _check_photo_file(path)
     limit = Image.MAX_IMAGE_PIXELS
-    jpeg: bytes | None = None
     try:
         Image.MAX_IMAGE_PIXELS = None  # our own limit below, with a message that says what to do
-        with Image.open(path) as probe:
-            if probe.format == "JPEG" and probe.mode == "RGB":
-                jpeg = path.read_bytes()  # decoded from these very bytes, so they match rgb
-        with Image.open(io.BytesIO(jpeg) if jpeg is not None else path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise InputError(
-                    f"{path} has {width}x{height} = {width * height:,} pixels, more than the "
-                    f"limit of {max_pixels:,} (a decompression bomb?): raise it with "
-                    "--max-pixels if the photo is genuine"
-                )
-            if min_side is not None and image.format == "JPEG" and max(width, height) > min_side:
-                scale = min_side / max(width, height)
-                wanted = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
-                image.draft(image.mode, wanted)  # never smaller than wanted
-            notes = []
-            frames = int(getattr(image, "n_frames", 1) or 1)
-            if frames > 1:
-                notes.append(f"animated image: the first of its {frames} frames was used")
-                image.seek(0)
-            exif = image.getexif()
-            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
-            focal = exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
-            # exif_transpose copies even an upright image: only call it to turn or mirror
-            upright = ImageOps.exif_transpose(image) if orientation in range(2, 9) else image
-            rgb, alpha = _to_rgb(upright)
+        return _decode_photo(path, max_pixels=max_pixels, min_side=min_side)
     except InputError:
         raise
     except PermissionError as error:
@@ -161,10 +128,49 @@ def read_photo(
         raise InputError(f"{path} cannot be decoded ({first}): is it truncated?") from error
     finally:
         Image.MAX_IMAGE_PIXELS = limit
-    try:
-        focal_mm = float(focal) if focal else None
-    except (TypeError, ValueError):
-        focal_mm = None
+
+
+def _check_photo_file(path: Path) -> None:
+    """Raise InputError for a path that cannot be a readable photo (before decoding)."""
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a photo")
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is an empty file (0 bytes)")
+    if path.suffix.lower() in (".heic", ".heif") and not _HEIF:
+        raise InputError(f"{path} is HEIC/HEIF: install pillow-heif to read it")
+
+
+def _decode_photo(path: Path, *, max_pixels: int, min_side: int | None) -> Photo:
+    """Decode an image file to an upright :class:`Photo` (Pillow's errors pass through)."""
+    jpeg: bytes | None = None
+    with Image.open(path) as probe:
+        if probe.format == "JPEG" and probe.mode == "RGB":
+            jpeg = path.read_bytes()  # decoded from these very bytes, so they match rgb
+    with Image.open(io.BytesIO(jpeg) if jpeg is not None else path) as image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise InputError(
+                f"{path} has {width}x{height} = {width * height:,} pixels, more than the "
+                f"limit of {max_pixels:,} (a decompression bomb?): raise it with "
+                "--max-pixels if the photo is genuine"
+            )
+        if min_side is not None and image.format == "JPEG" and max(width, height) > min_side:
+            scale = min_side / max(width, height)
+            wanted = (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale)))
+            image.draft(image.mode, wanted)  # never smaller than wanted
+        notes = []
+        frames = int(getattr(image, "n_frames", 1) or 1)
+        if frames > 1:
+            notes.append(f"animated image: the first of its {frames} frames was used")
+            image.seek(0)
+        exif = image.getexif()
+        orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+        focal = exif.get_ifd(EXIF_IFD).get(EXIF_FOCAL_35MM)
+        # exif_transpose copies even an upright image: only call it to turn or mirror
+        upright = ImageOps.exif_transpose(image) if orientation in range(2, 9) else image
+        rgb, alpha = _to_rgb(upright)
     applied = orientation if 1 <= orientation <= 8 else 1
     stored = (width, height) if applied < 5 else (height, width)  # 5..8 swap the sides
     reduced = (rgb.shape[1], rgb.shape[0]) != stored
@@ -172,12 +178,20 @@ def read_photo(
         rgb,
         path,
         applied,
-        focal_mm,
+        _focal_mm(focal),
         alpha,
         tuple(notes),
         jpeg if applied == 1 and not reduced else None,
         (stored[1], stored[0]) if reduced else None,
     )
+
+
+def _focal_mm(value: object) -> float | None:
+    """EXIF FocalLengthIn35mmFilm as a float, or None when absent, zero or unreadable."""
+    try:
+        return float(value) if value else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
 
 
 def _to_rgb(image: Image.Image) -> tuple[NDArray[np.uint8], NDArray[np.uint8] | None]:
