@@ -599,3 +599,41 @@ def test_openvino_keeps_its_compiled_network_in_the_given_folder(
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_threads_reach_the_runner(parity_weights: Path, backend: str) -> None:
+    require(backend)
+    for threads in (1, 2):
+        runner = quiet_load(parity_weights, backend=backend, threads=threads).runner
+        if isinstance(runner, backends.OnnxRuntimeRunner):
+            options = runner.session.get_session_options()
+            assert options.intra_op_num_threads == threads
+        else:
+            assert isinstance(runner, backends.OpenVinoRunner)
+            assert int(runner.compiled.get_property("INFERENCE_NUM_THREADS")) == threads
+    default = quiet_load(parity_weights, backend=backend).runner
+    if isinstance(default, backends.OnnxRuntimeRunner):
+        assert default.session.get_session_options().intra_op_num_threads == physical_cores()
+    else:
+        assert isinstance(default, backends.OpenVinoRunner)
+        assert int(default.compiled.get_property("INFERENCE_NUM_THREADS")) == physical_cores()
+
+
+def test_threads_set_torch_only_for_the_eager_backend(parity_weights: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        quiet_load(parity_weights, backend="torch")
+        assert torch.get_num_threads() == before
+        if backends.available_backends()[1:]:
+            quiet_load(parity_weights, backend="auto", threads=before + 1)
+            assert torch.get_num_threads() == before
+        quiet_load(parity_weights, backend="torch", threads=before + 1)
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        load_model(parity_weights, threads=0)
