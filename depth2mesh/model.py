@@ -10,9 +10,10 @@ Output convention: the network predicts **disparity**, relative inverse depth (l
 nearer, 0 for sky, unknown scale and shift). It is never called depth here.
 
 Backends: the eager network is the reference ("torch"); :func:`load_model` can also export
-it to ONNX once (cached by :mod:`depth2mesh.backends`) and run it on ONNX Runtime or
-OpenVINO, which are several times faster on CPUs. ``backend="auto"`` picks the fastest one
-installed.
+it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.cache`, never beside the
+weights; :mod:`depth2mesh.backends` makes and checks the export) and run it on ONNX Runtime
+or OpenVINO, which are several times faster on CPUs. ``backend="auto"`` picks the fastest
+one installed.
 """
 
 from __future__ import annotations
