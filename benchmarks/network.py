@@ -1,11 +1,19 @@
 """Network latency of every depth backend against plain eager fp32 PyTorch, in one run.
 
-Prints the CPU and its vector extensions, the cores' measured float32 peak (a large matmul
-on all cores), then a markdown table: for each input size and backend, the median and
-minimum latency of the network alone (no preprocessing, no upsampling) over repeated runs
-after warm-up, the ratio to eager PyTorch measured in the same run, the achieved GFLOP/s
-(convolution FLOPs counted with ``torch.utils.flop_counter``, which counts a multiply-add
-as 2 FLOPs), and the largest difference to the eager output as a fraction of its range.
+Prints the CPU model and its vector extensions, the cores' measured float32 peak (a large
+matmul on all cores), then markdown tables:
+
+1. for each input size and backend, the median and minimum latency of the network alone (no
+   preprocessing, no upsampling) over repeated runs after warm-up, the ratio to eager
+   PyTorch measured in the same run, the achieved GFLOP/s (convolution FLOPs counted with
+   ``torch.utils.flop_counter``, which counts a multiply-add as 2 FLOPs), and the largest
+   difference to the eager output as a fraction of its range;
+2. the whole ``predict_disparity`` call on a uint8 photo of that size (preprocessing,
+   network, resize back), timed in the same rounds, and its ratio to the FLOP limit (the
+   network's FLOPs at the measured peak: the time no implementation could beat);
+3. the two exact preprocessing resizes (whole ``cv2.resize`` in float64, gathered taps) and
+   :func:`~depth2mesh.preprocess.preprocess` on photos around the size where
+   :data:`~depth2mesh.preprocess.WHOLE_RESIZE_MAX_PIXELS` switches between them.
 
 The backends take turns, one run each per round in a shuffled order, so that other load on
 the machine falls on all of them alike.
@@ -27,6 +35,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -37,8 +46,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.backends import AUTO_ORDER, available_backends, choose_backend, physical_cores
-from depth2mesh.model import DepthModel, load_model
-from depth2mesh.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from depth2mesh.model import DepthModel, load_model, predict_disparity
+from depth2mesh.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    WHOLE_RESIZE_MAX_PIXELS,
+    network_input_size,
+    preprocess,
+    resize_gathered,
+    resize_whole,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "midas" / "midas_small_random_init.pt"
@@ -132,6 +149,35 @@ def network_flops(model: DepthModel, size: tuple[int, int]) -> int:
     return int(counter.get_total_flops())
 
 
+def photo_of_size(size: tuple[int, int]) -> np.ndarray:
+    """A real photo (samples/coffee.png) resized to (h, w): uint8 RGB, as a user passes it."""
+    bgr = cv2.imread(str(REPO / "samples" / "coffee.png"), cv2.IMREAD_COLOR)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    resized = cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(resized, dtype=np.uint8)
+
+
+def preprocess_rows(sizes: list[tuple[int, int]], repeats: int) -> list[dict[str, Any]]:
+    """Median ms of resize_whole, resize_gathered and preprocess on photos of these sizes."""
+    rows = []
+    for size in sizes:
+        photo = photo_of_size(size)
+        target = network_input_size(*size)
+        calls: dict[str, Callable[[], object]] = {
+            "whole": partial(resize_whole, photo, *target),
+            "gathered": partial(resize_gathered, photo, *target),
+            "preprocess": partial(preprocess, photo),
+        }
+        times: dict[str, list[float]] = {name: [] for name in calls}
+        for _ in range(repeats):
+            for name, call in calls.items():
+                times[name].append(_seconds(call))
+        row: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "megapixels": photo.size / 3e6}
+        row.update({name: statistics.median(values) * 1e3 for name, values in times.items()})
+        rows.append(row)
+    return rows
+
+
 def network_input(size: tuple[int, int]) -> np.ndarray:
     """A real photo (samples/coffee.png) resized to (h, w) and normalised as MiDaS does."""
     bgr = cv2.imread(str(REPO / "samples" / "coffee.png"), cv2.IMREAD_COLOR)
@@ -167,19 +213,26 @@ def benchmark(
     shuffle = random.Random(0)
     for size in sizes:
         x = network_input(size)
+        photo = photo_of_size(size)
         calls = {name: runner_of(model, x) for name, model in models.items()}
         outputs = {name: np.asarray(call()).reshape(size) for name, call in calls.items()}
-        for call in calls.values():
+        wholes = {name: partial(predict_disparity, photo, model) for name, model in models.items()}
+        for name, call in calls.items():
             for _ in range(warmup):
                 call()
+                wholes[name]()
         times: dict[str, list[float]] = {name: [] for name in calls}
+        whole_times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(repeats):
             order = list(calls)
             shuffle.shuffle(order)
             for name in order:
                 times[name].append(_seconds(calls[name]))
+                whole_times[name].append(_seconds(wholes[name]))
             peak.sample()
         flops = network_flops(models["torch"], size)
+        photo_net = network_input_size(*photo.shape[:2])
+        photo_flops = network_flops(models["torch"], photo_net)
         eager = statistics.median(times["torch"])
         reference = outputs["torch"]
         value_range = float(reference.max() - reference.min())
@@ -191,6 +244,11 @@ def benchmark(
                     "backend": name,
                     "median_ms": median * 1e3,
                     "min_ms": min(times[name]) * 1e3,
+                    "whole_median_ms": statistics.median(whole_times[name]) * 1e3,
+                    "whole_min_ms": min(whole_times[name]) * 1e3,
+                    "photo": f"{photo.shape[0]}x{photo.shape[1]}",
+                    "photo_network_input": f"{photo_net[0]}x{photo_net[1]}",
+                    "photo_gflop": photo_flops / 1e9,
                     "ratio_to_eager": median / eager,
                     "min_ratio_to_eager": min(times[name]) / min(times["torch"]),
                     "gflop": flops / 1e9,
@@ -216,6 +274,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=None, help="default: all installed")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--preprocess-sizes",
+        type=parse_size,
+        nargs="*",
+        default=[(256, 256), (480, 640), (1000, 1000), (1200, 1600), (1500, 2000), (3024, 4032)],
+        help="photo sizes of the preprocessing table (none: no table)",
+    )
     args = parser.parse_args()
     weights = args.weights
     if weights is None and DEFAULT_WEIGHTS.is_file():
@@ -234,6 +299,7 @@ def main() -> None:
     auto = choose_backend("auto", "cpu")
     meter = PeakMeter()
     rows = benchmark(models, args.sizes, args.repeats, args.warmup, meter)
+    preprocessing = preprocess_rows(args.preprocess_sizes, args.repeats)
     peak = meter.report()
     cpu["load_average_after"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
@@ -278,8 +344,45 @@ def main() -> None:
             f"{row['min_ratio_to_eager']:.2f} | {row['gflops']:.0f} | "
             f"{100 * row['gflops'] / peak['gflops']:.0f} | {row['max_diff_over_range']:.1e} |"
         )
+    print()
+    print(
+        "Whole predict_disparity(photo, model) on a uint8 photo of the input size (preprocess, "
+        "network at the photo's network input, resize back), in the same rounds; FLOP limit = "
+        "that input's GFLOP / peak"
+    )
+    print()
+    print(
+        "| photo | network input | backend | predict_disparity ms (median) | min ms "
+        "| FLOP limit ms | predict_disparity / limit |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        name = "eager torch fp32" if row["backend"] == "torch" else row["backend"]
+        limit_ms = row["photo_gflop"] / peak["gflops"] * 1e3
+        row["flop_limit_ms"] = limit_ms
+        print(
+            f"| {row['photo']} | {row['photo_network_input']} | {name} | "
+            f"{row['whole_median_ms']:.1f} | {row['whole_min_ms']:.1f} | {limit_ms:.1f} | "
+            f"{row['whole_median_ms'] / limit_ms:.2f} |"
+        )
+    if preprocessing:
+        print()
+        print(
+            "Preprocessing alone (median ms): whole = cv2.resize of the float64 photo, "
+            "gathered = only the taps read; preprocess picks whole up to "
+            f"{WHOLE_RESIZE_MAX_PIXELS / 1e6:.1f} MP, none at the network size"
+        )
+        print()
+        print("| photo | MP | whole ms | gathered ms | preprocess ms |")
+        print("| --- | --- | --- | --- | --- |")
+        for item in preprocessing:
+            print(
+                f"| {item['size']} | {item['megapixels']:.2f} | {item['whole']:.2f} | "
+                f"{item['gathered']:.2f} | {item['preprocess']:.2f} |"
+            )
     if args.json is not None:
         report = {
+            "preprocessing": preprocessing,
             "cpu": cpu,
             "versions": versions,
             "peak": peak,

@@ -2,7 +2,7 @@
 
 Backends:
 
-- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.model`, the parity reference;
+- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.network`, the parity reference;
   the only one on Apple's MPS, and the one ``"auto"`` picks on a CUDA device.
 - ``"openvino"``: OpenVINO's CPU plugin on the ONNX export, latency hint, float32 only.
 - ``"onnxruntime"``: ONNX Runtime on the ONNX export, all graph optimisations (NCHWc
@@ -14,37 +14,40 @@ Backends:
 
 All of them compute in float32 (OpenVINO would pick bfloat16 on CPUs with AVX512_BF16 or
 AMX unless told not to) and agree with the eager network within 1e-4 of its output range.
-Threads: one intra-op thread per physical core (:func:`physical_cores`).
+Threads: one intra-op thread per physical core (:func:`physical_cores`) unless the caller
+gives ``threads``.
 
-The export cache. The network is exported once per weights file and kept beside the weights:
-in the folder of the (symlink-resolved) weights file, which for the official weights is
-``<torch.hub.get_dir()>/checkpoints/``. When that folder is not writable (or is marked
-read-only, as shared data folders are, even for root), the user cache folder is used:
-``$XDG_CACHE_HOME/depth2mesh`` or ``~/.cache/depth2mesh``; when neither is, a temporary
-folder for this process only. File name: ``midas_v21_small-<weights sha256>-<EXPORT_TAG>-
-<first 16 hex of the file's own sha256>.onnx`` (about 66 MB). Keyed by the weights' sha256,
-changed weights get a new export; the file's own hash is checked at every load, so a
-truncated or damaged file is deleted and exported again instead of being run. Files are
-written under a temporary name and renamed into place, so concurrent processes never see
-half a file. Exports of other weights are never deleted. OpenVINO also keeps its compiled
-network in ``openvino-cache/`` beside the export (when that folder is writable).
+The export cache. The network is exported once per weights file into depth2mesh's cache
+folder (:func:`depth2mesh.cache.cache_dir`: ``$DEPTH2MESH_CACHE``, else
+``$XDG_CACHE_HOME/depth2mesh``, else ``~/.cache/depth2mesh``); nothing is ever written
+beside the weights. File name: ``midas_v21_small-<weights sha256>-<EXPORT_TAG>-<first 16
+hex of the file's own sha256>.onnx`` (about 66 MB). Keyed by the weights' sha256, changed
+weights get a new export; the file's own hash is checked at every load, so a truncated or
+damaged file is deleted and exported again instead of being run. Files are written under a
+temporary name and renamed into place, so concurrent processes never see half a file.
+Exports of other weights are never deleted. OpenVINO keeps its compiled network in
+``openvino-cache/`` inside the cache folder. When the cache folder cannot be written, the
+export goes into a temporary folder for this process only (deleted at exit), with one
+warning. Exports that earlier versions wrote beside a weights file are still used when
+found there (:func:`legacy_export_dirs`), read only.
 
-This module never imports torch: :mod:`depth2mesh.network` owns the network and
-:mod:`depth2mesh.model` passes the export function in. The runtimes are imported only when
-a backend is created.
+This module never imports torch: :mod:`depth2mesh.network` owns the network and its export
+(:func:`depth2mesh.network.export_onnx`), and :mod:`depth2mesh.model` passes the export
+function in. The runtimes are imported only when a backend is created.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib
 import importlib.util
 import os
-import stat
+import shutil
 import tempfile
 import threading
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +55,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.atomic import process_umask, publish, temporary_file
+from depth2mesh.cache import CACHE_ENV, EXPORT_PREFIX, OPENVINO_CACHE, cache_dir, writable_folder
 from depth2mesh.errors import DeviceError, InputError
 from depth2mesh.preprocess import SIZE_MULTIPLE
 from depth2mesh.weights import file_sha256
@@ -74,20 +78,11 @@ OUTPUT_NAME = "disparity"
 EXPORT_TAG = "opset17-v1"
 """Part of the cache file name; bumped whenever the export itself changes."""
 
-EXPORT_PREFIX = "midas_v21_small"
-"""First part of the cache file name."""
-
-OPENVINO_CACHE = "openvino-cache"
-"""Folder beside the export where OpenVINO keeps compiled networks (when writable)."""
-
-CACHE_SUBDIR = "depth2mesh"
-"""Folder of the exports inside ``<torch.hub dir>/checkpoints`` and the user cache."""
-
 MULTIPLE = SIZE_MULTIPLE
 """The exported graph takes inputs whose sides are multiples of this."""
 
 Exporter = Callable[[Path], None]
-"""Writes the network as ONNX to the given path (see :func:`depth2mesh.model.export_onnx`)."""
+"""Writes the network as ONNX to the given path (see :func:`depth2mesh.network.export_onnx`)."""
 
 
 class NetworkRunner(Protocol):
@@ -195,41 +190,46 @@ def physical_cores() -> int:
 
 # --------------------------------------------------------------------------- export cache
 
+_scratch: list[Path] = []
+"""This process's temporary export folder, once the cache folder turned out unwritable."""
 
-def user_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """Return the per-user fallback cache, ``$XDG_CACHE_HOME/depth2mesh`` or ``~/.cache/...``."""
-    env = os.environ if environ is None else environ
-    base = env.get("XDG_CACHE_HOME", "").strip()
-    return (Path(base) if base else Path.home() / ".cache") / CACHE_SUBDIR
+_scratch_lock = threading.Lock()
+
+_warned_unwritable: list[Path] = []
+"""The unwritable cache folder already warned about in this process (one note only)."""
 
 
-def export_dirs(weights_path: str | Path) -> list[Path]:
-    """Return the folders searched for exports, in order (see the module docstring).
+def scratch_dir() -> Path:
+    """Return this process's temporary export folder, creating it on first use.
+
+    Used only when the cache folder cannot be written; deleted when the process exits.
+    """
+    with _scratch_lock:
+        if not _scratch:
+            folder = Path(tempfile.mkdtemp(prefix="depth2mesh-export-"))
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            _scratch.append(folder)
+        return _scratch[0]
+
+
+def export_dirs(folder: Path | None = None) -> list[Path]:
+    """Return the folders that may hold this process's exports, in order.
 
     Args:
-        weights_path: The weights file.
+        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
 
     Returns:
-        ``[<folder of the resolved weights file>, <user cache folder>]``.
+        ``[<cache folder>]``, plus this process's temporary folder once it exists.
     """
-    return [Path(weights_path).resolve().parent, user_cache_dir()]
+    return [cache_dir() if folder is None else folder, *_scratch]
 
 
-def writable_folder(folder: Path) -> bool:
-    """Whether new files may go into ``folder``: it is missing, or writable and not read-only.
+def legacy_export_dirs(weights_path: str | Path) -> list[Path]:
+    """Return where earlier versions wrote exports: beside the (symlink-resolved) weights.
 
-    A folder without any write permission bit counts as read-only even where the process
-    could write into it anyway (root): shared data folders are marked so on purpose.
+    Exports found there are used (read only); nothing is ever written or deleted there.
     """
-    try:
-        mode = folder.stat().st_mode
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-    if not stat.S_ISDIR(mode) or not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-        return False
-    return os.access(folder, os.W_OK | os.X_OK)
+    return [Path(weights_path).resolve().parent]
 
 
 def export_stem(weights_sha256: str) -> str:
@@ -237,21 +237,25 @@ def export_stem(weights_sha256: str) -> str:
     return f"{EXPORT_PREFIX}-{weights_sha256}-{EXPORT_TAG}"
 
 
-def find_export(weights_sha256: str, dirs: Sequence[Path]) -> Path | None:
+def find_export(
+    weights_sha256: str, dirs: Sequence[Path], *, legacy: Sequence[Path] = ()
+) -> Path | None:
     """Return a cached export for these weights whose bytes match its name, or None.
 
-    Files whose sha256 does not match the one in their name (truncated, damaged) are deleted
-    where possible, with a warning.
+    In ``dirs`` (depth2mesh's own folders), files whose sha256 does not match the one in
+    their name (truncated, damaged) are deleted where possible, with a warning. In
+    ``legacy`` (folders of the user's, searched last) such files are skipped, untouched.
 
     Args:
         weights_sha256: The weights' sha256 (hex).
-        dirs: Folders to search, in order.
+        dirs: depth2mesh's folders to search, in order.
+        legacy: Other folders to search, read only.
 
     Returns:
         The first intact export, or None.
     """
     stem = export_stem(weights_sha256)
-    for folder in dirs:
+    for folder, own in [*((item, True) for item in dirs), *((item, False) for item in legacy)]:
         try:
             candidates = sorted(folder.glob(f"{stem}-*.onnx"))
         except OSError:
@@ -264,6 +268,8 @@ def find_export(weights_sha256: str, dirs: Sequence[Path]) -> Path | None:
                 continue
             if len(expected) == 16 and actual.startswith(expected):
                 return candidate
+            if not own:
+                continue
             warnings.warn(
                 f"the cached network export {candidate} is damaged (sha256 {actual[:16]}, "
                 f"expected {expected}); it is replaced by a new export",
@@ -298,30 +304,58 @@ def write_export(weights_sha256: str, export: Exporter, folder: Path) -> Path:
         return publish(temporary, folder / f"{stem}-{digest[:16]}.onnx", overwrite=True)
 
 
-def cached_export(weights_sha256: str, export: Exporter, dirs: Sequence[Path]) -> tuple[Path, bool]:
+def cached_export(
+    weights_sha256: str,
+    export: Exporter,
+    folder: Path | None = None,
+    *,
+    legacy: Sequence[Path] = (),
+) -> tuple[Path, bool]:
     """Return an intact ONNX export of the weights, exporting only when none is cached.
 
     Args:
         weights_sha256: The weights' sha256 (hex), the cache key.
         export: Writes the ONNX file to a path.
-        dirs: Cache folders, in order of preference (see :func:`export_dirs`).
+        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
+        legacy: Folders searched read only, after the cache (:func:`legacy_export_dirs`).
 
     Returns:
-        (path, exported now). When no folder is writable, the path is in a new temporary
-        folder that lives as long as the process.
+        (path, exported now). When the cache folder cannot be written, the export goes
+        into :func:`scratch_dir`, with one warning per process.
     """
-    found = find_export(weights_sha256, dirs)
+    target = cache_dir() if folder is None else folder
+    found = find_export(weights_sha256, export_dirs(target), legacy=legacy)
     if found is not None:
         return found, False
-    for folder in dirs:
-        if not writable_folder(folder):
-            continue
+    if writable_folder(target):
         try:
-            return write_export(weights_sha256, export, folder), True
+            return write_export(weights_sha256, export, target), True
         except OSError:
-            continue
-    scratch = Path(tempfile.mkdtemp(prefix="depth2mesh-export-"))
+            pass
+    scratch = scratch_dir()
+    if not _warned_unwritable:
+        _warned_unwritable.append(target)
+        warnings.warn(
+            f"the cache folder {target} is not writable: the network is exported into a "
+            "temporary folder for this process only, so each run exports it again (a few "
+            f"seconds); set {CACHE_ENV} to a writable folder",
+            UserWarning,
+            stacklevel=2,
+        )
     return write_export(weights_sha256, export, scratch), True
+
+
+def compiled_cache_dir(folder: Path | None = None) -> Path | None:
+    """Return where OpenVINO may keep compiled networks, or None when it cannot be written.
+
+    Args:
+        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
+
+    Returns:
+        ``<cache folder>/openvino-cache``, or None.
+    """
+    target = (cache_dir() if folder is None else folder) / OPENVINO_CACHE
+    return target if writable_folder(target) else None
 
 
 # --------------------------------------------------------------------------- runners
@@ -386,7 +420,7 @@ class OpenVinoRunner:
 
     Hints: ``PERFORMANCE_HINT=LATENCY`` (one stream, one request at a time),
     ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO would otherwise pick bf16 on CPUs with
-    AVX512_BF16 or AMX, which breaks parity), ``INFERENCE_NUM_THREADS`` = physical cores,
+    AVX512_BF16 or AMX, which breaks parity), ``INFERENCE_NUM_THREADS`` = ``threads``,
     ``ENABLE_CPU_PINNING=False`` (a thread pinned to a core that another process is busy on
     cannot move; unpinned had the shorter tail on a shared machine).
     The graph keeps dynamic h and w; one infer request, guarded by a lock (an infer request
@@ -426,31 +460,33 @@ def create_runner(
     *,
     threads: int | None = None,
     cuda_device: int | None = None,
+    compiled_cache: Path | None = None,
 ) -> NetworkRunner:
     """Compile the ONNX export for an exported backend.
 
     Args:
         backend: "onnxruntime" or "openvino".
         onnx_path: The export, from :func:`cached_export`.
-        threads: Intra-op threads; default :func:`physical_cores`.
+        threads: Intra-op threads (>= 1); default :func:`physical_cores`.
         cuda_device: CUDA device index for ONNX Runtime's CUDA provider, or None for the CPU.
+        compiled_cache: Folder where OpenVINO keeps compiled networks
+            (:func:`compiled_cache_dir`); None: none kept. ONNX Runtime ignores it.
 
     Returns:
         The runner.
 
     Raises:
+        ValueError: ``threads`` is below 1.
         DeviceError: Not an exported backend, or the runtime refused the export.
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
     count = threads if threads is not None else physical_cores()
     try:
         if backend == "onnxruntime":
             return OnnxRuntimeRunner(onnx_path, threads=count, cuda_device=cuda_device)
         if backend == "openvino":
-            folder = onnx_path.parent / OPENVINO_CACHE
-            cache = (
-                folder if writable_folder(onnx_path.parent) and writable_folder(folder) else None
-            )
-            return OpenVinoRunner(onnx_path, threads=count, cache_dir=cache)
+            return OpenVinoRunner(onnx_path, threads=count, cache_dir=compiled_cache)
     except Exception as error:  # the runtimes raise their own exception types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DeviceError(

@@ -800,6 +800,37 @@ def serve(
     out.print("stopped; uploads and results deleted")
 
 
+@app.command()
+def cache(
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Delete depth2mesh's files from the cache folder.")
+    ] = False,
+) -> None:
+    """Show depth2mesh's cache folder and what it holds (network exports, compiled networks).
+
+    The folder is $DEPTH2MESH_CACHE, else $XDG_CACHE_HOME/depth2mesh, else
+    ~/.cache/depth2mesh. Everything in it is rebuilt when needed; --clear empties it.
+    """
+    from depth2mesh.cache import cache_dir, cache_entries, clear_cache
+
+    folder = cache_dir()
+    if clear:
+        try:
+            deleted, freed = clear_cache(folder)
+        except OSError as error:
+            _fail(f"could not clear the cache {folder}: {error.strerror or error}")
+            raise typer.Exit(1) from None
+        out.print(f"freed {freed / 1e6:.1f} MB ({deleted} entries) in {folder}")
+        return
+    entries = cache_entries(folder)
+    out.print(f"cache folder: {folder}{'' if folder.is_dir() else ' (not created yet)'}")
+    for entry in entries:
+        kind = "/" if entry.path.is_dir() else ""
+        out.print(f"  {entry.path.name}{kind}  {entry.size_bytes / 1e6:.1f} MB")
+    total = sum(entry.size_bytes for entry in entries)
+    out.print(f"{len(entries)} entries, {total / 1e6:.1f} MB in total")
+
+
 def main() -> None:
     """Entry point of the ``depth2mesh`` console script."""
     try:

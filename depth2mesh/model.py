@@ -10,17 +10,19 @@ Output convention: the network predicts **disparity**, relative inverse depth (l
 nearer, 0 for sky, unknown scale and shift). It is never called depth here.
 
 Backends: the eager network is the reference ("torch"); :func:`load_model` can also export
-it to ONNX once (cached by :mod:`depth2mesh.backends`) and run it on ONNX Runtime or
-OpenVINO, which are several times faster on CPUs. ``backend="auto"`` picks the fastest one
-installed.
+it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.cache`, never beside the
+weights; :mod:`depth2mesh.backends` makes and checks the export) and run it on ONNX Runtime
+or OpenVINO, which are several times faster on CPUs. ``backend="auto"`` picks the fastest
+one installed.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,9 @@ from depth2mesh.weights import (
 if TYPE_CHECKING:
     from depth2mesh.network import MidasSmall
 
+MODEL_NAME = "MiDaS v2.1 small"
+"""The network's name, as the sidecar JSON gives it."""
+
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """Accepted values of ``device``; "auto" picks cuda, then mps, then cpu."""
 
@@ -60,7 +65,8 @@ class DepthModel:
         backend: What runs :func:`predict_disparity`: "torch" (:attr:`network` itself),
             "onnxruntime" or "openvino" (``runner``, compiled from ``export_path``).
         runner: The compiled network of an exported backend; None for "torch".
-        export_path: The cached ONNX export the runner was compiled from; None for "torch".
+        export_path: The cached ONNX export the runner was compiled from (in the cache
+            folder, :func:`depth2mesh.cache.cache_dir`); None for "torch".
     """
 
     device: str
@@ -72,6 +78,32 @@ class DepthModel:
     export_path: Path | None = None
     eager_network: MidasSmall | None = field(default=None, repr=False, compare=False)
     """The eager network once built (always for "torch"); use :attr:`network`."""
+    exported_now: bool = False
+    """Whether this load exported the network (False when a cached export was used)."""
+    load_timings_s: dict[str, float] = field(default_factory=dict, compare=False)
+    """Seconds spent by :func:`load_model`, per step: "weights" (find and hash the file),
+    "network" (read the checkpoint, build the eager network; only when built), "export"
+    (only when exported in this load), "compile" (the exported backends' runner) and
+    "total"."""
+
+    def describe(self) -> dict[str, Any]:
+        """Return the "model" block of a conversion's sidecar JSON.
+
+        Returns:
+            ``{"name", "weights_sha256", "official_weights", "device", "backend", "export"
+            (the export's file name, or None for "torch"), "exported_now",
+            "load_timings_s" (seconds, rounded to the millisecond)}``; JSON-serialisable.
+        """
+        return {
+            "name": MODEL_NAME,
+            "weights_sha256": self.weights_sha256,
+            "official_weights": self.official,
+            "device": self.device,
+            "backend": self.backend,
+            "export": self.export_path.name if self.export_path is not None else None,
+            "exported_now": self.exported_now,
+            "load_timings_s": {key: round(value, 3) for key, value in self.load_timings_s.items()},
+        }
 
     @property
     def official(self) -> bool:
@@ -179,6 +211,7 @@ def load_model(
     *,
     device: str = "cpu",
     backend: str = "auto",
+    threads: int | None = None,
     progress: ProgressCallback | None = None,
 ) -> DepthModel:
     """Load MiDaS v2.1 small, finding or downloading its weights, on the chosen backend.
@@ -189,39 +222,54 @@ def load_model(
     :class:`~depth2mesh.errors.UnofficialWeightsWarning`.
 
     For "onnxruntime" and "openvino", the network is exported to ONNX the first time these
-    weights are used (a few seconds) and the export is cached beside the weights file (else
-    in ``~/.cache/depth2mesh``), keyed by the weights' sha256 (see
-    :mod:`depth2mesh.backends`); later loads compile the cached file without building the
-    eager network or importing torch (``DepthModel.network`` builds it on first use).
+    weights are used (a few seconds) into depth2mesh's cache folder
+    (:func:`depth2mesh.cache.cache_dir`), keyed by the weights' sha256 (see
+    :mod:`depth2mesh.backends`); nothing is written beside the weights file. Later loads
+    compile the cached file without building the eager network or importing torch
+    (``DepthModel.network`` builds it on first use). When the cache folder cannot be
+    written, the export goes to a temporary folder for this process, with one warning.
 
     Args:
         weights: Path of a checkpoint, or None to search.
         device: "cpu" (default), "cuda", "cuda:N", "mps" or "auto".
         backend: "auto" (default: on the CPU the fastest installed of OpenVINO and ONNX
             Runtime, else torch; on a GPU torch), "torch", "onnxruntime" or "openvino".
+        threads: Intra-op threads of the network, >= 1. For the exported backends, the
+            runner's own setting (default: one per physical core). For "torch" (chosen, or
+            fallen back to), ``torch.set_num_threads`` when given, which is process-wide;
+            None leaves torch's setting alone.
         progress: Download progress callback ``(bytes_done, bytes_total | None)``.
 
     Returns:
-        The model, ready for :func:`predict_disparity`.
+        The model, ready for :func:`predict_disparity`, with ``exported_now`` and
+        ``load_timings_s`` recorded.
 
     Raises:
         WeightsError: No usable weights (the message says how to get them).
         DeviceError: The device or backend is unknown, absent, or they do not go together.
+        ValueError: ``threads`` is below 1.
     """
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be at least 1, got {threads}")
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
     target = resolve_device(device)
     chosen = backends.choose_backend(backend, target.split(":", 1)[0])
     hub_cache = cache_file(torch_hub_dir())
     found = resolve_weights(weights, cache_path=hub_cache, progress=progress)
     digest = file_sha256(found.path)
+    timings["weights"] = time.perf_counter() - start
     network: MidasSmall | None = None
     export_path: Path | None = None
-    dirs = backends.export_dirs(found.path)
+    legacy = backends.legacy_export_dirs(found.path)
     if chosen != "torch":
-        export_path = backends.find_export(digest, dirs)
+        export_path = backends.find_export(digest, backends.export_dirs(), legacy=legacy)
     if export_path is None:  # the eager network is needed: to run, or to export
         from depth2mesh.network import build_network, read_checkpoint
 
+        mark = time.perf_counter()
         network = build_network(read_checkpoint(found.path)).to(target)
+        timings["network"] = time.perf_counter() - mark
     if digest != OFFICIAL_SHA256:
         warnings.warn(
             f"{found.path} is not the official MiDaS v2.1 small release (sha256 "
@@ -231,8 +279,17 @@ def load_model(
             stacklevel=2,
         )
     loaded = DepthModel(target, found.path, digest, found.origin, eager_network=network)
+
+    def eager_model() -> DepthModel:
+        if threads is not None:
+            from depth2mesh.network import set_torch_threads
+
+            set_torch_threads(threads)
+        timings["total"] = time.perf_counter() - start
+        return replace(loaded, load_timings_s=dict(timings))
+
     if chosen == "torch":
-        return loaded
+        return eager_model()
 
     def export(path: Path) -> None:
         from depth2mesh.network import export_onnx
@@ -240,10 +297,22 @@ def load_model(
         export_onnx(loaded.network, path)
 
     cuda_index = int(target.split(":", 1)[1]) if target.startswith("cuda:") else None
+    exported_now = False
     try:
         if export_path is None:
-            export_path, _ = backends.cached_export(digest, export, dirs)
-        runner = backends.create_runner(chosen, export_path, cuda_device=cuda_index)
+            mark = time.perf_counter()
+            export_path, exported_now = backends.cached_export(digest, export, legacy=legacy)
+            if exported_now:
+                timings["export"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        runner = backends.create_runner(
+            chosen,
+            export_path,
+            threads=threads,
+            cuda_device=cuda_index,
+            compiled_cache=backends.compiled_cache_dir(),
+        )
+        timings["compile"] = time.perf_counter() - mark
     except Exception as error:  # the exporter and the runtimes raise many kinds of errors
         text = str(error).strip()
         reason = text.splitlines()[0][:200] if text else type(error).__name__
@@ -254,21 +323,24 @@ def load_model(
                 UserWarning,
                 stacklevel=2,
             )
-            return loaded
+            return eager_model()
         if isinstance(error, DeviceError):
             raise
         raise DeviceError(
             f"backend {chosen!r} could not export the network ({reason}); use --backend torch"
         ) from error
+    timings["total"] = time.perf_counter() - start
     return DepthModel(
         target,
         found.path,
         digest,
         found.origin,
-        chosen,
-        runner,
-        export_path,
+        backend=chosen,
+        runner=runner,
+        export_path=export_path,
         eager_network=network,
+        exported_now=exported_now,
+        load_timings_s=timings,
     )
 
 

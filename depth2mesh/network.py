@@ -5,10 +5,11 @@ BatchNorm eps 1e-3) plus the MiDaS decoder, laid out so that its ``state_dict`` 
 the key names, shapes and dtypes of the official ``midas_v21_small_256.pt``: the official
 file loads with a strict ``load_state_dict``, nothing renamed.
 
-This module and :mod:`depth2mesh.model` are the only ones that use torch, and
-:mod:`depth2mesh.model` imports torch (through this module) only when it is needed: to run
-the eager network (the parity reference), to export it, or to look for a GPU. A conversion on
-a cached export of the fast backends never imports torch (about 1.3 s saved per process).
+This is the only module of the depth stage that imports torch (elsewhere only
+:mod:`depth2mesh.cluster`'s workers do, to set its thread count). :mod:`depth2mesh.model`
+uses torch only through this module, and imports it only when it is needed: to run the eager
+network (the parity reference), to export it, or to look for a GPU. A conversion on a cached
+export of the fast backends never imports torch (about 1.3 s saved per process).
 """
 
 from __future__ import annotations
@@ -388,6 +389,15 @@ def present_device(name: str) -> str:
             )
         return f"cuda:{index}"
     return str(device)
+
+
+def set_torch_threads(threads: int) -> None:
+    """Set torch's intra-op thread count (process-wide) for the eager network.
+
+    Args:
+        threads: Threads, >= 1.
+    """
+    torch.set_num_threads(threads)
 
 
 def run_eager(

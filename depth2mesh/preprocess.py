@@ -2,9 +2,10 @@
 
 RGB photo (uint8) -> /255 in float64 -> bicubic resize (OpenCV ``INTER_CUBIC``) so that the
 long side is 256 and both sides are multiples of 32 -> ImageNet normalisation -> (1, 3, h, w)
-float32. The network's (h, w) disparity is resized back bicubically. Everything here is numpy
-and OpenCV: :mod:`depth2mesh.network` (torch) and :mod:`depth2mesh.backends` read their sizes
-from here.
+float32. :func:`preprocess` takes the cheapest of three exact ways there, by photo size (the
+tests hold each within 1e-6 of the official float64 path). The network's (h, w) disparity is
+resized back bicubically. Everything here is numpy and OpenCV: :mod:`depth2mesh.network`
+(torch) and :mod:`depth2mesh.backends` read their sizes from here.
 """
 
 from __future__ import annotations
@@ -90,18 +91,33 @@ def cubic_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[np.f
     return np.clip(indices, 0, source - 1), weights.astype(np.float64)
 
 
+WHOLE_RESIZE_MAX_PIXELS = 2_000_000
+"""Photos with at most this many pixels are resized whole by ``cv2.resize`` in float64;
+larger ones through the gathered taps (:func:`resize_gathered`). The two cost the same at
+about 2 megapixels (10 ms each on 2 Zen 4 cores; ``benchmarks/network.py`` prints both);
+below, the whole resize is faster (0.5 ms at 256x256 against 11 ms), above, the gathered
+one (12 ms at 12 megapixels against 53 ms)."""
+
+
 def preprocess(image: NDArray[np.uint8]) -> NDArray[np.float32]:
     """Turn an RGB photo into the network input, exactly as the official ``small_transform``.
 
     RGB / 255 (float64) -> bicubic resize (``cv2.INTER_CUBIC``) to
-    :func:`network_input_size` -> subtract the ImageNet mean, divide by its std -> CHW.
+    :func:`network_input_size` -> subtract the ImageNet mean, divide by its std -> CHW
+    float32. Three ways to the same numbers, picked by size:
 
-    The resize reads only the pixels it uses: a bicubic resize without antialiasing takes 4
-    rows and 4 columns per output sample, so those (at most 4h x 4w of them) are gathered
-    from the uint8 photo first and combined in float64 with OpenCV's weights
-    (:func:`cubic_taps`), horizontally then vertically, as OpenCV does. No float copy of the
-    photo is made: a 12-megapixel photo costs about 3 ms here instead of 290 MB and 0.2 s,
-    and the result equals ``cv2.resize`` on the float64 photo to 1e-12.
+    - the photo already has the network size: no resize (``cv2.resize`` to the same size is
+      a copy), each uint8 value maps through a 256-entry table per channel computed in
+      float64 (:func:`normalise_uint8`): bit for bit the official result;
+    - at most :data:`WHOLE_RESIZE_MAX_PIXELS` pixels: ``cv2.resize`` of the whole float64
+      photo, the official path itself (:func:`resize_whole`);
+    - larger: only the 4 rows and 4 columns per output sample that a bicubic resize reads
+      are gathered (:func:`resize_gathered`): a 12-megapixel photo costs a few ms instead of
+      290 MB and 50 ms.
+
+    Tested: every path is within 1e-6 of the official float64 ``cv2.resize`` result, and
+    the no-resize path equals it bit for bit (measured: the resizing paths differ from it
+    by at most one float32 rounding step, 1.2e-7).
 
     Args:
         image: (H, W, 3) uint8 RGB.
@@ -111,14 +127,91 @@ def preprocess(image: NDArray[np.uint8]) -> NDArray[np.float32]:
     """
     _check_rgb(image)
     height, width = network_input_size(image.shape[0], image.shape[1])
+    if image.shape[:2] == (height, width):
+        return normalise_uint8(image)
+    if image.shape[0] * image.shape[1] <= WHOLE_RESIZE_MAX_PIXELS:
+        return normalise(resize_whole(image, height, width))
+    return normalise(resize_gathered(image, height, width))
+
+
+def resize_whole(image: NDArray[np.uint8], height: int, width: int) -> NDArray[np.float64]:
+    """Resize the whole photo as the official transform does: float64 / 255, ``INTER_CUBIC``.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        height: Output rows.
+        width: Output columns.
+
+    Returns:
+        (height, width, 3) float64 in [0, 1] (bicubic overshoot aside).
+    """
+    scaled = image.astype(np.float64)
+    scaled /= 255.0
+    resized = cv2.resize(scaled, (width, height), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(resized, dtype=np.float64).reshape(height, width, 3)
+
+
+def resize_gathered(image: NDArray[np.uint8], height: int, width: int) -> NDArray[np.float64]:
+    """Bicubic resize reading only the pixels it uses: ``cv2.resize``'s float64 numbers.
+
+    A bicubic resize without antialiasing takes 4 rows and 4 columns per output sample, so
+    those (4h x 4w of them, tap-major) are gathered from the uint8 photo and combined in
+    float64 with OpenCV's weights (:func:`cubic_taps`), horizontally then vertically, as
+    OpenCV does. No float copy of the photo is made.
+
+    Args and result as :func:`resize_whole`.
+    """
     rows, row_weights = cubic_taps(image.shape[0], height)
     cols, col_weights = cubic_taps(image.shape[1], width)
-    gathered = image[rows.ravel()][:, cols.ravel()].astype(np.float64) / 255.0  # (4h, 4w, 3)
-    across = np.einsum("rwkc,wk->rwc", gathered.reshape(4 * height, width, 4, 3), col_weights)
-    resized = np.einsum("hkwc,hk->hwc", across.reshape(height, 4, width, 3), row_weights)
-    normalised = (resized - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
-    chw = np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], dtype=np.float32)
-    return chw
+    gathered = np.take(image[rows.T.ravel()], cols.T.ravel(), axis=1)  # (4h, 4w, 3) uint8
+    col_weights = col_weights / 255.0
+    across = gathered[:, :width] * col_weights[:, 0, None]
+    for tap in range(1, 4):
+        across += gathered[:, tap * width : (tap + 1) * width] * col_weights[:, tap, None]
+    resized = across[:height] * row_weights[:, 0, None, None]
+    for tap in range(1, 4):
+        resized += across[tap * height : (tap + 1) * height] * row_weights[:, tap, None, None]
+    return resized
+
+
+def normalise(resized: NDArray[np.float64]) -> NDArray[np.float32]:
+    """Subtract the ImageNet mean, divide by its std (float64, in place), CHW float32.
+
+    Args:
+        resized: (h, w, 3) float64 RGB in [0, 1]; overwritten.
+
+    Returns:
+        (1, 3, h, w) float32, C-contiguous.
+    """
+    resized -= _MEAN
+    resized /= _STD
+    return np.ascontiguousarray(resized.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def normalise_uint8(image: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """Normalise a photo that needs no resize: one float64-computed table per channel.
+
+    ``(value / 255 - mean) / std`` for all 256 values, in float64 and then rounded to
+    float32, exactly as the official transform computes each pixel.
+
+    Args:
+        image: (h, w, 3) uint8 RGB.
+
+    Returns:
+        (1, 3, h, w) float32, C-contiguous.
+    """
+    out = np.empty((1, 3, image.shape[0], image.shape[1]), np.float32)
+    for channel in range(3):
+        np.take(_TABLE[channel], image[:, :, channel], out=out[0, channel])
+    return out
+
+
+_MEAN = np.array(IMAGENET_MEAN, np.float64)
+_STD = np.array(IMAGENET_STD, np.float64)
+_TABLE = ((np.arange(256, dtype=np.float64)[None] / 255.0 - _MEAN[:, None]) / _STD[:, None]).astype(
+    np.float32
+)
+"""(3, 256) float32: the normalised value of each uint8 value, per channel."""
 
 
 def resize_disparity(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import warnings
@@ -87,8 +88,11 @@ def counted_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 @pytest.fixture
 def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty user cache folder ($XDG_CACHE_HOME) for this test."""
+    """An empty cache folder ($XDG_CACHE_HOME/depth2mesh) and a fresh process state."""
+    monkeypatch.delenv("DEPTH2MESH_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(backends, "_scratch", [])
+    monkeypatch.setattr(backends, "_warned_unwritable", [])
     return tmp_path / "xdg" / "depth2mesh"
 
 
@@ -263,17 +267,21 @@ def test_export_cache_lifecycle(
     folder = weights_copy.parent
     x = official(shared_dir, "astronaut", "input")
 
-    # created once, beside the weights, named by their sha256, no temporary files left
+    # created once, in the cache folder, named by their sha256, no temporary files left;
+    # nothing beside the weights
     first = quiet_load(weights_copy, backend=backend)
     assert len(counted_exports) == 1
+    assert first.exported_now
+    assert "export" in first.load_timings_s
     assert first.export_path is not None
-    assert first.export_path.parent == folder
+    assert first.export_path.parent == private_cache
     assert first.export_path.name.startswith(export_stem(file_sha256(weights_copy)))
-    assert _exports(folder) == [first.export_path]
+    assert _exports(private_cache) == [first.export_path]
     compiled = [backends.OPENVINO_CACHE] if backend == "openvino" else []
-    assert sorted(p.name for p in folder.iterdir()) == sorted(
-        ["midas.pt", first.export_path.name, *compiled]
+    assert sorted(p.name for p in private_cache.iterdir()) == sorted(
+        [first.export_path.name, *compiled]
     )
+    assert [p.name for p in folder.iterdir()] == ["midas.pt"]
     stamp = first.export_path.stat().st_mtime_ns
 
     # reused: no second export, the same file untouched, the checkpoint not even read
@@ -287,6 +295,9 @@ def test_export_cache_lifecycle(
     monkeypatch.setattr(network, "read_checkpoint", counting_read)
     second = quiet_load(weights_copy, backend=backend)
     assert len(counted_exports) == 1
+    assert not second.exported_now
+    assert "export" not in second.load_timings_s
+    assert "network" not in second.load_timings_s
     assert second.export_path == first.export_path
     assert first.export_path.stat().st_mtime_ns == stamp
     assert reads == []
@@ -308,7 +319,8 @@ def test_export_cache_lifecycle(
     assert len(counted_exports) == 2
     assert any("damaged" in str(item.message) for item in caught)
     assert repaired.export_path is not None
-    assert _exports(folder) == [repaired.export_path]
+    assert repaired.exported_now
+    assert _exports(private_cache) == [repaired.export_path]
     reference = run_network(quiet_load(weights_copy, backend="torch"), x)
     assert np.abs(run_network(repaired, x) - reference).max() <= 1e-4 * np.ptp(reference)
 
@@ -330,15 +342,15 @@ def test_export_cache_lifecycle(
     assert changed.weights_sha256 != first.weights_sha256
     assert changed.export_path is not None
     assert changed.weights_sha256 in changed.export_path.name
-    assert len(_exports(folder)) == 2  # the other weights' export is kept
+    assert len(_exports(private_cache)) == 2  # the other weights' export is kept
     new_reference = run_network(quiet_load(weights_copy, backend="torch"), x)
     assert np.abs(new_reference - reference).max() > 0.1
     ours = run_network(changed, x)
     assert np.abs(ours - new_reference).max() <= 1e-4 * np.ptp(new_reference)
-    assert not private_cache.exists()
+    assert [p.name for p in folder.iterdir()] == ["midas.pt"]
 
 
-def test_read_only_weights_folder_uses_the_user_cache(
+def test_read_only_weights_folder_uses_the_cache(
     weights_copy: Path, private_cache: Path, counted_exports: list[Path]
 ) -> None:
     backend = first_exported_backend()
@@ -348,13 +360,117 @@ def test_read_only_weights_folder_uses_the_user_cache(
         loaded = quiet_load(weights_copy, backend=backend)
         assert loaded.export_path is not None
         assert loaded.export_path.parent == private_cache
-        assert _exports(folder) == []
         assert len(counted_exports) == 1
         reloaded = quiet_load(weights_copy, backend=backend)
         assert reloaded.export_path == loaded.export_path
         assert len(counted_exports) == 1
+        assert [p.name for p in folder.iterdir()] == ["midas.pt"]
     finally:
         folder.chmod(0o755)
+
+
+def test_unwritable_cache_exports_for_this_process_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+    weights_copy: Path,
+    private_cache: Path,
+    counted_exports: list[Path],
+) -> None:
+    backend = first_exported_backend()
+    locked = private_cache.parent / "locked"
+    locked.mkdir(parents=True)
+    locked.chmod(0o555)
+    monkeypatch.setenv("DEPTH2MESH_CACHE", str(locked / "depth2mesh"))
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            first = load_model(weights_copy, backend=backend)
+            second = load_model(weights_copy, backend=backend)
+        notes = [str(item.message) for item in caught if "not writable" in str(item.message)]
+        assert len(notes) == 1
+        assert str(locked / "depth2mesh") in notes[0]
+        assert "each run exports it again" in notes[0]
+        assert "\n" not in notes[0]
+        assert first.exported_now
+        assert not second.exported_now
+        assert len(counted_exports) == 1
+        assert first.export_path is not None
+        assert first.export_path.parent == backends.scratch_dir()
+        assert second.export_path == first.export_path
+        assert list(locked.iterdir()) == []
+        assert [p.name for p in weights_copy.parent.iterdir()] == ["midas.pt"]
+        x = np.random.default_rng(3).standard_normal((1, 3, 64, 96), dtype=np.float32)
+        reference = run_network(quiet_load(weights_copy, backend="torch"), x)
+        assert np.abs(run_network(second, x) - reference).max() <= 1e-4 * np.ptp(reference)
+    finally:
+        locked.chmod(0o755)
+
+
+def test_an_old_export_beside_the_weights_is_used_and_left_alone(
+    weights_copy: Path,
+    private_cache: Path,
+    counted_exports: list[Path],
+    parity_model: DepthModel,
+) -> None:
+    """Exports that earlier versions wrote beside the weights are found, read only."""
+    backend = first_exported_backend()
+    source = parity_model.export_path
+    if source is None:
+        source = quiet_load(parity_model.weights_path, backend=backend).export_path
+    assert source is not None
+    old = weights_copy.parent / source.name
+    old.write_bytes(source.read_bytes())
+    stamp = old.stat().st_mtime_ns
+    loaded = quiet_load(weights_copy, backend=backend)
+    assert loaded.export_path == old
+    assert not loaded.exported_now
+    assert counted_exports == []
+    assert old.stat().st_mtime_ns == stamp
+    assert not _exports(private_cache)
+    # a damaged old export is skipped (not deleted) and a new one goes to the cache
+    old.write_bytes(b"damaged")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = load_model(weights_copy, backend=backend)
+    assert not any("damaged" in str(item.message) for item in caught)
+    assert again.exported_now
+    assert again.export_path is not None
+    assert again.export_path.parent == private_cache
+    assert sorted(p.name for p in weights_copy.parent.iterdir()) == sorted(["midas.pt", old.name])
+    assert old.read_bytes() == b"damaged"
+
+
+def test_describe_is_the_sidecar_model_block(
+    weights_copy: Path, private_cache: Path, counted_exports: list[Path]
+) -> None:
+    backend = first_exported_backend()
+    first = quiet_load(weights_copy, backend=backend).describe()
+    second = quiet_load(weights_copy, backend=backend).describe()
+    assert json.loads(json.dumps(first)) == first
+    assert set(first) == {
+        "name",
+        "weights_sha256",
+        "official_weights",
+        "device",
+        "backend",
+        "export",
+        "exported_now",
+        "load_timings_s",
+    }
+    assert first["name"] == "MiDaS v2.1 small"
+    assert first["weights_sha256"] == file_sha256(weights_copy)
+    assert first["official_weights"] is False
+    assert (first["device"], first["backend"]) == ("cpu", backend)
+    assert first["exported_now"] is True
+    assert set(first["load_timings_s"]) == {"weights", "network", "export", "compile", "total"}
+    assert first["export"] == second["export"] == _exports(private_cache)[0].name
+    assert second["exported_now"] is False
+    assert set(second["load_timings_s"]) == {"weights", "compile", "total"}
+    assert all(value >= 0 for value in second["load_timings_s"].values())
+    eager_block = quiet_load(weights_copy, backend="torch").describe()
+    assert (eager_block["backend"], eager_block["export"]) == ("torch", None)
+    assert eager_block["exported_now"] is False
+    assert set(eager_block["load_timings_s"]) == {"weights", "network", "total"}
+    assert len(counted_exports) == 1
 
 
 # The cache logic itself, with a stand-in exporter (fast): every corner case.
@@ -372,13 +488,13 @@ SHA = "ab" * 32
 
 
 def test_cache_finds_its_own_file(tmp_path: Path, fake_export: Callable[[Path], None]) -> None:
-    path, exported = cached_export(SHA, fake_export, [tmp_path])
+    path, exported = cached_export(SHA, fake_export, tmp_path)
     assert exported
     assert path.parent == tmp_path
     assert path.name.startswith(export_stem(SHA))
     assert path.name.endswith(file_sha256(path)[:16] + ".onnx")
     assert path.stat().st_mode & 0o777 == 0o666 & ~_umask_bits()
-    assert cached_export(SHA, fake_export, [tmp_path]) == (path, False)
+    assert cached_export(SHA, fake_export, tmp_path) == (path, False)
     assert find_export("cd" * 32, [tmp_path]) is None  # other weights: not this file
 
 
@@ -388,19 +504,20 @@ def _umask_bits() -> int:
     return mask
 
 
-def test_cache_falls_back_when_folders_are_not_writable(
-    tmp_path: Path, fake_export: Callable[[Path], None]
+def test_cache_falls_back_when_the_folder_is_not_writable(
+    tmp_path: Path, fake_export: Callable[[Path], None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(backends, "_scratch", [])
+    monkeypatch.setattr(backends, "_warned_unwritable", [])
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where a folder should be")
-    second = tmp_path / "second"
-    path, exported = cached_export(SHA, fake_export, [blocked / "sub", second])
-    assert exported
-    assert path.parent == second
-    path, exported = cached_export(SHA, fake_export, [blocked / "sub"])
+    with pytest.warns(UserWarning, match="not writable"):
+        path, exported = cached_export(SHA, fake_export, blocked / "sub")
     assert exported
     assert path.is_file()
     assert path.parent.name.startswith("depth2mesh-export-")
+    assert path.parent == backends.scratch_dir()
+    assert cached_export(SHA, fake_export, blocked / "sub") == (path, False)
 
 
 def test_failed_export_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -409,14 +526,14 @@ def test_failed_export_leaves_nothing_behind(tmp_path: Path) -> None:
         raise RuntimeError("exporter crashed")
 
     with pytest.raises(RuntimeError, match="exporter crashed"):
-        cached_export(SHA, broken, [tmp_path])
+        cached_export(SHA, broken, tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_damaged_cache_file_is_deleted_with_a_warning(
     tmp_path: Path, fake_export: Callable[[Path], None]
 ) -> None:
-    path, _ = cached_export(SHA, fake_export, [tmp_path])
+    path, _ = cached_export(SHA, fake_export, tmp_path)
     path.write_bytes(b"truncated")
     with pytest.warns(UserWarning, match="damaged"):
         assert find_export(SHA, [tmp_path]) is None
@@ -424,7 +541,7 @@ def test_damaged_cache_file_is_deleted_with_a_warning(
     renamed = tmp_path / f"{export_stem(SHA)}-xyz.onnx"
     renamed.write_bytes(b"a name without a valid hash")
     with pytest.warns(UserWarning, match="damaged"):
-        new_path, exported = cached_export(SHA, fake_export, [tmp_path])
+        new_path, exported = cached_export(SHA, fake_export, tmp_path)
     assert exported
     assert [p.name for p in tmp_path.iterdir()] == [new_path.name]
 
@@ -447,10 +564,11 @@ def test_failed_export_falls_back_to_torch_only_for_auto(
     with pytest.raises(DeviceError, match="could not export the network") as error:
         quiet_load(weights_copy, backend=backend)
     assert "\n" not in str(error.value)
-    assert list(weights_copy.parent.glob("*.onnx")) == []
+    assert [p.name for p in weights_copy.parent.iterdir()] == ["midas.pt"]
+    assert _exports(private_cache) == []
 
 
-def test_openvino_keeps_its_compiled_network_beside_the_export(
+def test_openvino_keeps_its_compiled_network_in_the_given_folder(
     tmp_path: Path, parity_model: DepthModel, shared_dir: Path
 ) -> None:
     """A second runner loads the compiled network from openvino-cache/, with equal results."""
@@ -459,26 +577,63 @@ def test_openvino_keeps_its_compiled_network_beside_the_export(
     if source is None or parity_model.backend != "openvino":
         source = quiet_load(parity_model.weights_path, backend="openvino").export_path
     assert source is not None
-    export = tmp_path / source.name
-    export.symlink_to(source)
     x = official(shared_dir, "coffee", "input")
-    first = backends.create_runner("openvino", export)
-    cache = tmp_path / backends.OPENVINO_CACHE
+    cache = backends.compiled_cache_dir(tmp_path)
+    assert cache == tmp_path / backends.OPENVINO_CACHE
+    first = backends.create_runner("openvino", source, compiled_cache=cache)
     blobs = sorted(cache.iterdir())
     assert blobs  # the compiled network was written
     stamps = [blob.stat().st_mtime_ns for blob in blobs]
-    second = backends.create_runner("openvino", export)
+    second = backends.create_runner("openvino", source, compiled_cache=cache)
     assert sorted(cache.iterdir()) == blobs
     assert [blob.stat().st_mtime_ns for blob in blobs] == stamps  # read, not written again
     np.testing.assert_array_equal(second(x), first(x))
-    # a read-only folder gets no cache, and the runner still works
+    # a read-only cache folder gets no compiled cache, and the runner still works
     locked = tmp_path / "locked"
     locked.mkdir()
-    (locked / source.name).symlink_to(source)
     locked.chmod(0o555)
     try:
-        third = backends.create_runner("openvino", locked / source.name)
+        assert backends.compiled_cache_dir(locked) is None
+        third = backends.create_runner("openvino", source, compiled_cache=None)
         np.testing.assert_array_equal(third(x), first(x))
-        assert sorted(p.name for p in locked.iterdir()) == [source.name]
+        assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+@pytest.mark.parametrize("backend", EXPORTED)
+def test_threads_reach_the_runner(parity_weights: Path, backend: str) -> None:
+    require(backend)
+    for threads in (1, 2):
+        runner = quiet_load(parity_weights, backend=backend, threads=threads).runner
+        if isinstance(runner, backends.OnnxRuntimeRunner):
+            options = runner.session.get_session_options()
+            assert options.intra_op_num_threads == threads
+        else:
+            assert isinstance(runner, backends.OpenVinoRunner)
+            assert int(runner.compiled.get_property("INFERENCE_NUM_THREADS")) == threads
+    default = quiet_load(parity_weights, backend=backend).runner
+    if isinstance(default, backends.OnnxRuntimeRunner):
+        assert default.session.get_session_options().intra_op_num_threads == physical_cores()
+    else:
+        assert isinstance(default, backends.OpenVinoRunner)
+        assert int(default.compiled.get_property("INFERENCE_NUM_THREADS")) == physical_cores()
+
+
+def test_threads_set_torch_only_for_the_eager_backend(parity_weights: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        quiet_load(parity_weights, backend="torch")
+        assert torch.get_num_threads() == before
+        if backends.available_backends()[1:]:
+            quiet_load(parity_weights, backend="auto", threads=before + 1)
+            assert torch.get_num_threads() == before
+        quiet_load(parity_weights, backend="torch", threads=before + 1)
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        load_model(parity_weights, threads=0)

@@ -16,9 +16,14 @@ from depth2mesh.photo import read_photo
 from depth2mesh.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    WHOLE_RESIZE_MAX_PIXELS,
     network_input_size,
+    normalise,
+    normalise_uint8,
     preprocess,
     resize_disparity,
+    resize_gathered,
+    resize_whole,
 )
 
 NAMES = [
@@ -111,22 +116,53 @@ def test_predict_disparity_on_file_equals_official(
     assert np.abs(ours - official).max() <= 1e-3 * value_range
 
 
+def _official_float64(image: np.ndarray) -> np.ndarray:
+    """The official transform on a uint8 RGB photo: (h, w, 3) float32 normalised."""
+    rows, cols = network_input_size(image.shape[0], image.shape[1])
+    scaled = image.astype(np.float64) / 255.0
+    whole = cv2.resize(scaled, (cols, rows), interpolation=cv2.INTER_CUBIC).reshape(rows, cols, 3)
+    normalised: np.ndarray = (whole - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)
+    return normalised.astype(np.float32)
+
+
+THRESHOLD_SIDE = WHOLE_RESIZE_MAX_PIXELS // 1000
+"""With 1000 rows: the widest photo that is resized whole."""
+
+
 @pytest.mark.parametrize(
     ("height", "width"),
-    [(3024, 4032), (4032, 3024), (23, 37), (1, 1), (1, 5), (7, 300), (255, 257), (1000, 333)],
+    [
+        (1, 1),
+        (1, 5),
+        (7, 300),
+        (23, 37),
+        (256, 256),
+        (256, 192),
+        (255, 257),
+        (1000, 333),
+        (1000, THRESHOLD_SIDE),
+        (1000, THRESHOLD_SIDE + 1),
+        (3024, 4032),
+        (4032, 3024),
+    ],
 )
-def test_gathered_preprocessing_equals_opencv_on_the_whole_photo(height: int, width: int) -> None:
-    """Resizing only the gathered pixels gives cv2.resize's float64 answer (down and up)."""
+def test_every_preprocessing_path_equals_the_official_float64_path(height: int, width: int) -> None:
+    """Whole resize, gathered taps and the no-resize table all give the official numbers."""
     image = np.random.default_rng(height * 7919 + width).integers(
         0, 256, (height, width, 3), dtype=np.uint8
     )
-    rows, cols = network_input_size(height, width)
-    scaled = image.astype(np.float64) / 255.0
-    whole = cv2.resize(scaled, (cols, rows), interpolation=cv2.INTER_CUBIC).reshape(rows, cols, 3)
-    expected = ((whole - np.array(IMAGENET_MEAN)) / np.array(IMAGENET_STD)).astype(np.float32)
+    expected = _official_float64(image)
+    rows, cols = expected.shape[:2]
     ours = preprocess(image)
     assert ours.flags.c_contiguous
+    assert ours.dtype == np.float32
     np.testing.assert_allclose(ours[0].transpose(1, 2, 0), expected, rtol=0, atol=1e-6)
+    for resize in (resize_whole, resize_gathered):
+        resized = normalise(resize(image, rows, cols))
+        np.testing.assert_allclose(resized[0].transpose(1, 2, 0), expected, rtol=0, atol=1e-6)
+    if (height, width) == (rows, cols):
+        np.testing.assert_array_equal(ours[0].transpose(1, 2, 0), expected)  # bit for bit
+        np.testing.assert_array_equal(normalise_uint8(image), ours)
 
 
 @pytest.mark.parametrize(
