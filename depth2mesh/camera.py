@@ -14,9 +14,10 @@ Which source wins, in order (see :func:`resolve_intrinsics`): explicit ``--fx/--
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -102,11 +103,13 @@ class Intrinsics:
             [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=np.float64
         )
 
-    def resized(self, width: int, height: int) -> Intrinsics:
+    def resized(self, *, width: int, height: int) -> Intrinsics:
         """The same camera for the image resized to another size.
 
         Focal lengths scale with the size ratios; the principal point scales about the image's
         outer edge (pixel centres at integer coordinates): ``cx' = (cx + 0.5) * sx - 0.5``.
+        The size is keyword-only: arrays and ``Photo.size`` give (height, width), ``cv2``
+        gives (width, height); naming them leaves no room for a mix-up.
 
         Args:
             width: New image width, pixels.
@@ -151,6 +154,20 @@ class Intrinsics:
             "hfov_deg": self.hfov_deg,
             "vfov_deg": math.degrees(self.yfov),
         }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Intrinsics:
+        """Read intrinsics written by :meth:`to_dict` (the derived FOVs are ignored).
+
+        Raises:
+            ValueError: A value is missing, not a number, or out of range.
+        """
+        try:
+            fx, fy, cx, cy = (float(values[key]) for key in ("fx", "fy", "cx", "cy"))
+            width, height = (int(values[key]) for key in ("width", "height"))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"intrinsics need fx, fy, cx, cy, width, height: {error}") from error
+        return cls(fx, fy, cx, cy, width, height, str(values.get("source", "explicit")))
 
 
 def intrinsics_from_fov(

@@ -170,7 +170,7 @@ def _run_batch(
             bar.update(task, description=f"{item.photo.name}")
 
         def step(item: WorkItem, name: str) -> None:
-            bar.update(task, description=f"{item.photo.name}: {name}")
+            bar.update(task, description=f"{item.photo.name}: {name.replace('_', ' ')}")
 
         def on_done(outcome: Outcome) -> None:
             outcomes.append(outcome)
@@ -340,9 +340,10 @@ def depth(
     """
     from depth2mesh.atomic import refuse_existing
     from depth2mesh.batch import find_photos, run_batch
+    from depth2mesh.convert import depth_paths
     from depth2mesh.model import predict_disparity
     from depth2mesh.photo import read_photo
-    from depth2mesh.pictures import depth_output_paths, write_depth_images
+    from depth2mesh.pictures import write_depth_pictures
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)
@@ -350,15 +351,12 @@ def depth(
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]]:
         target = out_dir / item.out_subdir
-        paths = depth_output_paths(target, item.photo.stem, save_raw=save_raw)
+        paths = depth_paths(target, item.photo.stem, save_raw=save_raw)
         refuse_existing(paths.values(), overwrite=overwrite)  # before spending the network
         photo = read_photo(item.photo, max_pixels=max_pixels)
         disparity = predict_disparity(photo.rgb, model)
         target.mkdir(parents=True, exist_ok=True)
-        files = write_depth_images(
-            disparity, target, item.photo.stem, save_raw=save_raw, overwrite=overwrite
-        )
-        return files, photo.notes
+        return write_depth_pictures(disparity, paths, overwrite=overwrite), photo.notes
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         callbacks.pop("step")
@@ -592,10 +590,7 @@ def convert(
                 **callbacks,
             )
         if preview:
-            done = [o for o in outcomes if o.status == "converted"]
-            clouds = [f for f in (done[-1].files if done else []) if f.name.endswith("_points.ply")]
-            if clouds:
-                _preview_or_exit(clouds[0], screenshot=None, point_size=None)
+            _preview_last(outcomes, out_dir)
         return outcomes
 
     try:
@@ -603,6 +598,19 @@ def convert(
     except Depth2MeshError as error:  # the Ray path: no cluster, or workers that cannot start
         _report(error)
         raise typer.Exit(1) from None
+
+
+def _preview_last(outcomes: list[Outcome], out_dir: Path) -> None:
+    """Open the preview window on the point cloud of the last photo converted, if any."""
+    from depth2mesh.convert import output_paths
+
+    done = [o for o in outcomes if o.status == "converted"]
+    if not done:
+        return
+    item = done[-1].item
+    cloud = output_paths(out_dir / item.out_subdir, item.photo.stem)["points"]
+    if cloud in done[-1].files:
+        _preview_or_exit(cloud, screenshot=None, point_size=None)
 
 
 def _check_camera_options(options: ConvertOptions) -> None:

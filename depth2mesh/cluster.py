@@ -32,7 +32,6 @@ without ``--ray``) never imports it. Nothing here prints.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -65,20 +64,6 @@ block up to this many photos, then more photos per block."""
 
 CHECK_ROWS_PER_BLOCK: Final = 512
 """Photos per block of the check phase (file-existence tests only)."""
-
-WRITE_ORDER: Final = (
-    "depth",
-    "inferno",
-    "points",
-    "glb",
-    "texture",
-    "mtl",
-    "obj",
-    "poisson_glb",
-    "poisson_ply",
-    "sidecar",
-)
-"""The order in which :func:`convert_photo` writes its files (keys of ``output_paths``)."""
 
 
 class ClusterError(Depth2MeshError):
@@ -601,11 +586,12 @@ class PhotoConverter:
         self.settings = settings
         self.attempts = attempts
         self.has_cwd = _enter(settings.cwd)
-        keywords: dict[str, Any] = {"weights": settings.weights, "device": settings.device}
-        if "threads" in inspect.signature(load_model).parameters:
-            keywords["threads"] = settings.threads  # the exported backends' own thread pools
-        keywords.update(settings.model_options)
-        self.model: DepthModel = load_model(**keywords)
+        self.model: DepthModel = load_model(
+            weights=settings.weights,
+            device=settings.device,
+            threads=settings.threads,  # the exported backends' own thread pools too
+            **settings.model_options,
+        )
         self.node_ip = _node_ip()
         self.hostname = socket.gethostname()
 
@@ -677,8 +663,7 @@ def _finished(
     """The files and notes of a result that an earlier attempt of this run completed."""
     from depth2mesh.photo import read_photo
 
-    paths = _paths(item, target, options)
-    files = [paths[key] for key in WRITE_ORDER if key in paths]
+    files = list(_paths(item, target, options).values())  # in the order they are written
     try:
         notes = read_photo(item.photo, max_pixels=options.max_pixels).notes
     except Exception:  # it converted once: its notes are a nicety

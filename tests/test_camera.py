@@ -147,7 +147,7 @@ def test_intrinsics_validate_and_are_frozen() -> None:
 
 def test_resized_keeps_projections_on_the_same_image_content() -> None:
     k = Intrinsics(fx=518.0, fy=519.0, cx=325.5, cy=253.7, width=640, height=480, source="exif")
-    small = k.resized(256, 192)
+    small = k.resized(width=256, height=192)
     assert small.source == "exif"
     assert (small.width, small.height) == (256, 192)
     sx, sy = 256 / 640, 192 / 480
@@ -166,13 +166,13 @@ def test_resized_keeps_projections_on_the_same_image_content() -> None:
 
 def test_resized_round_trip_and_centre() -> None:
     k = intrinsics_from_fov(640, 480, 70.0)
-    half = k.resized(320, 240)
+    half = k.resized(width=320, height=240)
     assert (half.cx, half.cy) == (159.5, 119.5)  # still the image centre
-    back = k.resized(1000, 333).resized(640, 480)
+    back = k.resized(width=1000, height=333).resized(width=640, height=480)
     for name in ("fx", "fy", "cx", "cy"):
         assert getattr(back, name) == pytest.approx(getattr(k, name), rel=1e-12)
     with pytest.raises(ValueError, match="width"):
-        k.resized(0, 10)
+        k.resized(width=0, height=10)
 
 
 def test_to_dict_is_json_ready() -> None:
