@@ -268,7 +268,7 @@ def output_paths(
 
 
 def sidecar_path(result_file: str | Path) -> Path:
-    """Return the sidecar (``<stem>.json``) that belongs to a file of :func:`output_paths`.
+    """Return the sidecar (``<stem>.json``) of a file of :func:`output_paths` or `depth_paths`.
 
     The stem is the file name less the longest output suffix it ends with (``_points.ply``,
     ``_poisson.glb``, ``.glb``, ...); a name with none of them keeps its own stem. The
@@ -284,13 +284,10 @@ def sidecar_path(result_file: str | Path) -> Path:
 def _output_suffixes() -> tuple[str, ...]:
     """What :func:`output_paths` appends to a stem, for every option, longest first."""
     stem = "stem"
-    names = {
-        path.name
-        for texture_format in ("jpeg", "png")
-        for path in output_paths(
-            "", stem, "both", formats=EXTRA_FORMATS, texture_format=texture_format
-        ).values()
-    }
+    names = {path.name for path in depth_paths("", stem, save_raw=True).values()}
+    for texture_format in ("jpeg", "png"):
+        paths = output_paths("", stem, "both", formats=EXTRA_FORMATS, texture_format=texture_format)
+        names.update(path.name for path in paths.values())
     return tuple(sorted((name[len(stem) :] for name in names), key=len, reverse=True))
 
 
