@@ -10,16 +10,16 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import typer
 from rich.console import Console
 
 from depth2mesh._version import __version__
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
@@ -78,12 +78,31 @@ def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 
 
+_FLAGS: Final = {"fov_deg": "--fov", "formats": "--format"}
+"""Parameters whose option is not ``--`` + the name with dashes (see :func:`_flag`)."""
+
+_SERVE_FLAGS: Final = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-megapixels"}
+"""``serve``'s options for the fields of :class:`depth2mesh.web.WebLimits`."""
+
+
+def _flag(parameter: str, flags: Mapping[str, str] = _FLAGS) -> str:
+    """The command-line option of a Python parameter: ``near`` -> ``--near``."""
+    return flags.get(parameter) or _FLAGS.get(parameter) or "--" + parameter.replace("_", "-")
+
+
+def _message(error: BaseException, flags: Mapping[str, str] = _FLAGS) -> str:
+    """An error's one line, with the parameters it names said as command-line options."""
+    if isinstance(error, ParameterError):
+        return error.render(lambda parameter: _flag(parameter, flags))
+    return str(error)
+
+
 def _report(error: BaseException, context: str = "") -> None:
     if _state["debug"]:
         err.print("".join(traceback.format_exception(error)), markup=False)
     prefix = f"{context}: " if context else ""
-    if isinstance(error, Depth2MeshError):
-        _fail(f"{prefix}{error}")
+    if isinstance(error, Depth2MeshError | ParameterError):
+        _fail(f"{prefix}{_message(error)}")
     else:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         _fail(
@@ -543,7 +562,7 @@ def convert(
         options.check()
         _check_camera_options(options)
     except ValueError as error:
-        _fail(str(error))
+        _fail(_message(error))
         raise typer.Exit(2) from None
     if jobs < 1:
         _fail(f"--jobs must be at least 1, got {jobs}")
@@ -667,7 +686,7 @@ def evaluate(
         truth = read_depth_file(truth_file, png_scale=truth_png_scale)
         result = evaluate_disparity(disparity, truth, min_depth=min_depth, max_depth=max_depth)
     except (Depth2MeshError, ValueError) as error:
-        _fail(str(error))
+        _fail(_message(error))
         raise typer.Exit(1) from None
     out.print(
         f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  "
@@ -784,7 +803,7 @@ def serve(
             queue_size=queue_size,
         ).check()
     except ValueError as error:
-        _fail(str(error))
+        _fail(_message(error, _SERVE_FLAGS))
         raise typer.Exit(2) from None
     model = _load_model_or_exit(weights, device, backend)
 

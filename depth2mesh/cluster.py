@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from depth2mesh.atomic import TEMPORARY_NAME, refuse_existing
 from depth2mesh.batch import Outcome, WorkItem, describe_error, run_batch
 from depth2mesh.convert import ConvertOptions, convert_photo, is_converted, output_paths
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -153,15 +153,20 @@ def convert_on_ray(
     """
     options.check()
     if skip_existing and options.overwrite:
-        raise ValueError("--skip-existing and --overwrite contradict each other: choose one")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if threads_per_worker < 1:
-        raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
-    if attempts_per_photo < 1:
-        raise ValueError(f"attempts_per_photo must be at least 1, got {attempts_per_photo}")
+        raise ParameterError(
+            "{skip_existing} and {overwrite} contradict each other: choose one",
+            "skip_existing",
+            "overwrite",
+        )
+    counts = {
+        "workers": 1 if workers is None else workers,
+        "threads_per_worker": threads_per_worker,
+        "max_rounds": max_rounds,
+        "attempts_per_photo": attempts_per_photo,
+    }
+    for name, count in counts.items():
+        if count < 1:
+            raise ParameterError(f"{{{name}}} must be at least 1, got {count}", name)
     out_text = os.fspath(out_dir)
     if "://" in out_text:
         raise ValueError(

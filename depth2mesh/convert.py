@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from depth2mesh._version import __version__
 from depth2mesh.atomic import atomic_write_bytes, refuse_existing
 from depth2mesh.camera import Intrinsics, resolve_intrinsics
-from depth2mesh.errors import InputError, OutputError
+from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
     DEFAULT_FAR,
@@ -51,6 +51,7 @@ from depth2mesh.mesh import (
     DEFAULT_POISSON_DEPTH,
     DEFAULT_POISSON_POINTS,
     MeshArrays,
+    check_poisson_options,
     grid_mesh,
     poisson_mesh,
 )
@@ -152,38 +153,62 @@ class ConvertOptions:
     overwrite: bool = False
 
     def check(self) -> None:
-        """Raise ValueError, naming the option, for values that cannot work."""
+        """Raise :class:`ParameterError`, naming the parameter, for values that cannot work."""
         if not (math.isfinite(self.near) and self.near >= MIN_DEPTH_M):
-            raise ValueError(f"--near must be at least {MIN_DEPTH_M} metres, got {self.near}")
+            raise ParameterError(
+                f"{{near}} must be at least {MIN_DEPTH_M} metres, got {self.near}", "near"
+            )
         if not (math.isfinite(self.far) and self.far > self.near):
-            raise ValueError(f"--far must be greater than --near ({self.near}), got {self.far}")
+            raise ParameterError(
+                f"{{far}} must be greater than {{near}} ({self.near}), got {self.far}",
+                "far",
+                "near",
+            )
         if self.far > MAX_DEPTH_M:
-            raise ValueError(f"--far must be at most {MAX_DEPTH_M:g} metres, got {self.far}")
+            raise ParameterError(
+                f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {self.far}", "far"
+            )
         if self.grid < 2:
-            raise ValueError(f"--grid must be at least 2 vertices, got {self.grid}")
+            raise ParameterError(f"{{grid}} must be at least 2 vertices, got {self.grid}", "grid")
         if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):
-            raise ValueError(f"--edge-threshold must be above 1, got {self.edge_threshold}")
+            raise ParameterError(
+                f"{{edge_threshold}} must be above 1, got {self.edge_threshold}", "edge_threshold"
+            )
         if self.mesh not in ("grid", "poisson", "both"):
-            raise ValueError(f"--mesh must be grid, poisson or both, got {self.mesh!r}")
-        if not 5 <= self.poisson_depth <= 12:
-            raise ValueError(f"--poisson-depth must be in 5..12, got {self.poisson_depth}")
-        if not 0.0 <= self.density_quantile < 1.0:
-            raise ValueError(f"--density-quantile must be in [0, 1), got {self.density_quantile}")
-        if self.face_budget is not None and self.face_budget < 4:
-            raise ValueError(f"--face-budget must be at least 4, got {self.face_budget}")
+            raise ParameterError(
+                f"{{mesh}} must be grid, poisson or both, got {self.mesh!r}", "mesh"
+            )
+        check_poisson_options(
+            depth=self.poisson_depth,
+            density_quantile=self.density_quantile,
+            face_budget=self.face_budget,
+            depth_name="poisson_depth",
+        )
         if self.max_pixels < 1:
-            raise ValueError(f"--max-pixels must be at least 1, got {self.max_pixels}")
+            raise ParameterError(
+                f"{{max_pixels}} must be at least 1, got {self.max_pixels}", "max_pixels"
+            )
         if self.texture_size < 16:
-            raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
+            raise ParameterError(
+                f"{{texture_size}} must be at least 16, got {self.texture_size}", "texture_size"
+            )
         if self.depth_size not in ("grid", "photo"):
-            raise ValueError(f"--depth-size must be grid or photo, got {self.depth_size!r}")
+            raise ParameterError(
+                f"{{depth_size}} must be grid or photo, got {self.depth_size!r}", "depth_size"
+            )
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+            raise ParameterError(
+                f"{{jpeg_quality}} must be in 1..100, got {self.jpeg_quality}", "jpeg_quality"
+            )
         unknown = set(self.formats) - set(EXTRA_FORMATS)
         if unknown:
-            raise ValueError(f"--format must be one of {', '.join(EXTRA_FORMATS)}, got {unknown}")
+            raise ParameterError(
+                f"{{formats}} must be one of {', '.join(EXTRA_FORMATS)}, got {unknown}", "formats"
+            )
         if self.depth_kind not in ("disparity", "metric"):
-            raise ValueError(f"--depth-kind must be metric or disparity, got {self.depth_kind!r}")
+            raise ParameterError(
+                f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
+            )
 
 
 @dataclass(frozen=True)

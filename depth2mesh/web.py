@@ -57,7 +57,7 @@ from PIL import Image
 
 from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
 from depth2mesh.convert import STAGES, CameraOptions, ConvertOptions, ConvertResult, convert_photo
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
 from depth2mesh.mesh import DEFAULT_GRID
@@ -152,15 +152,17 @@ class WebLimits:
     queue_size: int = DEFAULT_QUEUE_SIZE
 
     def check(self) -> None:
-        """Raise ValueError, naming the option, for values that cannot work."""
-        if self.max_upload_bytes < 1:
-            raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_bytes} B")
-        if self.max_pixels < 1:
-            raise ValueError(f"--max-megapixels must be positive, got {self.max_pixels} pixels")
-        if self.keep_results < 1:
-            raise ValueError(f"--keep-results must be at least 1, got {self.keep_results}")
-        if self.queue_size < 1:
-            raise ValueError(f"--queue-size must be at least 1, got {self.queue_size}")
+        """Raise :class:`ParameterError`, naming the field, for values that cannot work."""
+        for name, unit in (("max_upload_bytes", " B"), ("max_pixels", " pixels")):
+            if getattr(self, name) < 1:
+                raise ParameterError(
+                    f"{{{name}}} must be positive, got {getattr(self, name)}{unit}", name
+                )
+        for name in ("keep_results", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ParameterError(
+                    f"{{{name}}} must be at least 1, got {getattr(self, name)}", name
+                )
 
 
 class ResultStore:
@@ -367,10 +369,24 @@ def _page_error(message: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), duration=None, print_exception=False)
 
 
-def _sentence(message: str) -> str:
-    """One line, ending with a full stop; command-line option names read as words."""
-    line = " ".join(str(message).split())
-    line = re.sub(r"--([a-z0-9]+(?:-[a-z0-9]+)*)", lambda m: m.group(1).replace("-", " "), line)
+LABELS: Final = {
+    "near": "Near",
+    "far": "Far",
+    "fov_deg": "Horizontal FOV",
+    "grid": "Grid size",
+    "mesh": "Mesh",
+    "drop_far": "Leave out the sky",
+}
+"""How the page names the parameters its controls set (the controls' labels, short)."""
+
+
+def _sentence(error: BaseException | str) -> str:
+    """One line, ending with a full stop; parameters named as the page's controls are."""
+    if isinstance(error, ParameterError):
+        text = error.render(lambda name: LABELS.get(name, name.replace("_", " ")))
+    else:
+        text = str(error)
+    line = " ".join(text.split())
     return line if line.endswith((".", "!", "?")) else line + "."
 
 
@@ -433,8 +449,8 @@ class _Converter:
             raise
         except (Depth2MeshError, ValueError) as error:
             self.store.discard(folder)
-            message = str(error).replace(str(local), name).replace(str(folder), "the result folder")
-            raise _page_error(_sentence(message)) from None
+            message = _sentence(error).replace(str(local), name)
+            raise _page_error(message.replace(str(folder), "the result folder")) from None
         except Exception as error:
             self.store.discard(folder)
             log.exception("conversion of %s failed", name)

@@ -91,7 +91,7 @@ def test_unusable_exif_focal_falls_back_to_the_default(exif: float) -> None:
 def test_fov_message_names_the_option_and_the_value() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^--fov must be between 0 and 180 degrees \(at least 0.001, below 180\), got -5$",
+        match=r"^fov_deg must be between 0 and 180 degrees \(at least 0.001, below 180\), got -5$",
     ):
         resolve_intrinsics(640, 480, fov_deg=-5)
 
@@ -99,21 +99,21 @@ def test_fov_message_names_the_option_and_the_value() -> None:
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"fov_deg": 180.0}, "--fov"),
-        ({"fov_deg": 0.0}, "--fov"),
-        ({"fov_deg": math.nan}, "--fov"),
-        ({"fx": 0.0}, "--fx"),
-        ({"fx": -1.0}, "--fx"),
-        ({"fx": math.inf}, "--fx"),
-        ({"fx": 500.0, "fy": math.nan}, "--fy"),
-        ({"fx": 500.0, "cx": math.inf}, "--cx"),
-        ({"focal_px": 0.0}, "--focal-px"),
-        ({"focal_35mm": -24.0}, "--focal-35mm"),
-        ({"fy": 500.0}, "--fx"),
-        ({"cx": 10.0, "cy": 10.0}, "--fx"),
-        ({"focal_px": 500.0, "focal_35mm": 24.0}, "--focal-35mm"),
+        ({"fov_deg": 180.0}, "fov_deg"),
+        ({"fov_deg": 0.0}, "fov_deg"),
+        ({"fov_deg": math.nan}, "fov_deg"),
+        ({"fx": 0.0}, "fx"),
+        ({"fx": -1.0}, "fx"),
+        ({"fx": math.inf}, "fx"),
+        ({"fx": 500.0, "fy": math.nan}, "fy"),
+        ({"fx": 500.0, "cx": math.inf}, "cx"),
+        ({"focal_px": 0.0}, "focal_px"),
+        ({"focal_35mm": -24.0}, "focal_35mm"),
+        ({"fy": 500.0}, "fx"),
+        ({"cx": 10.0, "cy": 10.0}, "fx"),
+        ({"focal_px": 500.0, "focal_35mm": 24.0}, "focal_35mm"),
         # A bad value is refused even when a higher-precedence option is given.
-        ({"fx": 500.0, "fov_deg": 200.0}, "--fov"),
+        ({"fx": 500.0, "fov_deg": 200.0}, "fov_deg"),
     ],
 )
 def test_resolve_rejects_bad_options(options: dict[str, float], named: str) -> None:

@@ -506,7 +506,7 @@ def test_obj_format_loads_in_trimesh_with_its_texture(tmp_path: Path, smooth_pho
     # OBJ's v runs upwards: trimesh's UVs are the GLB's with v flipped
     np.testing.assert_allclose(mesh.visual.uv[:, 0], glb["TEXCOORD_0"][:, 0], atol=1e-5)
     np.testing.assert_allclose(mesh.visual.uv[:, 1], 1 - glb["TEXCOORD_0"][:, 1], atol=1e-5)
-    with pytest.raises(ValueError, match="--format must be one of obj"):
+    with pytest.raises(ValueError, match="formats must be one of obj"):
         ConvertOptions(formats=("fbx",)).check()
 
 
