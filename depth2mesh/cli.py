@@ -177,7 +177,10 @@ def _run_batch(
     run: Callable[..., list[Outcome]],
     verb: str,
 ) -> None:
-    """Run a batch with a progress bar, one line per failure, a summary table; exit 0/1/130."""
+    """Run a batch with a progress bar and one line per photo; exit 0/1/130.
+
+    A batch of several photos ends with a summary table; one photo's line says it all.
+    """
     from depth2mesh.batch import BatchProgress
 
     outcomes: list[Outcome] = []
@@ -201,13 +204,15 @@ def _run_batch(
             run(items, on_start=on_start, on_done=on_done, step=step)
         except KeyboardInterrupt:
             bar.stop()
-            _print_summary(outcomes, len(items), out_dir, verb)
+            if len(items) > 1:
+                _print_summary(outcomes, len(items), out_dir, verb)
             _fail(
                 f"interrupted after {len(outcomes)} of {len(items)} photos: every file written is "
                 "complete; run again with --skip-existing to go on"
             )
             raise typer.Exit(130) from None
-    _print_summary(outcomes, len(items), out_dir, verb)
+    if len(items) > 1:
+        _print_summary(outcomes, len(items), out_dir, verb)
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(1)
 
