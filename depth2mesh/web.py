@@ -580,6 +580,42 @@ def sample_photos(folder: Path = REPO_SAMPLES) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
 
 
+def _option_controls() -> list[Any]:
+    """The page's options, in the order of the handler's parameters after the photo."""
+    camera_mode = gr.Radio(
+        [CAMERA_EXIF, CAMERA_FOV],
+        value=CAMERA_EXIF,
+        label="Camera",
+        elem_id="d2m-camera",
+    )
+    fov = gr.Slider(
+        10,
+        150,
+        value=DEFAULT_FOV_DEG,
+        step=0.1,
+        label="Horizontal FOV (degrees)",
+        elem_id="d2m-fov",
+    )
+    with gr.Row():
+        near = gr.Number(DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near")
+        far = gr.Number(DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far")
+    mesh = gr.Radio(
+        [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
+        value="grid",
+        label="Mesh",
+    )
+    grid = gr.Slider(
+        64,
+        2048,
+        value=DEFAULT_GRID,
+        step=64,
+        label="Grid size (vertices, long side)",
+        elem_id="d2m-grid",
+    )
+    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
+    return [camera_mode, fov, near, far, mesh, grid, drop_far]
+
+
 def build_app(
     model: DepthModel | None,
     *,
@@ -640,41 +676,7 @@ def build_app(
                         elem_id="d2m-samples",
                     )
                 with gr.Accordion("Options", open=True):
-                    camera_mode = gr.Radio(
-                        [CAMERA_EXIF, CAMERA_FOV],
-                        value=CAMERA_EXIF,
-                        label="Camera",
-                        elem_id="d2m-camera",
-                    )
-                    fov = gr.Slider(
-                        10,
-                        150,
-                        value=DEFAULT_FOV_DEG,
-                        step=0.1,
-                        label="Horizontal FOV (degrees)",
-                        elem_id="d2m-fov",
-                    )
-                    with gr.Row():
-                        near = gr.Number(
-                            DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near"
-                        )
-                        far = gr.Number(
-                            DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far"
-                        )
-                    mesh = gr.Radio(
-                        [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
-                        value="grid",
-                        label="Mesh",
-                    )
-                    grid = gr.Slider(
-                        64,
-                        2048,
-                        value=DEFAULT_GRID,
-                        step=64,
-                        label="Grid size (vertices, long side)",
-                        elem_id="d2m-grid",
-                    )
-                    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
+                    options = _option_controls()
                 button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
             with gr.Column(scale=1):
                 heat = gr.Image(
@@ -708,7 +710,7 @@ def build_app(
             summary = gr.Markdown(elem_id="d2m-summary")
         button.click(
             handler,
-            inputs=[photo, camera_mode, fov, near, far, mesh, grid, drop_far],
+            inputs=[photo, *options],
             outputs=[heat, slider, viewer, downloads, summary],
             preprocess=False,  # the upload is decoded by read_photo, nothing else
             api_name="convert",
