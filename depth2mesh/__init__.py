@@ -19,7 +19,13 @@ from depth2mesh._version import __version__
 
 if TYPE_CHECKING:
     from depth2mesh.camera import Intrinsics
-    from depth2mesh.convert import CameraOptions, ConvertOptions, ConvertResult, convert_photo
+    from depth2mesh.convert import (
+        CameraOptions,
+        ConvertOptions,
+        ConvertResult,
+        convert_photo,
+        write_depth_images,
+    )
     from depth2mesh.errors import (
         Depth2MeshError,
         DeviceError,
@@ -30,7 +36,7 @@ if TYPE_CHECKING:
     )
     from depth2mesh.model import DepthModel, load_model, predict_disparity
     from depth2mesh.photo import Photo, read_photo
-    from depth2mesh.pictures import colorize_disparity, write_depth_images
+    from depth2mesh.pictures import colorize_disparity
 
 _LAZY = {
     "convert_photo": "depth2mesh.convert",
@@ -43,7 +49,7 @@ _LAZY = {
     "DepthModel": "depth2mesh.model",
     "read_photo": "depth2mesh.photo",
     "Photo": "depth2mesh.photo",
-    "write_depth_images": "depth2mesh.pictures",
+    "write_depth_images": "depth2mesh.convert",
     "colorize_disparity": "depth2mesh.pictures",
     "Depth2MeshError": "depth2mesh.errors",
     "WeightsError": "depth2mesh.errors",

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 from depth2mesh.photo import PHOTO_SUFFIXES
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def run_batch(
         done so far are complete, and an interrupted one has left no partial file.
     """
     if jobs < 1:
-        raise ValueError(f"--jobs must be at least 1, got {jobs}")
+        raise ParameterError(f"{{jobs}} must be at least 1, got {jobs}", "jobs")
 
     def one(item: WorkItem) -> Outcome:
         if on_start is not None:

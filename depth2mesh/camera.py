@@ -14,12 +14,15 @@ Which source wins, in order (see :func:`resolve_intrinsics`): explicit ``--fx/--
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from numbers import Integral, Real
-from typing import Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
+
+from depth2mesh.errors import ParameterError
 
 DEFAULT_FOV_DEG: Final = 60.0
 """Horizontal field of view, in degrees, used when nothing says what the camera was."""
@@ -62,7 +65,11 @@ class Intrinsics:
 
     def __post_init__(self) -> None:
         for name in ("fx", "fy"):
-            _check_positive(getattr(self, name), f"Intrinsics.{name}")
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value) or value <= 0:
+                raise ValueError(
+                    f"Intrinsics.{name} must be a positive finite number, got {_show(value)}"
+                )
         for name in ("cx", "cy"):
             value = getattr(self, name)
             if not _is_real(value) or not math.isfinite(value):
@@ -102,11 +109,13 @@ class Intrinsics:
             [[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]], dtype=np.float64
         )
 
-    def resized(self, width: int, height: int) -> Intrinsics:
+    def resized(self, *, width: int, height: int) -> Intrinsics:
         """The same camera for the image resized to another size.
 
         Focal lengths scale with the size ratios; the principal point scales about the image's
         outer edge (pixel centres at integer coordinates): ``cx' = (cx + 0.5) * sx - 0.5``.
+        The size is keyword-only: arrays and ``Photo.size`` give (height, width), ``cv2``
+        gives (width, height); naming them leaves no room for a mix-up.
 
         Args:
             width: New image width, pixels.
@@ -152,6 +161,20 @@ class Intrinsics:
             "vfov_deg": math.degrees(self.yfov),
         }
 
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Intrinsics:
+        """Read intrinsics written by :meth:`to_dict` (the derived FOVs are ignored).
+
+        Raises:
+            ValueError: A value is missing, not a number, or out of range.
+        """
+        try:
+            fx, fy, cx, cy = (float(values[key]) for key in ("fx", "fy", "cx", "cy"))
+            width, height = (int(values[key]) for key in ("width", "height"))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"intrinsics need fx, fy, cx, cy, width, height: {error}") from error
+        return cls(fx, fy, cx, cy, width, height, str(values.get("source", "explicit")))
+
 
 def intrinsics_from_fov(
     width: int, height: int, fov_deg: float = DEFAULT_FOV_DEG, *, source: str = "fov"
@@ -172,7 +195,7 @@ def intrinsics_from_fov(
         ValueError: The field of view is outside (0, 180) degrees or a size is below 1.
     """
     _check_size(width, height)
-    _check_fov(fov_deg, "--fov")
+    _check_fov(fov_deg, "fov_deg")
     focal = (width / 2.0) / math.tan(math.radians(fov_deg) / 2.0)
     return _centred(width, height, focal, source)
 
@@ -195,7 +218,7 @@ def intrinsics_from_focal_px(
         ValueError: The focal length is not positive and finite or a size is below 1.
     """
     _check_size(width, height)
-    _check_positive(focal_px, "--focal-px")
+    _check_positive(focal_px, "focal_px")
     return _centred(width, height, float(focal_px), source)
 
 
@@ -220,7 +243,7 @@ def intrinsics_from_focal_35mm(
         ValueError: The focal length is not positive and finite or a size is below 1.
     """
     _check_size(width, height)
-    _check_positive(focal_35mm, "--focal-35mm")
+    _check_positive(focal_35mm, "focal_35mm")
     focal = float(focal_35mm) * math.hypot(width, height) / FILM_35MM_DIAGONAL_MM
     return _centred(width, height, focal, source)
 
@@ -266,23 +289,26 @@ def resolve_intrinsics(
         The intrinsics, with ``source`` saying which option was used.
 
     Raises:
-        ValueError: An option is out of range, ``--fy/--cx/--cy`` come without ``--fx``, or
-            both ``--focal-px`` and ``--focal-35mm`` are given.
+        ParameterError: An option is out of range, ``fy``/``cx``/``cy`` come without ``fx``,
+            or both ``focal_px`` and ``focal_35mm`` are given (a ValueError naming it).
     """
     _check_size(width, height)
-    for value, option in ((fx, "--fx"), (fy, "--fy"), (focal_px, "--focal-px")):
+    for value, name in ((fx, "fx"), (fy, "fy"), (focal_px, "focal_px"), (focal_35mm, "focal_35mm")):
         if value is not None:
-            _check_positive(value, option)
-    if focal_35mm is not None:
-        _check_positive(focal_35mm, "--focal-35mm")
-    for value, option in ((cx, "--cx"), (cy, "--cy")):
+            _check_positive(value, name)
+    for value, name in ((cx, "cx"), (cy, "cy")):
         if value is not None and (not _is_real(value) or not math.isfinite(value)):
-            raise ValueError(f"{option} must be a finite number of pixels, got {_show(value)}")
+            raise ParameterError(
+                f"{{{name}}} must be a finite number of pixels, got {_show(value)}", name
+            )
     if fov_deg is not None:
-        _check_fov(fov_deg, "--fov")
+        _check_fov(fov_deg, "fov_deg")
     if focal_px is not None and focal_35mm is not None:
-        raise ValueError(
-            f"give --focal-px or --focal-35mm, not both (got {focal_px} px and {focal_35mm} mm)"
+        raise ParameterError(
+            f"give {{focal_px}} or {{focal_35mm}}, not both (got {focal_px} px and "
+            f"{focal_35mm} mm)",
+            "focal_px",
+            "focal_35mm",
         )
 
     if fx is not None:
@@ -296,10 +322,9 @@ def resolve_intrinsics(
             source="explicit",
         )
     if fy is not None or cx is not None or cy is not None:
-        given = ", ".join(
-            name for name, value in (("--fy", fy), ("--cx", cx), ("--cy", cy)) if value is not None
-        )
-        raise ValueError(f"--fx is required with {given}, got no --fx")
+        given = [name for name, value in (("fy", fy), ("cx", cx), ("cy", cy)) if value is not None]
+        listed = ", ".join("{" + name + "}" for name in given)
+        raise ParameterError(f"{{fx}} is required with {listed}, got no {{fx}}", "fx", *given)
     if focal_px is not None:
         return intrinsics_from_focal_px(width, height, focal_px)
     if focal_35mm is not None:
@@ -342,20 +367,23 @@ def _show(value: object) -> str:
     return repr(value)
 
 
-def _check_positive(value: object, option: str) -> None:
+def _check_positive(value: object, name: str) -> None:
     if not _is_real(value) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{option} must be a positive finite number, got {_show(value)}")
+        raise ParameterError(
+            f"{{{name}}} must be a positive finite number, got {_show(value)}", name
+        )
 
 
 MIN_FOV_DEG: Final = 1e-3
 """Smallest field of view accepted, degrees (a focal length of about 57,000 image widths)."""
 
 
-def _check_fov(value: object, option: str) -> None:
+def _check_fov(value: object, name: str) -> None:
     if not _is_real(value) or not MIN_FOV_DEG <= value < 180.0:
-        raise ValueError(
-            f"{option} must be between 0 and 180 degrees (at least {MIN_FOV_DEG:g}, below 180), "
-            f"got {_show(value)}"
+        raise ParameterError(
+            f"{{{name}}} must be between 0 and 180 degrees (at least {MIN_FOV_DEG:g}, below 180), "
+            f"got {_show(value)}",
+            name,
         )
 
 

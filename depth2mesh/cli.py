@@ -10,16 +10,16 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import typer
 from rich.console import Console
 
 from depth2mesh._version import __version__
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
@@ -78,12 +78,31 @@ def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 
 
+_FLAGS: Final = {"fov_deg": "--fov", "formats": "--format"}
+"""Parameters whose option is not ``--`` + the name with dashes (see :func:`_flag`)."""
+
+_SERVE_FLAGS: Final = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-megapixels"}
+"""``serve``'s options for the fields of :class:`depth2mesh.web.WebLimits`."""
+
+
+def _flag(parameter: str, flags: Mapping[str, str] = _FLAGS) -> str:
+    """The command-line option of a Python parameter: ``near`` -> ``--near``."""
+    return flags.get(parameter) or _FLAGS.get(parameter) or "--" + parameter.replace("_", "-")
+
+
+def _message(error: BaseException, flags: Mapping[str, str] = _FLAGS) -> str:
+    """An error's one line, with the parameters it names said as command-line options."""
+    if isinstance(error, ParameterError):
+        return error.render(lambda parameter: _flag(parameter, flags))
+    return str(error)
+
+
 def _report(error: BaseException, context: str = "") -> None:
     if _state["debug"]:
         err.print("".join(traceback.format_exception(error)), markup=False)
     prefix = f"{context}: " if context else ""
-    if isinstance(error, Depth2MeshError):
-        _fail(f"{prefix}{error}")
+    if isinstance(error, Depth2MeshError | ParameterError):
+        _fail(f"{prefix}{_message(error)}")
     else:
         first = str(error).strip().splitlines()[0] if str(error).strip() else ""
         _fail(
@@ -158,7 +177,10 @@ def _run_batch(
     run: Callable[..., list[Outcome]],
     verb: str,
 ) -> None:
-    """Run a batch with a progress bar, one line per failure, a summary table; exit 0/1/130."""
+    """Run a batch with a progress bar and one line per photo; exit 0/1/130.
+
+    A batch of several photos ends with a summary table; one photo's line says it all.
+    """
     from depth2mesh.batch import BatchProgress
 
     outcomes: list[Outcome] = []
@@ -170,7 +192,7 @@ def _run_batch(
             bar.update(task, description=f"{item.photo.name}")
 
         def step(item: WorkItem, name: str) -> None:
-            bar.update(task, description=f"{item.photo.name}: {name}")
+            bar.update(task, description=f"{item.photo.name}: {name.replace('_', ' ')}")
 
         def on_done(outcome: Outcome) -> None:
             outcomes.append(outcome)
@@ -182,13 +204,15 @@ def _run_batch(
             run(items, on_start=on_start, on_done=on_done, step=step)
         except KeyboardInterrupt:
             bar.stop()
-            _print_summary(outcomes, len(items), out_dir, verb)
+            if len(items) > 1:
+                _print_summary(outcomes, len(items), out_dir, verb)
             _fail(
                 f"interrupted after {len(outcomes)} of {len(items)} photos: every file written is "
                 "complete; run again with --skip-existing to go on"
             )
             raise typer.Exit(130) from None
-    _print_summary(outcomes, len(items), out_dir, verb)
+    if len(items) > 1:
+        _print_summary(outcomes, len(items), out_dir, verb)
     if any(outcome.status == "failed" for outcome in outcomes):
         raise typer.Exit(1)
 
@@ -340,9 +364,10 @@ def depth(
     """
     from depth2mesh.atomic import refuse_existing
     from depth2mesh.batch import find_photos, run_batch
+    from depth2mesh.convert import depth_paths
     from depth2mesh.model import predict_disparity
     from depth2mesh.photo import read_photo
-    from depth2mesh.pictures import depth_output_paths, write_depth_images
+    from depth2mesh.pictures import write_depth_pictures
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)
@@ -350,15 +375,12 @@ def depth(
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]]:
         target = out_dir / item.out_subdir
-        paths = depth_output_paths(target, item.photo.stem, save_raw=save_raw)
+        paths = depth_paths(target, item.photo.stem, save_raw=save_raw)
         refuse_existing(paths.values(), overwrite=overwrite)  # before spending the network
         photo = read_photo(item.photo, max_pixels=max_pixels)
         disparity = predict_disparity(photo.rgb, model)
         target.mkdir(parents=True, exist_ok=True)
-        files = write_depth_images(
-            disparity, target, item.photo.stem, save_raw=save_raw, overwrite=overwrite
-        )
-        return files, photo.notes
+        return write_depth_pictures(disparity, paths, overwrite=overwrite), photo.notes
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         callbacks.pop("step")
@@ -545,7 +567,7 @@ def convert(
         options.check()
         _check_camera_options(options)
     except ValueError as error:
-        _fail(str(error))
+        _fail(_message(error))
         raise typer.Exit(2) from None
     if jobs < 1:
         _fail(f"--jobs must be at least 1, got {jobs}")
@@ -592,10 +614,7 @@ def convert(
                 **callbacks,
             )
         if preview:
-            done = [o for o in outcomes if o.status == "converted"]
-            clouds = [f for f in (done[-1].files if done else []) if f.name.endswith("_points.ply")]
-            if clouds:
-                _preview_or_exit(clouds[0], screenshot=None, point_size=None)
+            _preview_last(outcomes, out_dir)
         return outcomes
 
     try:
@@ -603,6 +622,19 @@ def convert(
     except Depth2MeshError as error:  # the Ray path: no cluster, or workers that cannot start
         _report(error)
         raise typer.Exit(1) from None
+
+
+def _preview_last(outcomes: list[Outcome], out_dir: Path) -> None:
+    """Open the preview window on the point cloud of the last photo converted, if any."""
+    from depth2mesh.convert import output_paths
+
+    done = [o for o in outcomes if o.status == "converted"]
+    if not done:
+        return
+    item = done[-1].item
+    cloud = output_paths(out_dir / item.out_subdir, item.photo.stem)["points"]
+    if cloud in done[-1].files:
+        _preview_or_exit(cloud, screenshot=None, point_size=None)
 
 
 def _check_camera_options(options: ConvertOptions) -> None:
@@ -659,7 +691,7 @@ def evaluate(
         truth = read_depth_file(truth_file, png_scale=truth_png_scale)
         result = evaluate_disparity(disparity, truth, min_depth=min_depth, max_depth=max_depth)
     except (Depth2MeshError, ValueError) as error:
-        _fail(str(error))
+        _fail(_message(error))
         raise typer.Exit(1) from None
     out.print(
         f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  "
@@ -776,7 +808,7 @@ def serve(
             queue_size=queue_size,
         ).check()
     except ValueError as error:
-        _fail(str(error))
+        _fail(_message(error, _SERVE_FLAGS))
         raise typer.Exit(2) from None
     model = _load_model_or_exit(weights, device, backend)
 

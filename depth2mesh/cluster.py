@@ -32,7 +32,6 @@ without ``--ray``) never imports it. Nothing here prints.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -46,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from depth2mesh.atomic import TEMPORARY_NAME, refuse_existing
 from depth2mesh.batch import Outcome, WorkItem, describe_error, run_batch
 from depth2mesh.convert import ConvertOptions, convert_photo, is_converted, output_paths
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.errors import Depth2MeshError, ParameterError
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -65,20 +64,6 @@ block up to this many photos, then more photos per block."""
 
 CHECK_ROWS_PER_BLOCK: Final = 512
 """Photos per block of the check phase (file-existence tests only)."""
-
-WRITE_ORDER: Final = (
-    "depth",
-    "inferno",
-    "points",
-    "glb",
-    "texture",
-    "mtl",
-    "obj",
-    "poisson_glb",
-    "poisson_ply",
-    "sidecar",
-)
-"""The order in which :func:`convert_photo` writes its files (keys of ``output_paths``)."""
 
 
 class ClusterError(Depth2MeshError):
@@ -168,15 +153,20 @@ def convert_on_ray(
     """
     options.check()
     if skip_existing and options.overwrite:
-        raise ValueError("--skip-existing and --overwrite contradict each other: choose one")
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    if threads_per_worker < 1:
-        raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
-    if max_rounds < 1:
-        raise ValueError(f"max_rounds must be at least 1, got {max_rounds}")
-    if attempts_per_photo < 1:
-        raise ValueError(f"attempts_per_photo must be at least 1, got {attempts_per_photo}")
+        raise ParameterError(
+            "{skip_existing} and {overwrite} contradict each other: choose one",
+            "skip_existing",
+            "overwrite",
+        )
+    counts = {
+        "workers": 1 if workers is None else workers,
+        "threads_per_worker": threads_per_worker,
+        "max_rounds": max_rounds,
+        "attempts_per_photo": attempts_per_photo,
+    }
+    for name, count in counts.items():
+        if count < 1:
+            raise ParameterError(f"{{{name}}} must be at least 1, got {count}", name)
     out_text = os.fspath(out_dir)
     if "://" in out_text:
         raise ValueError(
@@ -601,11 +591,12 @@ class PhotoConverter:
         self.settings = settings
         self.attempts = attempts
         self.has_cwd = _enter(settings.cwd)
-        keywords: dict[str, Any] = {"weights": settings.weights, "device": settings.device}
-        if "threads" in inspect.signature(load_model).parameters:
-            keywords["threads"] = settings.threads  # the exported backends' own thread pools
-        keywords.update(settings.model_options)
-        self.model: DepthModel = load_model(**keywords)
+        self.model: DepthModel = load_model(
+            weights=settings.weights,
+            device=settings.device,
+            threads=settings.threads,  # the exported backends' own thread pools too
+            **settings.model_options,
+        )
         self.node_ip = _node_ip()
         self.hostname = socket.gethostname()
 
@@ -677,8 +668,7 @@ def _finished(
     """The files and notes of a result that an earlier attempt of this run completed."""
     from depth2mesh.photo import read_photo
 
-    paths = _paths(item, target, options)
-    files = [paths[key] for key in WRITE_ORDER if key in paths]
+    files = list(_paths(item, target, options).values())  # in the order they are written
     try:
         notes = read_photo(item.photo, max_pixels=options.max_pixels).notes
     except Exception:  # it converted once: its notes are a nicety

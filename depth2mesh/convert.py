@@ -3,10 +3,11 @@
 The CLI, the web page, the Ray path and the Blender add-on (through the CLI) all call
 :func:`convert_photo`; none keeps a copy of these steps.
 
-Data flow (see DESIGN.md): photo (EXIF-upright RGB) -> disparity (MiDaS, or ``depth_file``) ->
-depth in metres (``near``/``far``, or metric depth as given) at the mesh grid's size ->
-points in the OpenCV camera frame -> point cloud PLY, UV-textured grid mesh GLB, optional
-Poisson mesh GLB + PLY. Axes become glTF's ``(x, -y, -z)`` only when files are written.
+Data flow (see docs/architecture.md), one function per stage of :data:`STAGES`: photo
+(EXIF-upright RGB) -> disparity (MiDaS, or ``depth_file``) -> depth in metres
+(``near``/``far``, or metric depth as given) at the mesh grid's size -> points in the OpenCV
+camera frame -> depth pictures, point cloud PLY, UV-textured grid mesh GLB, optional Poisson
+mesh GLB + PLY, sidecar JSON. Axes become glTF's ``(x, -y, -z)`` only when files are written.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -26,7 +28,7 @@ from numpy.typing import NDArray
 from depth2mesh._version import __version__
 from depth2mesh.atomic import atomic_write_bytes, refuse_existing
 from depth2mesh.camera import Intrinsics, resolve_intrinsics
-from depth2mesh.errors import InputError, OutputError
+from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
     DEFAULT_FAR,
@@ -49,12 +51,13 @@ from depth2mesh.mesh import (
     DEFAULT_POISSON_DEPTH,
     DEFAULT_POISSON_POINTS,
     MeshArrays,
+    check_poisson_options,
     grid_mesh,
     poisson_mesh,
 )
 from depth2mesh.obj import encode_mtl, encode_obj
 from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
-from depth2mesh.pictures import colorize_disparity, disparity_to_png16, encode_png
+from depth2mesh.pictures import write_depth_pictures
 from depth2mesh.ply import encode_ply_mesh, encode_ply_points
 from depth2mesh.texture import Texture, photo_texture
 
@@ -150,38 +153,62 @@ class ConvertOptions:
     overwrite: bool = False
 
     def check(self) -> None:
-        """Raise ValueError, naming the option, for values that cannot work."""
+        """Raise :class:`ParameterError`, naming the parameter, for values that cannot work."""
         if not (math.isfinite(self.near) and self.near >= MIN_DEPTH_M):
-            raise ValueError(f"--near must be at least {MIN_DEPTH_M} metres, got {self.near}")
+            raise ParameterError(
+                f"{{near}} must be at least {MIN_DEPTH_M} metres, got {self.near}", "near"
+            )
         if not (math.isfinite(self.far) and self.far > self.near):
-            raise ValueError(f"--far must be greater than --near ({self.near}), got {self.far}")
+            raise ParameterError(
+                f"{{far}} must be greater than {{near}} ({self.near}), got {self.far}",
+                "far",
+                "near",
+            )
         if self.far > MAX_DEPTH_M:
-            raise ValueError(f"--far must be at most {MAX_DEPTH_M:g} metres, got {self.far}")
+            raise ParameterError(
+                f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {self.far}", "far"
+            )
         if self.grid < 2:
-            raise ValueError(f"--grid must be at least 2 vertices, got {self.grid}")
+            raise ParameterError(f"{{grid}} must be at least 2 vertices, got {self.grid}", "grid")
         if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):
-            raise ValueError(f"--edge-threshold must be above 1, got {self.edge_threshold}")
+            raise ParameterError(
+                f"{{edge_threshold}} must be above 1, got {self.edge_threshold}", "edge_threshold"
+            )
         if self.mesh not in ("grid", "poisson", "both"):
-            raise ValueError(f"--mesh must be grid, poisson or both, got {self.mesh!r}")
-        if not 5 <= self.poisson_depth <= 12:
-            raise ValueError(f"--poisson-depth must be in 5..12, got {self.poisson_depth}")
-        if not 0.0 <= self.density_quantile < 1.0:
-            raise ValueError(f"--density-quantile must be in [0, 1), got {self.density_quantile}")
-        if self.face_budget is not None and self.face_budget < 4:
-            raise ValueError(f"--face-budget must be at least 4, got {self.face_budget}")
+            raise ParameterError(
+                f"{{mesh}} must be grid, poisson or both, got {self.mesh!r}", "mesh"
+            )
+        check_poisson_options(
+            depth=self.poisson_depth,
+            density_quantile=self.density_quantile,
+            face_budget=self.face_budget,
+            depth_name="poisson_depth",
+        )
         if self.max_pixels < 1:
-            raise ValueError(f"--max-pixels must be at least 1, got {self.max_pixels}")
+            raise ParameterError(
+                f"{{max_pixels}} must be at least 1, got {self.max_pixels}", "max_pixels"
+            )
         if self.texture_size < 16:
-            raise ValueError(f"--texture-size must be at least 16, got {self.texture_size}")
+            raise ParameterError(
+                f"{{texture_size}} must be at least 16, got {self.texture_size}", "texture_size"
+            )
         if self.depth_size not in ("grid", "photo"):
-            raise ValueError(f"--depth-size must be grid or photo, got {self.depth_size!r}")
+            raise ParameterError(
+                f"{{depth_size}} must be grid or photo, got {self.depth_size!r}", "depth_size"
+            )
         if self.jpeg_quality is not None and not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"--jpeg-quality must be in 1..100, got {self.jpeg_quality}")
+            raise ParameterError(
+                f"{{jpeg_quality}} must be in 1..100, got {self.jpeg_quality}", "jpeg_quality"
+            )
         unknown = set(self.formats) - set(EXTRA_FORMATS)
         if unknown:
-            raise ValueError(f"--format must be one of {', '.join(EXTRA_FORMATS)}, got {unknown}")
+            raise ParameterError(
+                f"{{formats}} must be one of {', '.join(EXTRA_FORMATS)}, got {unknown}", "formats"
+            )
         if self.depth_kind not in ("disparity", "metric"):
-            raise ValueError(f"--depth-kind must be metric or disparity, got {self.depth_kind!r}")
+            raise ParameterError(
+                f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
+            )
 
 
 @dataclass(frozen=True)
@@ -193,8 +220,10 @@ class ConvertResult:
         files: The files written, in order (the sidecar last).
         intrinsics: The photo's camera (at the photo's resolution).
         counts: Points, vertices and faces per output.
-        timings_s: Seconds per stage.
+        timings_s: Seconds per stage (keys from :data:`STAGES`, and "total").
         notes: Things the user should know about the input (e.g. an animated image).
+        paths: The files written, by kind (keys from :func:`output_paths`), in ``files``'
+            order.
     """
 
     photo: Path
@@ -203,6 +232,35 @@ class ConvertResult:
     counts: dict[str, int]
     timings_s: dict[str, float]
     notes: tuple[str, ...] = ()
+    paths: dict[str, Path] = field(default_factory=dict)
+
+
+STAGES: Final = (
+    "read",
+    "depth",
+    "geometry",
+    "depth_pictures",
+    "point_cloud",
+    "grid_mesh",
+    "poisson_mesh",
+    "sidecar",
+)
+"""The stages of :func:`convert_photo`, in order: the names given to its ``step`` callback and
+the keys of its timings ("poisson_mesh" only with a Poisson mesh)."""
+
+
+def depth_paths(out_dir: str | Path, stem: str, *, save_raw: bool = False) -> dict[str, Path]:
+    """Return the depth files of one photo, by kind (the names are the interface).
+
+    Keys: "depth" (``<stem>_depth.png``, 16-bit), "inferno" (``<stem>_depth_inferno.png``)
+    and, with ``save_raw``, "disparity" (``<stem>_disparity.npy``, what ``depth2mesh depth
+    --save-raw`` adds).
+    """
+    out = Path(out_dir)
+    paths = {"depth": out / f"{stem}_depth.png", "inferno": out / f"{stem}_depth_inferno.png"}
+    if save_raw:
+        paths["disparity"] = out / f"{stem}_disparity.npy"
+    return paths
 
 
 def output_paths(
@@ -213,27 +271,81 @@ def output_paths(
     formats: tuple[str, ...] = (),
     texture_format: str = "jpeg",
 ) -> dict[str, Path]:
-    """Return the files :func:`convert_photo` writes, by kind (the names are the interface).
+    """Return the files :func:`convert_photo` writes, by kind, in the order it writes them.
 
-    Keys: "glb", "points", "depth", "inferno", "sidecar"; with a Poisson mesh "poisson_glb",
-    "poisson_ply"; with the "obj" format "obj", "mtl", "texture".
+    The names are the interface: every other module takes them from here. Keys: "depth",
+    "inferno" (see :func:`depth_paths`), "points", "glb"; with the "obj" format "texture",
+    "mtl", "obj"; with a Poisson mesh "poisson_glb", "poisson_ply"; last "sidecar".
     """
     out = Path(out_dir)
-    paths = {
-        "glb": out / f"{stem}.glb",
-        "points": out / f"{stem}_points.ply",
-        "depth": out / f"{stem}_depth.png",
-        "inferno": out / f"{stem}_depth_inferno.png",
-    }
+    paths = depth_paths(out, stem)
+    paths["points"] = out / f"{stem}_points.ply"
+    paths["glb"] = out / f"{stem}.glb"
+    if "obj" in formats:
+        paths["texture"] = out / f"{stem}_texture.{'png' if texture_format == 'png' else 'jpg'}"
+        paths["mtl"] = out / f"{stem}.mtl"
+        paths["obj"] = out / f"{stem}.obj"
     if mesh in ("poisson", "both"):
         paths["poisson_glb"] = out / f"{stem}_poisson.glb"
         paths["poisson_ply"] = out / f"{stem}_poisson.ply"
-    if "obj" in formats:
-        paths["obj"] = out / f"{stem}.obj"
-        paths["mtl"] = out / f"{stem}.mtl"
-        paths["texture"] = out / f"{stem}_texture.{'png' if texture_format == 'png' else 'jpg'}"
     paths["sidecar"] = out / f"{stem}.json"
     return paths
+
+
+def sidecar_path(result_file: str | Path) -> Path:
+    """Return the sidecar (``<stem>.json``) of a file of :func:`output_paths` or `depth_paths`.
+
+    The stem is the file name less the longest output suffix it ends with (``_points.ply``,
+    ``_poisson.glb``, ``.glb``, ...); a name with none of them keeps its own stem. The
+    sidecar may not exist.
+    """
+    path = Path(result_file)
+    for suffix in _OUTPUT_SUFFIXES:
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            return output_paths(path.parent, path.name[: -len(suffix)])["sidecar"]
+    return output_paths(path.parent, path.stem)["sidecar"]
+
+
+def _output_suffixes() -> tuple[str, ...]:
+    """What :func:`output_paths` appends to a stem, for every option, longest first."""
+    stem = "stem"
+    names = {path.name for path in depth_paths("", stem, save_raw=True).values()}
+    for texture_format in ("jpeg", "png"):
+        paths = output_paths("", stem, "both", formats=EXTRA_FORMATS, texture_format=texture_format)
+        names.update(path.name for path in paths.values())
+    return tuple(sorted((name[len(stem) :] for name in names), key=len, reverse=True))
+
+
+_OUTPUT_SUFFIXES: Final = _output_suffixes()
+
+
+def write_depth_images(
+    disparity: NDArray[np.float32],
+    out_dir: str | Path,
+    stem: str,
+    *,
+    save_raw: bool = False,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the depth pictures of one photo (``depth2mesh depth``), by :func:`depth_paths`.
+
+    Nothing is written when any of the outputs exists and ``overwrite`` is False.
+
+    Args:
+        disparity: (H, W) float32, relative inverse depth from the network.
+        out_dir: Existing output folder.
+        stem: The photo's file name without extension.
+        save_raw: Also write ``<stem>_disparity.npy`` (float32, unnormalised).
+        overwrite: Replace existing files.
+
+    Returns:
+        The paths written.
+
+    Raises:
+        OutputError: An output exists (without ``overwrite``) or cannot be written.
+    """
+    paths = depth_paths(out_dir, stem, save_raw=save_raw)
+    return write_depth_pictures(disparity, paths, overwrite=overwrite)
 
 
 def grid_size(height: int, width: int, grid: int) -> tuple[int, int]:
@@ -299,17 +411,74 @@ def load_depth_input(
 def is_converted(photo_path: str | Path, out_dir: str | Path, options: ConvertOptions) -> bool:
     """Whether a photo's results are complete in ``out_dir`` (for ``--skip-existing``).
 
-    The sidecar is written last, after every other file: its presence, with every file it
-    lists, marks a finished conversion; anything less is an interrupted one.
+    True when every file that :func:`output_paths` names for these options is there (the
+    sidecar, written last, among them); anything less is an interrupted or different run.
     """
-    paths = output_paths(
-        out_dir,
-        Path(photo_path).stem,
-        options.mesh,
-        formats=options.formats,
-        texture_format=options.texture_format,
-    )
-    return all(path.is_file() for path in paths.values())
+    return all(path.is_file() for path in _paths(photo_path, out_dir, options).values())
+
+
+class StageTimer:
+    """Announces each stage of a conversion and records its seconds under the same name.
+
+    Args:
+        step: Called with the stage's name as it starts (for progress displays), or None.
+    """
+
+    def __init__(self, step: Callable[[str], None] | None = None) -> None:
+        self.step = step
+        self.started = time.perf_counter()
+        self.timings_s: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the ``with`` block as stage ``name`` (one of :data:`STAGES`)."""
+        if name not in STAGES:
+            raise ValueError(f"stage must be one of {', '.join(STAGES)}, got {name!r}")
+        start = time.perf_counter()
+        if self.step is not None:
+            self.step(name)
+        yield
+        self.timings_s[name] = round(time.perf_counter() - start, 4)
+
+    def total(self) -> dict[str, float]:
+        """The stages' seconds so far and "total", the seconds since the timer was made."""
+        return {**self.timings_s, "total": round(time.perf_counter() - self.started, 4)}
+
+
+@dataclass(frozen=True)
+class DepthMaps:
+    """What the depth stage gives the others.
+
+    Attributes:
+        disparity: (rows, cols) float32 at the mesh grid's size, relative inverse depth.
+        picture: (h, w) float32 disparity at the depth pictures' size (``disparity`` itself
+            when that is the grid's size).
+        metric: (rows, cols) float32 metres at the grid's size (NaN where unmeasured) from a
+            metric depth file, else None.
+    """
+
+    disparity: NDArray[np.float32]
+    picture: NDArray[np.float32]
+    metric: NDArray[np.float32] | None = None
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The mesh grid in the OpenCV camera frame.
+
+    Attributes:
+        depth: (rows, cols) float32 metres along +z (NaN where unmeasured).
+        valid: (rows, cols) bool, pixels that are part of the scene.
+        points: (rows, cols, 3) float32 metres.
+        normals: (rows, cols, 3) float32 unit normals facing the camera.
+        colors: (rows, cols, 3) uint8 sRGB.
+    """
+
+    depth: NDArray[np.float32]
+    valid: NDArray[np.bool_]
+    points: NDArray[np.float32]
+    normals: NDArray[np.float32]
+    colors: NDArray[np.uint8]
 
 
 def convert_photo(
@@ -323,6 +492,8 @@ def convert_photo(
 ) -> ConvertResult:
     """Convert one photo into the files of the output contract (see :func:`output_paths`).
 
+    One function per stage (:data:`STAGES`), each timed by a :class:`StageTimer`.
+
     Args:
         photo_path: The photo.
         out_dir: Output folder (created if missing).
@@ -330,7 +501,7 @@ def convert_photo(
             ``depth_file``.
         options: Tuning options (defaults: :class:`ConvertOptions`).
         depth_file: Use this depth or disparity map instead of the network.
-        step: Called with the name of each stage as it starts (for progress displays).
+        step: Called with the name of each stage (:data:`STAGES`) as it starts.
 
     Returns:
         The files written and what was measured.
@@ -341,205 +512,271 @@ def convert_photo(
     """
     opts = options or ConvertOptions()
     opts.check()
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    clock = [started]
-
-    def stage(name: str) -> None:
-        clock[0] = time.perf_counter()
-        if step is not None:
-            step(name)
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        timings[name] = round(now - clock[0], 4)
-        clock[0] = now
-
     photo_path = Path(photo_path)
-    paths = output_paths(
-        out_dir,
-        photo_path.stem,
-        opts.mesh,
-        formats=opts.formats,
-        texture_format=opts.texture_format,
+    paths = _paths(photo_path, out_dir, opts)
+    _prepare_out_dir(out_dir, paths, overwrite=opts.overwrite)
+    timer = StageTimer(step)
+    with timer.stage("read"):
+        photo, intrinsics = read_stage(photo_path, opts)
+    with timer.stage("depth"):
+        maps = depth_stage(photo, opts, model, depth_file)
+    with timer.stage("geometry"):
+        geometry = geometry_stage(photo, intrinsics, maps, opts)
+    with timer.stage("depth_pictures"):
+        written = write_depth_pictures(maps.picture, paths, overwrite=opts.overwrite)
+    with timer.stage("point_cloud"):
+        written += point_cloud_stage(geometry, paths, overwrite=opts.overwrite)
+    camera = _gltf_camera(intrinsics, geometry.depth[geometry.valid])
+    with timer.stage("grid_mesh"):
+        grid_files, grid, texture, notes = grid_mesh_stage(photo, geometry, camera, paths, opts)
+        written += grid_files
+    counts = _counts(geometry, grid)
+    if opts.mesh in ("poisson", "both"):
+        with timer.stage("poisson_mesh"):
+            poisson_files, surface = poisson_stage(photo, intrinsics, geometry, camera, paths, opts)
+            written += poisson_files
+        counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
+    files = [*written, paths["sidecar"]]
+    result = ConvertResult(
+        photo_path,
+        files,
+        intrinsics,
+        counts,
+        timer.total(),
+        (*photo.notes, *notes),
+        {kind: path for kind, path in paths.items() if path in files},
     )
-    refuse_existing(paths.values(), overwrite=opts.overwrite)
+    with timer.stage("sidecar"):
+        sidecar = _sidecar(result, photo, opts, model, depth_file, written, texture, maps.picture)
+        atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
+    return result
+
+
+def read_stage(photo_path: Path, options: ConvertOptions) -> tuple[Photo, Intrinsics]:
+    """Read the photo, no larger than the texture and the grid need, and its camera.
+
+    Returns:
+        The upright photo, and its intrinsics at its full (stored) size.
+    """
+    # nothing needs more pixels than the texture and the grid: huge JPEGs are decoded smaller
+    needed = max(options.texture_size, options.grid)
+    photo = read_photo(photo_path, max_pixels=options.max_pixels, min_side=needed)
+    return photo, _intrinsics(photo, options.camera)
+
+
+def depth_stage(
+    photo: Photo,
+    options: ConvertOptions,
+    model: DepthModel | None,
+    depth_file: str | Path | None,
+) -> DepthMaps:
+    """Disparity at the grid's and the depth pictures' sizes, from the network or a file.
+
+    Raises:
+        ValueError: Neither a model nor a depth file.
+        InputError: A depth file that cannot be used (see :func:`load_depth_input`).
+    """
+    height, width = photo.size
+    grid_rows_cols = grid_size(height, width, options.grid)
+    sizes = [grid_rows_cols]
+    if options.depth_size == "photo" and (height, width) != grid_rows_cols:
+        sizes.append((height, width))
+    if depth_file is not None:
+        return _depth_from_file(depth_file, photo, sizes, options)
+    if model is None:
+        raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
+    from depth2mesh.model import predict_disparities
+
+    # the network sees 256 pixels: its output is resized straight to each size used
+    resized = predict_disparities(photo.rgb, model, sizes)
+    return DepthMaps(disparity=resized[0], picture=resized[-1])
+
+
+def _depth_from_file(
+    depth_file: str | Path,
+    photo: Photo,
+    sizes: list[tuple[int, int]],
+    options: ConvertOptions,
+) -> DepthMaps:
+    loaded = load_depth_input(
+        depth_file, photo.size, kind=options.depth_kind, png_scale=options.depth_png_scale
+    )
+    metric = None
+    if options.depth_kind == "metric":
+        metric = metric_at_grid(loaded, sizes[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loaded = np.where(np.isfinite(loaded), 1.0 / loaded, 0.0).astype(np.float32)
+    resized = [_resize(loaded, rows, cols, cv2.INTER_AREA) for rows, cols in sizes]
+    return DepthMaps(disparity=resized[0], picture=resized[-1], metric=metric)
+
+
+def metric_at_grid(metric: NDArray[np.float32], size: tuple[int, int]) -> NDArray[np.float32]:
+    """Bring metric depth to the grid's size without mixing measured and unmeasured pixels.
+
+    Args:
+        metric: (H, W) float32 metres, NaN where unmeasured.
+        size: (rows, cols) of the grid.
+
+    Returns:
+        (rows, cols) float32 metres: nearest-neighbour samples (never an average across an
+        edge or a hole).
+    """
+    return _resize(metric, size[0], size[1], cv2.INTER_NEAREST)
+
+
+def geometry_stage(
+    photo: Photo, intrinsics: Intrinsics, maps: DepthMaps, options: ConvertOptions
+) -> Geometry:
+    """Depth in metres, back-projected points, normals and colours at the grid's size.
+
+    Disparity becomes depth between ``near`` and ``far`` (metric depth is taken as it is);
+    transparent pixels, unmeasured ones and (with ``drop_far``) the far plane are not valid.
+    """
+    rows, cols = maps.disparity.shape
+    if maps.metric is not None:
+        depth = maps.metric
+        valid = np.isfinite(depth)
+    else:
+        depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
+        valid = ~far_mask(depth, options.far) if options.drop_far else np.ones(depth.shape, bool)
+    if photo.alpha is not None:  # transparent pixels are not part of the scene
+        valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
+    points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
+    normals = camera_facing_normals(points, valid=valid)
+    colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
+    return Geometry(depth, valid, points, normals, colors)
+
+
+def point_cloud_stage(geometry: Geometry, paths: dict[str, Path], *, overwrite: bool) -> list[Path]:
+    """Write the valid points, their colours and normals as the PLY point cloud (glTF axes)."""
+    valid = geometry.valid
+    ply = encode_ply_points(
+        camera_to_gltf(geometry.points[valid]),
+        geometry.colors[valid],
+        normals=camera_to_gltf(geometry.normals[valid]),
+    )
+    return [atomic_write_bytes(paths["points"], ply, overwrite=overwrite)]
+
+
+def grid_mesh_stage(
+    photo: Photo,
+    geometry: Geometry,
+    camera: GltfCamera,
+    paths: dict[str, Path],
+    options: ConvertOptions,
+) -> tuple[list[Path], MeshArrays, Texture, list[str]]:
+    """Build the UV-textured grid mesh and write its GLB (and the OBJ files when asked).
+
+    Returns:
+        The files written, the mesh (camera frame), the texture, and notes for the user.
+    """
+    notes: list[str] = []
+    points, depth, normals = geometry.points, geometry.depth, geometry.normals
+    valid = geometry.valid
+    grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=options.edge_threshold)
+    if grid.faces.shape[0] == 0:  # every triangle crosses a depth edge (a grid of a few cells)
+        grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=UNCUT)
+        notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
+    texture = photo_texture(
+        photo,
+        texture_size=options.texture_size,
+        texture_format=options.texture_format,
+        jpeg_quality=options.jpeg_quality,
+    )
+    # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
+    # from the dense triangles (the point cloud PLY keeps its normals).
+    glb = encode_glb(
+        camera_to_gltf(grid.vertices),
+        grid.faces,
+        uvs=grid.uvs,
+        texture=texture.data,
+        texture_mime=texture.mime_type,
+        camera=camera,
+        name=photo.path.stem,
+        generator=f"depth2mesh {__version__}",
+    )
+    written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
+    if "obj" in options.formats and grid.uvs is not None:
+        written += _write_obj(grid, texture, paths, overwrite=options.overwrite)
+    return written, grid, texture, notes
+
+
+def _write_obj(
+    grid: MeshArrays, texture: Texture, paths: dict[str, Path], *, overwrite: bool
+) -> list[Path]:
+    if grid.uvs is None:
+        raise ValueError("an OBJ of the grid mesh needs its UVs")
+    obj = encode_obj(
+        camera_to_gltf(grid.vertices), grid.faces, grid.uvs, material_file=paths["mtl"].name
+    )
+    return [
+        atomic_write_bytes(paths["texture"], texture.data, overwrite=overwrite),
+        atomic_write_bytes(paths["mtl"], encode_mtl(paths["texture"].name), overwrite=overwrite),
+        atomic_write_bytes(paths["obj"], obj, overwrite=overwrite),
+    ]
+
+
+def poisson_stage(
+    photo: Photo,
+    intrinsics: Intrinsics,
+    geometry: Geometry,
+    camera: GltfCamera,
+    paths: dict[str, Path],
+    options: ConvertOptions,
+) -> tuple[list[Path], MeshArrays]:
+    """Reconstruct the Poisson mesh from the point cloud, colour it, write its GLB and PLY.
+
+    Every vertex takes the photo's colour where it projects (exact, unlike interpolation).
+
+    Returns:
+        The files written and the mesh (camera frame, with colours and normals).
+    """
+    valid = geometry.valid
+    surface = poisson_mesh(
+        geometry.points[valid],
+        geometry.normals[valid],
+        depth=options.poisson_depth,
+        density_quantile=options.density_quantile,
+        max_points=options.poisson_points,
+        face_budget=options.face_budget,
+    )
+    rows, cols = photo.rgb.shape[:2]
+    photo_camera = intrinsics.resized(height=rows, width=cols)
+    colored = replace(
+        surface,
+        colors=sample_colors(photo.rgb, project_points(surface.vertices, photo_camera)),
+    )
+    files = _write_poisson(colored, paths, camera, photo.path.stem, overwrite=options.overwrite)
+    return files, colored
+
+
+def _paths(photo_path: str | Path, out_dir: str | Path, options: ConvertOptions) -> dict[str, Path]:
+    return output_paths(
+        out_dir,
+        Path(photo_path).stem,
+        options.mesh,
+        formats=options.formats,
+        texture_format=options.texture_format,
+    )
+
+
+def _prepare_out_dir(out_dir: str | Path, paths: dict[str, Path], *, overwrite: bool) -> None:
+    refuse_existing(paths.values(), overwrite=overwrite)
     try:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise OutputError(f"cannot create the output folder {out_dir}: {error.strerror}") from error
 
-    stage("read")
-    # nothing needs more pixels than the texture and the grid: huge JPEGs are decoded smaller
-    needed = max(opts.texture_size, opts.grid)
-    photo = read_photo(photo_path, max_pixels=opts.max_pixels, min_side=needed)
-    height, width = photo.size
-    intrinsics = _intrinsics(photo, opts.camera)
-    lap("read")
 
-    stage("depth")
-    rows, cols = grid_size(height, width, opts.grid)
-    picture_size = (rows, cols) if opts.depth_size == "grid" else (height, width)
-    metric: NDArray[np.float32] | None = None
-    picture: NDArray[np.float32] | None = None  # the depth pictures' disparity, when not the grid's
-    if depth_file is not None:
-        loaded = load_depth_input(
-            depth_file, (height, width), kind=opts.depth_kind, png_scale=opts.depth_png_scale
-        )
-        if opts.depth_kind == "metric":
-            metric = loaded
-            with np.errstate(divide="ignore", invalid="ignore"):
-                loaded = np.where(np.isfinite(metric), 1.0 / metric, 0.0).astype(np.float32)
-        disparity = _resize(loaded, rows, cols, cv2.INTER_AREA)
-        if picture_size != (rows, cols):
-            picture = _resize(loaded, picture_size[0], picture_size[1], cv2.INTER_AREA)
-    else:
-        if model is None:
-            raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
-        from depth2mesh.model import run_network
-        from depth2mesh.preprocess import preprocess, resize_disparity
-
-        # the network sees 256 pixels: resize its output straight to the sizes used
-        network_disparity = run_network(model, preprocess(photo.rgb))
-        disparity = resize_disparity(network_disparity, rows, cols)
-        if picture_size != (rows, cols):
-            picture = resize_disparity(network_disparity, *picture_size)
-    if picture is None:
-        picture = disparity
-    lap("depth")
-
-    stage("geometry")
-    grid_intrinsics = intrinsics.resized(cols, rows)
-    if metric is not None:
-        depth = _resize(metric, rows, cols, cv2.INTER_NEAREST)
-        valid = np.isfinite(depth)
-    else:
-        depth = disparity_to_depth(disparity, near=opts.near, far=opts.far)
-        valid = ~far_mask(depth, opts.far) if opts.drop_far else np.ones(depth.shape, bool)
-    if photo.alpha is not None:  # transparent pixels are not part of the scene
-        valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
-    points = depth_to_points(depth, grid_intrinsics)
-    normals = camera_facing_normals(points, valid=valid)
-    colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
-    lap("geometry")
-
-    written: list[Path] = []
-    counts: dict[str, int] = {"grid_rows": rows, "grid_cols": cols}
-    write = opts.overwrite
-
-    stage("depth images")
-    written.append(
-        atomic_write_bytes(
-            paths["depth"],
-            encode_png(disparity_to_png16(picture)),
-            overwrite=write,
-        )
-    )
-    written.append(
-        atomic_write_bytes(
-            paths["inferno"],
-            encode_png(colorize_disparity(picture)),
-            overwrite=write,
-        )
-    )
-    lap("depth_images")
-
-    stage("point cloud")
-    cloud_points, cloud_normals, cloud_colors = points[valid], normals[valid], colors[valid]
-    written.append(
-        atomic_write_bytes(
-            paths["points"],
-            encode_ply_points(
-                camera_to_gltf(cloud_points), cloud_colors, normals=camera_to_gltf(cloud_normals)
-            ),
-            overwrite=write,
-        )
-    )
-    counts["points"] = int(cloud_points.shape[0])
-    lap("point_cloud")
-
-    camera = _gltf_camera(intrinsics, depth[valid])
-    stage("grid mesh")
-    grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=opts.edge_threshold)
-    notes = list(photo.notes)
-    if grid.faces.shape[0] == 0:  # every triangle crosses a depth edge (a grid of a few cells)
-        grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=UNCUT)
-        notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
-    # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
-    # from the dense triangles (the point cloud PLY keeps its normals).
-    texture = photo_texture(
-        photo,
-        texture_size=opts.texture_size,
-        texture_format=opts.texture_format,
-        jpeg_quality=opts.jpeg_quality,
-    )
-    written.append(
-        atomic_write_bytes(
-            paths["glb"],
-            encode_glb(
-                camera_to_gltf(grid.vertices),
-                grid.faces,
-                uvs=grid.uvs,
-                texture=texture.data,
-                texture_mime=texture.mime_type,
-                camera=camera,
-                name=photo_path.stem,
-                generator=f"depth2mesh {__version__}",
-            ),
-            overwrite=write,
-        )
-    )
-    if "obj" in opts.formats and grid.uvs is not None:
-        written += [
-            atomic_write_bytes(paths["texture"], texture.data, overwrite=write),
-            atomic_write_bytes(paths["mtl"], encode_mtl(paths["texture"].name), overwrite=write),
-            atomic_write_bytes(
-                paths["obj"],
-                encode_obj(
-                    camera_to_gltf(grid.vertices),
-                    grid.faces,
-                    grid.uvs,
-                    material_file=paths["mtl"].name,
-                ),
-                overwrite=write,
-            ),
-        ]
-    counts["grid_vertices"] = int(grid.vertices.shape[0])
-    counts["grid_faces"] = int(grid.faces.shape[0])
-    lap("grid_mesh")
-
-    if opts.mesh in ("poisson", "both"):
-        stage("poisson mesh")
-        surface = poisson_mesh(
-            cloud_points,
-            cloud_normals,
-            depth=opts.poisson_depth,
-            density_quantile=opts.density_quantile,
-            max_points=opts.poisson_points,
-            face_budget=opts.face_budget,
-        )
-        # colour every vertex from the photo where it projects (exact, unlike interpolation)
-        colored = replace(
-            surface,
-            colors=sample_colors(
-                photo.rgb,
-                project_points(surface.vertices, intrinsics.resized(*photo.rgb.shape[1::-1])),
-            ),
-        )
-        written += _write_poisson(colored, paths, camera, photo_path.stem, overwrite=write)
-        counts["poisson_vertices"] = int(surface.vertices.shape[0])
-        counts["poisson_faces"] = int(surface.faces.shape[0])
-        lap("poisson_mesh")
-
-    timings["total"] = round(time.perf_counter() - started, 4)
-    result = ConvertResult(
-        photo_path, [*written, paths["sidecar"]], intrinsics, counts, timings, tuple(notes)
-    )
-    sidecar = _sidecar(result, photo, opts, model, depth_file, written, texture, picture_size)
-    atomic_write_bytes(
-        paths["sidecar"], json.dumps(sidecar, indent=2).encode("utf-8"), overwrite=write
-    )
-    return result
+def _counts(geometry: Geometry, grid: MeshArrays) -> dict[str, int]:
+    rows, cols = geometry.valid.shape
+    return {
+        "grid_rows": rows,
+        "grid_cols": cols,
+        "points": int(geometry.valid.sum()),
+        "grid_vertices": int(grid.vertices.shape[0]),
+        "grid_faces": int(grid.faces.shape[0]),
+    }
 
 
 def _intrinsics(photo: Photo, camera: CameraOptions) -> Intrinsics:
@@ -606,8 +843,9 @@ def _sidecar(
     depth_file: str | Path | None,
     written: list[Path],
     texture: Texture,
-    picture_size: tuple[int, int],
-) -> dict[str, Any]:
+    picture: NDArray[np.float32],
+) -> bytes:
+    """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
     if depth_file is not None:
         depth_source: dict[str, Any] = {"source": "file", "path": str(depth_file)}
@@ -616,7 +854,7 @@ def _sidecar(
         depth_source = {"source": "MiDaS v2.1 small", "kind": "disparity"}
     if options.depth_kind == "disparity" or depth_file is None:
         depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
-    return {
+    sidecar = {
         "generator": f"depth2mesh {__version__}",
         "photo": {
             "path": str(photo.path),
@@ -647,7 +885,8 @@ def _sidecar(
             "source": texture.source,
             "quality": texture.quality,
         },
-        "depth_pictures": {"width": picture_size[1], "height": picture_size[0]},
+        "depth_pictures": {"width": picture.shape[1], "height": picture.shape[0]},
         "files": [path.name for path in written],
         "timings_s": result.timings_s,
     }
+    return json.dumps(sidecar, indent=2).encode("utf-8")

@@ -5,7 +5,7 @@ to the ground truth in inverse-depth space, then compared as depth. The protocol
 ``shared/real_midas/README.txt`` reports its figures with:
 
 1. Upsample the disparity to the ground truth's size with bicubic interpolation
-   (``cv2.resize(..., INTER_CUBIC)``, reimplemented here with numpy).
+   (OpenCV's ``cv2.resize(..., INTER_CUBIC)`` on float32).
 2. Valid pixels: ``min_depth < gt < max_depth`` (NYU: 0.1 and 10 m), and finite disparity.
 3. ``s, t`` = least squares of ``s * disparity + t ~= 1 / gt`` over the valid pixels.
 4. ``depth = 1 / max(s * disparity + t, 1 / max_depth)``: the aligned disparity is clamped,

@@ -349,24 +349,62 @@ def encode_glb(
     document["bufferViews"] = binary.buffer_views
     document["buffers"] = [{"byteLength": binary.length}]
 
-    json_chunk = _pad(
-        json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8"), b" "
-    )
-    bin_chunk = b"".join(binary.chunks)
-    total = 12 + 8 + len(json_chunk) + 8 + len(bin_chunk)
-    return b"".join(
-        [
-            struct.pack("<4sII", _GLB_MAGIC, _GLB_VERSION, total),
-            struct.pack("<II", len(json_chunk), _CHUNK_JSON),
-            json_chunk,
-            struct.pack("<II", len(bin_chunk), _CHUNK_BIN),
-            bin_chunk,
-        ]
-    )
+    return pack_glb(document, b"".join(binary.chunks))
+
+
+def pack_glb(document: dict[str, Any], binary: bytes) -> bytes:
+    """Pack a glTF JSON document and its binary buffer into GLB bytes.
+
+    The JSON is compact UTF-8 padded with spaces, the binary chunk padded with zeros, both to
+    4 bytes (the buffer's ``byteLength`` is the caller's to state). No binary chunk is
+    written when ``binary`` is empty.
+
+    Args:
+        document: The glTF JSON document.
+        binary: The content of buffer 0.
+
+    Returns:
+        The GLB file content: header, JSON chunk, binary chunk.
+    """
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    chunks = [(_pad(text, b" "), _CHUNK_JSON)]
+    if binary:
+        chunks.append((_pad(binary, b"\x00"), _CHUNK_BIN))
+    total = 12 + sum(8 + len(chunk) for chunk, _ in chunks)
+    parts = [struct.pack("<4sII", _GLB_MAGIC, _GLB_VERSION, total)]
+    for chunk, kind in chunks:
+        parts += [struct.pack("<II", len(chunk), kind), chunk]
+    return b"".join(parts)
+
+
+def split_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Unpack GLB bytes into the glTF JSON document and its binary buffer (see :func:`pack_glb`).
+
+    Args:
+        data: The GLB file content.
+
+    Returns:
+        The parsed JSON document, and the binary chunk's bytes (b"" when there is none).
+
+    Raises:
+        ValueError: ``data`` is not a version 2 GLB whose first chunk is valid JSON and whose
+            second chunk, if any, is a complete binary chunk.
+    """
+    document = decode_glb_json(data)
+    (json_length,) = struct.unpack_from("<I", data, 12)
+    at = 20 + json_length
+    if at == len(data):
+        return document, b""
+    if len(data) < at + 8:
+        raise ValueError(f"GLB has {len(data) - at} bytes after its JSON chunk, not a chunk")
+    bin_length, bin_type = struct.unpack_from("<II", data, at)
+    if bin_type != _CHUNK_BIN or len(data) < at + 8 + bin_length:
+        raise ValueError("GLB second chunk must be a complete binary chunk")
+    return document, data[at + 8 : at + 8 + bin_length]
 
 
 def decode_glb_json(data: bytes) -> dict[str, Any]:
-    """Read the JSON chunk of a GLB file.
+    """Read the JSON chunk of a GLB file (the binary chunk is not looked at: :func:`split_glb`).
 
     Args:
         data: The GLB file content.

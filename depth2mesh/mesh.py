@@ -12,6 +12,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from depth2mesh.errors import ParameterError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, depth_edge_faces, grid_faces
 
 DEFAULT_GRID: Final = 1024
@@ -101,6 +102,36 @@ def grid_mesh(
     )
 
 
+def check_poisson_options(
+    *,
+    depth: int,
+    density_quantile: float,
+    face_budget: int | None,
+    depth_name: str = "depth",
+) -> None:
+    """Refuse Poisson options that cannot work (see :func:`poisson_mesh`).
+
+    Args:
+        depth: Octree depth, 5..12.
+        density_quantile: Fraction of lowest-density vertices trimmed, [0, 1).
+        face_budget: Most triangles after decimation (>= 4), or None.
+        depth_name: The caller's name for ``depth`` (``poisson_depth`` in ConvertOptions).
+
+    Raises:
+        ParameterError: The first option out of range, by name.
+    """
+    if not 5 <= depth <= 12:
+        raise ParameterError(f"{{{depth_name}}} must be between 5 and 12, got {depth}", depth_name)
+    if not 0.0 <= density_quantile < 1.0:
+        raise ParameterError(
+            f"{{density_quantile}} must be in [0, 1), got {density_quantile}", "density_quantile"
+        )
+    if face_budget is not None and face_budget < 4:
+        raise ParameterError(
+            f"{{face_budget}} must be at least 4 triangles, got {face_budget}", "face_budget"
+        )
+
+
 def poisson_mesh(
     points: NDArray[np.float32],
     normals: NDArray[np.float32],
@@ -136,14 +167,9 @@ def poisson_mesh(
     Raises:
         ValueError: Bad options, or fewer than 100 points to reconstruct from.
     """
-    if not 5 <= depth <= 12:
-        raise ValueError(f"--poisson-depth must be between 5 and 12, got {depth}")
-    if not 0.0 <= density_quantile < 1.0:
-        raise ValueError(f"--density-quantile must be in [0, 1), got {density_quantile}")
-    if face_budget is not None and face_budget < 4:
-        raise ValueError(f"--face-budget must be at least 4 triangles, got {face_budget}")
+    check_poisson_options(depth=depth, density_quantile=density_quantile, face_budget=face_budget)
     if max_points < 100:
-        raise ValueError(f"max_points must be at least 100, got {max_points}")
+        raise ParameterError(f"{{max_points}} must be at least 100, got {max_points}", "max_points")
     count = points.shape[0]
     if count < 100:
         raise ValueError(f"Poisson reconstruction needs at least 100 points, got {count}")

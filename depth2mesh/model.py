@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -384,8 +385,32 @@ def predict_disparity(
     Returns:
         (H, W) or ``size`` float32 disparity: relative inverse depth, larger is nearer.
     """
-    disparity = run_network(model, preprocess(image))
     height, width = size if size is not None else image.shape[:2]
-    if height < 1 or width < 1:
-        raise ValueError(f"size must be at least 1x1, got {width}x{height}")
-    return resize_disparity(disparity, height, width)
+    return predict_disparities(image, model, [(height, width)])[0]
+
+
+def predict_disparities(
+    image: NDArray[np.uint8], model: DepthModel, sizes: Sequence[tuple[int, int]]
+) -> list[NDArray[np.float32]]:
+    """Predict MiDaS disparity once and resize it to each of several sizes.
+
+    The network runs once (:func:`run_network`); each result is its output resized straight
+    to that size (:func:`resize_disparity`), never a resized copy of another result, so each
+    equals :func:`predict_disparity` at that size bit for bit.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
+        model: From :func:`load_model`.
+        sizes: (rows, columns) of each result, each at least (1, 1).
+
+    Returns:
+        One (rows, columns) float32 disparity per size, in the order of ``sizes``.
+
+    Raises:
+        ValueError: A size below 1x1 (before the network runs).
+    """
+    for height, width in sizes:
+        if height < 1 or width < 1:
+            raise ValueError(f"size must be at least 1x1, got {width}x{height}")
+    disparity = run_network(model, preprocess(image))
+    return [resize_disparity(disparity, height, width) for height, width in sizes]

@@ -7,6 +7,7 @@ through :func:`write_depth_pictures`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import cv2
@@ -83,53 +84,34 @@ def write_png(
     return atomic_write_bytes(path, encode_png(image), overwrite=overwrite)
 
 
-def depth_output_paths(out_dir: Path, stem: str, *, save_raw: bool) -> dict[str, Path]:
-    """Return the files ``depth2mesh depth`` writes for one photo, by kind.
-
-    Keys: "png16" (``<stem>_depth.png``), "inferno" (``<stem>_depth_inferno.png``) and, with
-    ``save_raw``, "raw" (``<stem>_disparity.npy``).
-    """
-    paths = {
-        "png16": out_dir / f"{stem}_depth.png",
-        "inferno": out_dir / f"{stem}_depth_inferno.png",
-    }
-    if save_raw:
-        paths["raw"] = out_dir / f"{stem}_disparity.npy"
-    return paths
-
-
-def write_depth_images(
-    disparity: NDArray[np.float32],
-    out_dir: str | Path,
-    stem: str,
-    *,
-    save_raw: bool = False,
-    overwrite: bool = False,
+def write_depth_pictures(
+    disparity: NDArray[np.float32], paths: Mapping[str, Path], *, overwrite: bool = False
 ) -> list[Path]:
-    """Write the depth pictures of one photo (and the raw disparity).
+    """Write the depth pictures of one photo, and its raw disparity when ``paths`` asks.
 
-    Nothing is written when any of the outputs exists and ``overwrite`` is False.
+    Nothing is written when any of them exists and ``overwrite`` is False.
 
     Args:
-        disparity: (H, W) float32, relative inverse depth from the network.
-        out_dir: Existing output folder.
-        stem: The photo's file name without extension.
-        save_raw: Also write ``<stem>_disparity.npy`` (float32, unnormalised).
+        disparity: (H, W) float32, relative inverse depth (larger is nearer).
+        paths: Output files by kind, from :func:`depth2mesh.convert.output_paths` or
+            :func:`depth2mesh.convert.depth_paths`: "depth" (16-bit PNG) and "inferno"
+            (colourised PNG) are written; "disparity" (float32 ``.npy``, unnormalised) when
+            present. Other kinds are left alone.
         overwrite: Replace existing files.
 
     Returns:
-        The paths written.
+        The paths written, in that order.
 
     Raises:
         OutputError: An output exists (without ``overwrite``) or cannot be written.
     """
-    paths = depth_output_paths(Path(out_dir), stem, save_raw=save_raw)
-    refuse_existing(paths.values(), overwrite=overwrite)
+    kinds = [kind for kind in ("depth", "inferno", "disparity") if kind in paths]
+    refuse_existing([paths[kind] for kind in kinds], overwrite=overwrite)
     written = [
-        write_png(paths["png16"], disparity_to_png16(disparity), overwrite=overwrite),
+        write_png(paths["depth"], disparity_to_png16(disparity), overwrite=overwrite),
         write_png(paths["inferno"], colorize_disparity(disparity), overwrite=overwrite),
     ]
-    if save_raw:
+    if "disparity" in paths:
         raw = np.asarray(disparity, dtype=np.float32)
-        written.append(write_npy(paths["raw"], raw, overwrite=overwrite))
+        written.append(write_npy(paths["disparity"], raw, overwrite=overwrite))
     return written

@@ -5,7 +5,8 @@
 and closes. Open3D objects never leave this module.
 
 The first view is the photo's own camera: its intrinsics come from the ``<stem>.json`` sidecar
-beside the file, else from the GLB's camera, else a 60 degree horizontal field of view. Files
+beside the file, else from the GLB's camera, else the default horizontal field of view
+(:data:`~depth2mesh.camera.DEFAULT_FOV_DEG`). Files
 are in glTF axes (Y up, the camera at the origin looking down -Z), so the camera's extrinsic
 matrix is ``diag(1, -1, -1, 1)``: glTF to the OpenCV camera frame that Open3D's pinhole camera
 uses.
@@ -24,6 +25,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.convert import sidecar_path
 from depth2mesh.errors import Depth2MeshError, InputError
 
 WINDOW_LONG_SIDE: Final = 1024
@@ -31,9 +34,6 @@ WINDOW_LONG_SIDE: Final = 1024
 
 BACKGROUND: Final = (0.08, 0.08, 0.09)
 """Near-black background: the photo's colours stand out against it."""
-
-SUFFIXES: Final = ("_points", "_poisson")
-"""File-name suffixes of depth2mesh outputs that share the photo's sidecar."""
 
 
 class DisplayError(Depth2MeshError):
@@ -62,13 +62,12 @@ class ViewCamera:
 
 
 def sidecar_for(path: Path) -> Path:
-    """Return the ``<stem>.json`` sidecar that belongs to an output file (it may not exist)."""
-    stem = path.stem
-    for suffix in SUFFIXES:
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    return path.with_name(f"{stem}.json")
+    """Return the ``<stem>.json`` sidecar that belongs to an output file (it may not exist).
+
+    The names come from :func:`depth2mesh.convert.output_paths` (see
+    :func:`depth2mesh.convert.sidecar_path`).
+    """
+    return sidecar_path(path)
 
 
 def view_camera(path: Path, *, long_side: int = WINDOW_LONG_SIDE) -> ViewCamera:
@@ -79,27 +78,21 @@ def view_camera(path: Path, *, long_side: int = WINDOW_LONG_SIDE) -> ViewCamera:
         long_side: The window's long side, pixels.
 
     Returns:
-        The view: the sidecar's intrinsics, else the GLB camera's, else 60 degrees horizontal
-        on a 4:3 window.
+        The view: the sidecar's intrinsics, else the GLB camera's, else
+        :data:`~depth2mesh.camera.DEFAULT_FOV_DEG` horizontal on a 4:3 window.
     """
     sidecar = sidecar_for(path)
     if sidecar.is_file():
-        intrinsics = json.loads(sidecar.read_text())["intrinsics"]
-        width, height = int(intrinsics["width"]), int(intrinsics["height"])
-        scale = long_side / max(width, height)
-        return ViewCamera(
-            width=round(width * scale),
-            height=round(height * scale),
-            fx=intrinsics["fx"] * scale,
-            fy=intrinsics["fy"] * scale,
-            cx=(intrinsics["cx"] + 0.5) * scale - 0.5,
-            cy=(intrinsics["cy"] + 0.5) * scale - 0.5,
-        )
+        photo = Intrinsics.from_dict(json.loads(sidecar.read_text())["intrinsics"])
+        scale = long_side / max(photo.width, photo.height)
+        # the window's own rounded size: the focal lengths scale by its true ratios
+        view = photo.resized(width=round(photo.width * scale), height=round(photo.height * scale))
+        return ViewCamera(view.width, view.height, view.fx, view.fy, view.cx, view.cy)
     yfov, aspect = _glb_camera(path) if path.suffix.lower() == ".glb" else (None, 4 / 3)
     width = long_side if aspect >= 1 else round(long_side * aspect)
     height = round(width / aspect)
     if yfov is None:
-        focal = width / (2 * math.tan(math.radians(60.0) / 2))
+        focal = width / (2 * math.tan(math.radians(DEFAULT_FOV_DEG) / 2))
     else:
         focal = height / (2 * math.tan(yfov / 2))
     return ViewCamera(width, height, focal, focal, (width - 1) / 2, (height - 1) / 2)

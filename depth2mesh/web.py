@@ -31,16 +31,13 @@ is first seen from straight behind its viewpoint, just far enough back to fit.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import json
 import logging
 import math
 import os
 import re
 import shutil
 import signal
-import struct
 import tempfile
 import threading
 import time
@@ -58,14 +55,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.convert import CameraOptions, ConvertOptions, ConvertResult, convert_photo
-from depth2mesh.errors import Depth2MeshError
+from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.convert import STAGES, CameraOptions, ConvertOptions, ConvertResult, convert_photo
+from depth2mesh.errors import Depth2MeshError, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
-from depth2mesh.gltf import decode_glb_json
+from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
 from depth2mesh.mesh import DEFAULT_GRID
 from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
 from depth2mesh.pictures import encode_png
+from depth2mesh.weights import file_sha256
 
 if TYPE_CHECKING:
     from depth2mesh.model import DepthModel
@@ -91,9 +89,6 @@ DEFAULT_KEEP_RESULTS: Final = 8
 DEFAULT_QUEUE_SIZE: Final = 16
 """Requests that may wait for the one conversion running at a time."""
 
-DEFAULT_FOV: Final = 60.0
-"""Horizontal field of view when the photo has no EXIF focal length, degrees."""
-
 VIEWER_FOV: Final = 0.8
 """Vertical field of view of gradio's 3D viewer (Babylon.js's default camera), radians."""
 
@@ -111,18 +106,26 @@ SAMPLE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".webp")
 CAMERA_EXIF: Final = "EXIF focal length, else the FOV below"
 CAMERA_FOV: Final = "The FOV below"
 
-_STAGES: Final = {
-    "read": (0.02, "Reading the photo"),
-    "depth": (0.08, "Predicting depth (MiDaS v2.1 small)"),
-    "geometry": (0.40, "Back-projecting pixels to 3D"),
-    "depth images": (0.50, "Writing the depth pictures"),
-    "point cloud": (0.58, "Writing the point cloud"),
-    "grid mesh": (0.66, "Building the textured grid mesh"),
-    "poisson mesh": (0.80, "Building the Poisson mesh"),
-}
+STAGE_PROGRESS: Final[Mapping[str, tuple[float, str]]] = dict(
+    zip(
+        STAGES,
+        [
+            (0.02, "Reading the photo"),
+            (0.08, "Predicting depth (MiDaS v2.1 small)"),
+            (0.40, "Back-projecting pixels to 3D"),
+            (0.50, "Writing the depth pictures"),
+            (0.58, "Writing the point cloud"),
+            (0.66, "Building the textured grid mesh"),
+            (0.80, "Building the Poisson mesh"),
+            (0.92, "Writing the sidecar"),
+        ],
+        strict=True,
+    )
+)
+"""The page's progress bar per stage of :data:`depth2mesh.convert.STAGES`: (fraction, text)."""
 
-_GLB_JSON: Final = 0x4E4F534A
-_GLB_BIN: Final = 0x004E4942
+DOWNLOADS: Final = ("glb", "poisson_glb", "points", "poisson_ply", "depth")
+"""Kinds of :func:`depth2mesh.convert.output_paths` offered for download, in this order."""
 
 _CSS: Final = """
 #d2m-convert { min-height: 3rem; }
@@ -149,15 +152,17 @@ class WebLimits:
     queue_size: int = DEFAULT_QUEUE_SIZE
 
     def check(self) -> None:
-        """Raise ValueError, naming the option, for values that cannot work."""
-        if self.max_upload_bytes < 1:
-            raise ValueError(f"--max-upload-mb must be positive, got {self.max_upload_bytes} B")
-        if self.max_pixels < 1:
-            raise ValueError(f"--max-megapixels must be positive, got {self.max_pixels} pixels")
-        if self.keep_results < 1:
-            raise ValueError(f"--keep-results must be at least 1, got {self.keep_results}")
-        if self.queue_size < 1:
-            raise ValueError(f"--queue-size must be at least 1, got {self.queue_size}")
+        """Raise :class:`ParameterError`, naming the field, for values that cannot work."""
+        for name, unit in (("max_upload_bytes", " B"), ("max_pixels", " pixels")):
+            if getattr(self, name) < 1:
+                raise ParameterError(
+                    f"{{{name}}} must be positive, got {getattr(self, name)}{unit}", name
+                )
+        for name in ("keep_results", "queue_size"):
+            if getattr(self, name) < 1:
+                raise ParameterError(
+                    f"{{{name}}} must be at least 1, got {getattr(self, name)}", name
+                )
 
 
 class ResultStore:
@@ -231,23 +236,18 @@ def viewer_glb(
         ValueError: The file is not a GLB with a binary chunk and POSITION bounds.
     """
     data = Path(glb_path).read_bytes()
-    document = decode_glb_json(data)
+    document, binary = split_glb(data)
     low, high = glb_bounds(data)
-    (json_length,) = struct.unpack_from("<I", data, 12)
-    bin_at = 20 + json_length
-    if len(data) < bin_at + 8:
-        raise ValueError(f"{glb_path} has no binary chunk")
-    bin_length, bin_type = struct.unpack_from("<II", data, bin_at)
-    if bin_type != _GLB_BIN or len(data) < bin_at + 8 + bin_length or bin_length % 4:
+    if not binary or len(binary) % 4:
         raise ValueError(f"{glb_path} has no complete binary chunk after its JSON")
     half_x = max(abs(low[0]), abs(high[0]))
     half_y = max(abs(low[1]), abs(high[1]))
     mid_z = (low[2] + high[2]) / 2.0
     corner_low, corner_high = [-half_x, -half_y, mid_z], [half_x, half_y, mid_z]
     extra = np.array([corner_low, corner_high, corner_low], dtype="<f4").tobytes()
-    document["buffers"][0]["byteLength"] = bin_length + len(extra)
+    document["buffers"][0]["byteLength"] = len(binary) + len(extra)
     document.setdefault("bufferViews", []).append(
-        {"buffer": 0, "byteOffset": bin_length, "byteLength": len(extra), "target": 34962}
+        {"buffer": 0, "byteOffset": len(binary), "byteLength": len(extra), "target": 34962}
     )
     bounds = np.array([corner_low, corner_high], dtype=np.float32).astype(float)
     document.setdefault("accessors", []).append(
@@ -268,17 +268,8 @@ def viewer_glb(
     )
     document["nodes"].append({"name": "viewer bounds", "mesh": len(document["meshes"]) - 1})
     document["scenes"][document.get("scene", 0)]["nodes"].append(len(document["nodes"]) - 1)
-    text = json.dumps(document, separators=(",", ":")).encode("utf-8")
-    text += b" " * (-len(text) % 4)
-    binary = data[bin_at + 8 : bin_at + 8 + bin_length] + extra
-    total = 12 + 8 + len(text) + 8 + len(binary)
     out = Path(out_path)
-    with out.open("wb") as stream:
-        stream.write(struct.pack("<4sII", b"glTF", 2, total))
-        stream.write(struct.pack("<II", len(text), _GLB_JSON))
-        stream.write(text)
-        stream.write(struct.pack("<II", len(binary), _GLB_BIN))
-        stream.write(binary)
+    out.write_bytes(pack_glb(document, binary + extra))
     return out, np.array([-half_x, -half_y, low[2]]), np.array([half_x, half_y, high[2]])
 
 
@@ -378,10 +369,24 @@ def _page_error(message: str) -> gr.Error:
     return gr.Error(html.escape(message, quote=False), duration=None, print_exception=False)
 
 
-def _sentence(message: str) -> str:
-    """One line, ending with a full stop; command-line option names read as words."""
-    line = " ".join(str(message).split())
-    line = re.sub(r"--([a-z0-9]+(?:-[a-z0-9]+)*)", lambda m: m.group(1).replace("-", " "), line)
+LABELS: Final = {
+    "near": "Near",
+    "far": "Far",
+    "fov_deg": "Horizontal FOV",
+    "grid": "Grid size",
+    "mesh": "Mesh",
+    "drop_far": "Leave out the sky",
+}
+"""How the page names the parameters its controls set (the controls' labels, short)."""
+
+
+def _sentence(error: BaseException | str) -> str:
+    """One line, ending with a full stop; parameters named as the page's controls are."""
+    if isinstance(error, ParameterError):
+        text = error.render(lambda name: LABELS.get(name, name.replace("_", " ")))
+    else:
+        text = str(error)
+    line = " ".join(text.split())
     return line if line.endswith((".", "!", "?")) else line + "."
 
 
@@ -444,8 +449,8 @@ class _Converter:
             raise
         except (Depth2MeshError, ValueError) as error:
             self.store.discard(folder)
-            message = str(error).replace(str(local), name).replace(str(folder), "the result folder")
-            raise _page_error(_sentence(message)) from None
+            message = _sentence(error).replace(str(local), name)
+            raise _page_error(message.replace(str(folder), "the result folder")) from None
         except Exception as error:
             self.store.discard(folder)
             log.exception("conversion of %s failed", name)
@@ -482,7 +487,7 @@ class _Converter:
             )
         use_exif = camera_mode != CAMERA_FOV and probe is not None and probe[2]
         camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(fov))
-        depth_file = self.disparity_files.get(_sha256(local))
+        depth_file = self.disparity_files.get(file_sha256(local))
         options = ConvertOptions(
             near=float(near),
             far=float(far),
@@ -497,7 +502,7 @@ class _Converter:
             raise _page_error("This server has no depth model loaded.")
 
         def step(stage: str) -> None:
-            fraction, text = _STAGES.get(stage, (None, stage))
+            fraction, text = STAGE_PROGRESS[stage]
             progress(fraction, desc=text)
 
         result = convert_photo(
@@ -509,10 +514,9 @@ class _Converter:
             step=step,
         )
         progress(0.95, desc="Preparing the page")
-        files = {path.name: path for path in result.files}
-        stem = local.stem
-        glb = files[f"{stem}_poisson.glb"] if options.mesh == "poisson" else files[f"{stem}.glb"]
-        inferno = files[f"{stem}_depth_inferno.png"]
+        files = result.paths
+        glb = files["poisson_glb"] if options.mesh == "poisson" else files["glb"]
+        inferno = files["inferno"]
         photo_rgb = read_photo(local, max_pixels=self.limits.max_pixels).rgb
         heat_rgb = read_photo(inferno).rgb
         photo_small = _preview(photo_rgb)
@@ -523,9 +527,7 @@ class _Converter:
             str(_write_preview(local.parent / "preview_photo.jpg", photo_small)),
             str(_write_preview(local.parent / "preview_depth.jpg", np.asarray(heat_small))),
         )
-        wanted = [f"{stem}.glb", f"{stem}_poisson.glb", f"{stem}_points.ply"]
-        wanted += [f"{stem}_poisson.ply", f"{stem}_depth.png"]
-        downloads = [str(files[name]) for name in wanted if name in files]
+        downloads = [str(files[kind]) for kind in DOWNLOADS if kind in files]
         shown, low, high = viewer_glb(glb, local.parent / "viewer.glb")
         first_view = viewer_camera(low, high, result.intrinsics)
         viewer = gr.Model3D(value=str(shown), camera_position=first_view)
@@ -571,19 +573,47 @@ class _Converter:
         return "\n\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def sample_photos(folder: Path = REPO_SAMPLES) -> list[Path]:
     """The photos in ``folder`` (sorted), or none when it does not exist."""
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
+
+
+def _option_controls() -> list[Any]:
+    """The page's options, in the order of the handler's parameters after the photo."""
+    camera_mode = gr.Radio(
+        [CAMERA_EXIF, CAMERA_FOV],
+        value=CAMERA_EXIF,
+        label="Camera",
+        elem_id="d2m-camera",
+    )
+    fov = gr.Slider(
+        10,
+        150,
+        value=DEFAULT_FOV_DEG,
+        step=0.1,
+        label="Horizontal FOV (degrees)",
+        elem_id="d2m-fov",
+    )
+    with gr.Row():
+        near = gr.Number(DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near")
+        far = gr.Number(DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far")
+    mesh = gr.Radio(
+        [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
+        value="grid",
+        label="Mesh",
+    )
+    grid = gr.Slider(
+        64,
+        2048,
+        value=DEFAULT_GRID,
+        step=64,
+        label="Grid size (vertices, long side)",
+        elem_id="d2m-grid",
+    )
+    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
+    return [camera_mode, fov, near, far, mesh, grid, drop_far]
 
 
 def build_app(
@@ -614,7 +644,7 @@ def build_app(
     results = Path(results_dir)
     results.mkdir(parents=True, exist_ok=True)
     known = {
-        _sha256(Path(photo)): Path(disparity)
+        file_sha256(Path(photo)): Path(disparity)
         for photo, disparity in (disparity_files or {}).items()
     }
     handler = _Converter(model, ResultStore(results, limits.keep_results), limits, known)
@@ -646,41 +676,7 @@ def build_app(
                         elem_id="d2m-samples",
                     )
                 with gr.Accordion("Options", open=True):
-                    camera_mode = gr.Radio(
-                        [CAMERA_EXIF, CAMERA_FOV],
-                        value=CAMERA_EXIF,
-                        label="Camera",
-                        elem_id="d2m-camera",
-                    )
-                    fov = gr.Slider(
-                        10,
-                        150,
-                        value=DEFAULT_FOV,
-                        step=0.1,
-                        label="Horizontal FOV (degrees)",
-                        elem_id="d2m-fov",
-                    )
-                    with gr.Row():
-                        near = gr.Number(
-                            DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near"
-                        )
-                        far = gr.Number(
-                            DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far"
-                        )
-                    mesh = gr.Radio(
-                        [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
-                        value="grid",
-                        label="Mesh",
-                    )
-                    grid = gr.Slider(
-                        64,
-                        2048,
-                        value=DEFAULT_GRID,
-                        step=64,
-                        label="Grid size (vertices, long side)",
-                        elem_id="d2m-grid",
-                    )
-                    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
+                    options = _option_controls()
                 button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
             with gr.Column(scale=1):
                 heat = gr.Image(
@@ -714,7 +710,7 @@ def build_app(
             summary = gr.Markdown(elem_id="d2m-summary")
         button.click(
             handler,
-            inputs=[photo, camera_mode, fov, near, far, mesh, grid, drop_far],
+            inputs=[photo, *options],
             outputs=[heat, slider, viewer, downloads, summary],
             preprocess=False,  # the upload is decoded by read_photo, nothing else
             api_name="convert",

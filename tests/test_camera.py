@@ -91,7 +91,7 @@ def test_unusable_exif_focal_falls_back_to_the_default(exif: float) -> None:
 def test_fov_message_names_the_option_and_the_value() -> None:
     with pytest.raises(
         ValueError,
-        match=r"^--fov must be between 0 and 180 degrees \(at least 0.001, below 180\), got -5$",
+        match=r"^fov_deg must be between 0 and 180 degrees \(at least 0.001, below 180\), got -5$",
     ):
         resolve_intrinsics(640, 480, fov_deg=-5)
 
@@ -99,21 +99,21 @@ def test_fov_message_names_the_option_and_the_value() -> None:
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"fov_deg": 180.0}, "--fov"),
-        ({"fov_deg": 0.0}, "--fov"),
-        ({"fov_deg": math.nan}, "--fov"),
-        ({"fx": 0.0}, "--fx"),
-        ({"fx": -1.0}, "--fx"),
-        ({"fx": math.inf}, "--fx"),
-        ({"fx": 500.0, "fy": math.nan}, "--fy"),
-        ({"fx": 500.0, "cx": math.inf}, "--cx"),
-        ({"focal_px": 0.0}, "--focal-px"),
-        ({"focal_35mm": -24.0}, "--focal-35mm"),
-        ({"fy": 500.0}, "--fx"),
-        ({"cx": 10.0, "cy": 10.0}, "--fx"),
-        ({"focal_px": 500.0, "focal_35mm": 24.0}, "--focal-35mm"),
+        ({"fov_deg": 180.0}, "fov_deg"),
+        ({"fov_deg": 0.0}, "fov_deg"),
+        ({"fov_deg": math.nan}, "fov_deg"),
+        ({"fx": 0.0}, "fx"),
+        ({"fx": -1.0}, "fx"),
+        ({"fx": math.inf}, "fx"),
+        ({"fx": 500.0, "fy": math.nan}, "fy"),
+        ({"fx": 500.0, "cx": math.inf}, "cx"),
+        ({"focal_px": 0.0}, "focal_px"),
+        ({"focal_35mm": -24.0}, "focal_35mm"),
+        ({"fy": 500.0}, "fx"),
+        ({"cx": 10.0, "cy": 10.0}, "fx"),
+        ({"focal_px": 500.0, "focal_35mm": 24.0}, "focal_35mm"),
         # A bad value is refused even when a higher-precedence option is given.
-        ({"fx": 500.0, "fov_deg": 200.0}, "--fov"),
+        ({"fx": 500.0, "fov_deg": 200.0}, "fov_deg"),
     ],
 )
 def test_resolve_rejects_bad_options(options: dict[str, float], named: str) -> None:
@@ -147,7 +147,7 @@ def test_intrinsics_validate_and_are_frozen() -> None:
 
 def test_resized_keeps_projections_on_the_same_image_content() -> None:
     k = Intrinsics(fx=518.0, fy=519.0, cx=325.5, cy=253.7, width=640, height=480, source="exif")
-    small = k.resized(256, 192)
+    small = k.resized(width=256, height=192)
     assert small.source == "exif"
     assert (small.width, small.height) == (256, 192)
     sx, sy = 256 / 640, 192 / 480
@@ -166,13 +166,13 @@ def test_resized_keeps_projections_on_the_same_image_content() -> None:
 
 def test_resized_round_trip_and_centre() -> None:
     k = intrinsics_from_fov(640, 480, 70.0)
-    half = k.resized(320, 240)
+    half = k.resized(width=320, height=240)
     assert (half.cx, half.cy) == (159.5, 119.5)  # still the image centre
-    back = k.resized(1000, 333).resized(640, 480)
+    back = k.resized(width=1000, height=333).resized(width=640, height=480)
     for name in ("fx", "fy", "cx", "cy"):
         assert getattr(back, name) == pytest.approx(getattr(k, name), rel=1e-12)
     with pytest.raises(ValueError, match="width"):
-        k.resized(0, 10)
+        k.resized(width=0, height=10)
 
 
 def test_to_dict_is_json_ready() -> None:

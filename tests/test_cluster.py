@@ -174,7 +174,7 @@ def test_arguments_are_checked_before_ray_is_needed(tmp_path: Path) -> None:
             options=ConvertOptions(overwrite=True),
             skip_existing=True,
         )
-    with pytest.raises(ValueError, match="--far must be greater"):
+    with pytest.raises(ValueError, match="far must be greater than near"):
         convert_on_ray(items, tmp_path, ray_address=None, options=ConvertOptions(near=5, far=2))
 
 

@@ -238,11 +238,11 @@ def test_resized_round_trip_restores_the_intrinsics(
     new_height: int,
 ) -> None:
     k = Intrinsics(fx, fy, cx, cy, width, height, "fov")
-    resized = k.resized(new_width, new_height)
+    resized = k.resized(width=new_width, height=new_height)
     assert (resized.width, resized.height, resized.source) == (new_width, new_height, "fov")
     # The field of view is a property of the camera, not of the image size.
     assert math.isclose(resized.hfov_deg, k.hfov_deg, rel_tol=1e-9)
-    back = resized.resized(width, height)
+    back = resized.resized(width=width, height=height)
     assert (back.width, back.height, back.source) == (width, height, "fov")
     for name in ("fx", "fy", "cx", "cy"):
         assert math.isclose(getattr(back, name), getattr(k, name), rel_tol=1e-9, abs_tol=1e-9)
@@ -252,8 +252,9 @@ def test_resized_round_trip_restores_the_intrinsics(
 @given(good=st.integers(1, 100), bad=INVALID_SIZES, which=st.booleans())
 def test_resized_refuses_invalid_sizes(good: int, bad: Any, which: bool) -> None:
     k = Intrinsics(100.0, 100.0, 10.0, 10.0, 20, 20)
+    width, height = (bad, good) if which else (good, bad)
     with pytest.raises(ValueError, match="must be an integer of at least 1"):
-        k.resized(*((bad, good) if which else (good, bad)))
+        k.resized(width=width, height=height)
 
 
 @QUICK
@@ -270,9 +271,9 @@ def test_resized_is_valid_or_a_documented_error(fx: float, cx: float, new_width:
     scaled_cx = (cx + 0.5) * (new_width / 10) - 0.5
     if not (0 < scaled_fx < math.inf and math.isfinite(scaled_cx)):  # documented: extreme
         with pytest.raises(ValueError, match="must be"):
-            k.resized(new_width, 10)
+            k.resized(width=new_width, height=10)
         return
-    resized = k.resized(new_width, 10)
+    resized = k.resized(width=new_width, height=10)
     assert resized.fx > 0
     assert math.isfinite(resized.cx)
 

@@ -28,6 +28,7 @@ import pytest
 from gltf_validator import issue_summary, validate_glb
 
 from depth2mesh.camera import Intrinsics
+from depth2mesh.convert import ConvertOptions
 from depth2mesh.gltf import decode_glb_json, encode_glb
 from depth2mesh.model import DepthModel
 
@@ -138,9 +139,9 @@ def test_safe_stem_and_sentence() -> None:
     assert web.safe_stem("../../etc/passwd") == "passwd"
     assert web.safe_stem("....jpg") == "photo"
     assert web.safe_stem("é.png") == "photo"
-    assert web._sentence("--far must be greater than --near (5.0), got 2.0") == (
-        "far must be greater than near (5.0), got 2.0."
-    )
+    with pytest.raises(ValueError, match="far") as caught:
+        ConvertOptions(near=5.0, far=2.0).check()
+    assert web._sentence(caught.value) == "Far must be greater than Near (5.0), got 2.0."
     assert web._sentence("a\nb.") == "a b."
 
 
@@ -155,9 +156,9 @@ def test_result_store_keeps_only_the_newest(tmp_path: Path) -> None:
 
 def test_limits_are_checked() -> None:
     web.WebLimits().check()
-    with pytest.raises(ValueError, match="keep-results"):
+    with pytest.raises(ValueError, match="keep_results"):
         web.WebLimits(keep_results=0).check()
-    with pytest.raises(ValueError, match="max-upload-mb"):
+    with pytest.raises(ValueError, match="max_upload_bytes"):
         web.WebLimits(max_upload_bytes=0).check()
 
 
@@ -226,7 +227,7 @@ def test_handler_refuses_with_one_sentence(
 def test_handler_reports_bad_options_and_escapes_names(handler: Any, tmp_path: Path) -> None:
     with pytest.raises(gr.Error) as caught:
         _call(handler, SAMPLES / "chelsea.png", near=5.0, far=2.0)
-    assert caught.value.message == "far must be greater than near (5.0), got 2.0."
+    assert caught.value.message == "Far must be greater than Near (5.0), got 2.0."
     (tmp_path / "x.jpg").write_text("not a photo")
     with pytest.raises(gr.Error) as caught:
         _call(handler, tmp_path / "x.jpg", name="<img src=x onerror=alert(1)>.jpg")
