@@ -867,15 +867,7 @@ def _sidecar(
         },
         "intrinsics": result.intrinsics.to_dict(),
         "depth": depth_source,
-        "model": None
-        if model is None
-        else {
-            "name": "MiDaS v2.1 small",
-            "weights_sha256": model.weights_sha256,
-            "official_weights": model.official,
-            "device": str(model.device),
-            "backend": model.backend,
-        },
+        "model": None if model is None else model.describe(),
         "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
         "mesh": options.mesh,
         "edge_threshold": options.edge_threshold,

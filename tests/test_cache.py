@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -130,4 +131,9 @@ def test_two_cli_conversions_leave_the_weights_folder_alone(
         assert len(exports) == 1
         stamps.append((exports[0].name, exports[0].stat().st_mtime_ns))
         assert [p.name for p in weights.parent.iterdir()] == ["midas.pt"]
+        sidecar = json.loads((tmp_path / run / "photo.json").read_text())["model"]
+        exported = run == "first"  # the sidecar's timings show the export only when it ran
+        assert sidecar["exported_now"] is exported
+        assert ("export" in sidecar["load_timings_s"]) is exported
+        assert sidecar["export"] == exports[0].name
     assert stamps[0] == stamps[1]  # the second run used the cached export
