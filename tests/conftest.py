@@ -1,4 +1,16 @@
-"""Shared fixtures: where the test data lives, and a model with the parity weights."""
+"""Shared fixtures: where the test data lives, a model with the parity weights, GLB checks.
+
+Two commands:
+
+- ``pytest -m "not slow"``: the inner loop (about a minute on two cores): no Blender, browser,
+  X server, node, cluster or root, no subprocess per case, nothing over about 2 s.
+- ``pytest``: the full suite, what CI runs (``.ci/run``); ``slow`` tests included.
+
+Helpers shared by several modules live in ``tests/helpers/`` (``from helpers.glb import ...``;
+``tests/`` is on ``sys.path`` through ``pythonpath`` in ``pyproject.toml``). The model fixture
+exports the network once per weights file into the user cache (``~/.cache/depth2mesh``), so
+only the first run on a machine pays for the export.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +19,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+from helpers.glb import GlbCheck, check_glb
+from helpers.gltf_validator import assert_khronos_valid
 
 from depth2mesh.model import DepthModel
 
@@ -56,3 +70,24 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.delenv("DEPTH2MESH_WEIGHTS", raising=False)
     monkeypatch.setenv("DEPTH2MESH_OFFLINE", "1")
     return dict(os.environ)
+
+
+@pytest.fixture(params=["parser", pytest.param("khronos", marks=pytest.mark.slow)])
+def glb_validator(request: pytest.FixtureRequest) -> str:
+    """Which GLB check a test runs: "parser" (our own, fast) or "khronos" (node, slow).
+
+    A test that takes this fixture (or ``assert_valid_glb``) runs twice in the full suite: once
+    with our own structural checks plus trimesh, once more with the Khronos validator as well.
+    """
+    variant: str = request.param
+    return variant
+
+
+@pytest.fixture
+def assert_valid_glb(glb_validator: str) -> GlbCheck:
+    """Check a GLB file: ``helpers.glb.check_glb``; in the "khronos" variant the validator too.
+
+    The callable returns a report whose ``info`` holds at least ``totalVertexCount`` and
+    ``totalTriangleCount``.
+    """
+    return check_glb if glb_validator == "parser" else assert_khronos_valid

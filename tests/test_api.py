@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.photos import STORE
 from PIL import Image
 
 import depth2mesh
@@ -127,20 +128,6 @@ def test_cuda_matches_cpu(parity_weights: Path) -> None:
 
 
 # --------------------------------------------------------------------------- photos
-
-# For each EXIF orientation (the standard's meaning of the tag), how a camera stores the
-# upright picture: 2 mirrored, 3 rotated 180, 4 flipped, 5 transposed, 6 rotated 90 ccw
-# (view needs 90 cw), 7 transversed, 8 rotated 90 cw (view needs 90 ccw).
-STORE = {
-    1: lambda a: a,
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1, :],
-    5: lambda a: a.transpose(1, 0, 2),
-    6: lambda a: np.rot90(a, 1),
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-    8: lambda a: np.rot90(a, -1),
-}
 
 
 def _stored(upright: np.ndarray, orientation: int) -> np.ndarray:

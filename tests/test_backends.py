@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_parity import NAMES  # the eight parity fixtures
+from helpers.parity import NAMES  # the eight parity fixtures
 
 from depth2mesh import backends, network
 from depth2mesh.backends import (

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import open3d as o3d
 import pytest
-from gltf_validator import validate_glb
+from helpers.gltf_validator import validate_glb
 from PIL import Image
 
 RESULT = ("{s}.glb", "{s}_points.ply", "{s}_depth.png", "{s}_depth_inferno.png", "{s}.json")

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh.model import DepthModel, predict_disparity
 from depth2mesh.photo import read_photo

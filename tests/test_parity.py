@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers.parity import NAMES
 
 from depth2mesh.model import DepthModel, predict_disparity
 from depth2mesh.network import MidasSmall, upsample_bicubic
@@ -20,17 +21,6 @@ from depth2mesh.preprocess import (
     preprocess,
     resize_disparity,
 )
-
-NAMES = [
-    "astronaut",
-    "camera_gray",
-    "chelsea",
-    "coffee",
-    "motorcycle_left",
-    "rocket",
-    "tall_strip",
-    "tiny_37x23",
-]
 
 
 @pytest.fixture(scope="module")

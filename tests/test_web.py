@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from gltf_validator import issue_summary, validate_glb
+from helpers.gltf_validator import issue_summary, validate_glb
 
 from depth2mesh.camera import Intrinsics
 from depth2mesh.gltf import decode_glb_json, encode_glb

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh.errors import UnofficialWeightsWarning, WeightsError
 from depth2mesh.model import load_model
