@@ -96,6 +96,7 @@ def test_gpu_possible_reads_the_device_files(tmp_path: Path) -> None:
         {"TORCH_HOME": ""},
     ],
 )
+@pytest.mark.slow  # a subprocess per case
 def test_torch_hub_dir_without_torch_is_torchs_rule(environ: dict[str, str]) -> None:
     """The hub folder found without importing torch is the one torch.hub.get_dir() gives."""
     keys = ("TORCH_HOME", "XDG_CACHE_HOME")
@@ -233,6 +234,7 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["result.bin"]
 
 
+@pytest.mark.slow  # about 10 s
 def test_readme_convert_example(tmp_path: Path, parity_model: DepthModel) -> None:
     options = depth2mesh.ConvertOptions(near=1.0, far=8.0, mesh="both")
     result = depth2mesh.convert_photo(

@@ -252,6 +252,7 @@ def _exports(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.onnx"))
 
 
+@pytest.mark.slow  # four ONNX exports: over 20 s
 def test_export_cache_lifecycle(
     weights_copy: Path,
     private_cache: Path,
@@ -338,6 +339,7 @@ def test_export_cache_lifecycle(
     assert not private_cache.exists()
 
 
+@pytest.mark.slow  # an ONNX export: over 2 s
 def test_read_only_weights_folder_uses_the_user_cache(
     weights_copy: Path, private_cache: Path, counted_exports: list[Path]
 ) -> None:

@@ -140,6 +140,7 @@ def test_bad_photos_get_one_line_each_and_the_batch_goes_on(
     ]
 
 
+@pytest.mark.slow  # four subprocesses: over 2 s
 def test_folder_input_and_usage_errors(tmp_path: Path, weights_env: dict[str, str]) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -304,6 +304,7 @@ def test_training_checkpoint_is_unwrapped(tmp_path: Path, parity_weights: Path) 
 # --------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize("kind", ["truncated", "text", "wrong-keys", "evil", "missing", "folder"])
 def test_cli_bad_weights_one_line_no_traceback(
     tmp_path: Path, parity_weights: Path, isolated_env: dict[str, str], kind: str
