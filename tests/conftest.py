@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers.glb import GlbCheck, check_glb
 from helpers.gltf_validator import assert_khronos_valid
@@ -61,6 +63,24 @@ def parity_model(parity_weights: Path) -> DepthModel:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialWeightsWarning)
         return load_model(parity_weights, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def eager_outputs(shared_dir: Path, parity_model: DepthModel) -> Callable[[str], np.ndarray]:
+    """The eager network's output (``parity_model.network``) on the official input of a parity
+    image (``shared/midas/official_outputs/<name>.input.npy``), computed once per session."""
+    import torch
+
+    outputs: dict[str, np.ndarray] = {}
+
+    def output(name: str) -> np.ndarray:
+        if name not in outputs:
+            path = shared_dir / "midas" / "official_outputs" / f"{name}.input.npy"
+            with torch.inference_mode():
+                outputs[name] = parity_model.network(torch.from_numpy(np.load(path))).numpy()
+        return outputs[name]
+
+    return output
 
 
 @pytest.fixture
