@@ -5,8 +5,8 @@ Usage: ``python benchmarks/same_outputs.py BASE [HEAD] [--weights PT] [--backend
 Checks out BASE (and HEAD, default: the working tree) into temporary git worktrees, runs the
 real ``depth2mesh convert`` of each on every photo in ``samples/`` with several option sets,
 and compares every file byte for byte. Sidecars (``STEM.json``) are compared as JSON with
-their timings (keys ending in ``timings_s``) left out; any other key that differs is listed. Prints a
-table and exits 1 when anything differs.
+their timings (keys ending in ``timings_s``) left out; any other key that differs is listed.
+Prints a table and exits 1 when anything differs.
 
 The weights default to the parity checkpoint in ``$DEPTH2MESH_SHARED`` (``../shared``).
 """

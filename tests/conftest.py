@@ -1,12 +1,28 @@
-"""Shared fixtures: where the test data lives, and a model with the parity weights."""
+"""Shared fixtures: where the test data lives, a model with the parity weights, GLB checks.
+
+Two commands:
+
+- ``pytest -m "not slow"``: the inner loop (about a minute on two cores): no Blender, browser,
+  X server, node, cluster or root, no subprocess per case, nothing over about 2 s.
+- ``pytest``: the full suite, what CI runs (``.ci/run``); ``slow`` tests included.
+
+Helpers shared by several modules live in ``tests/helpers/`` (``from helpers.glb import ...``;
+``tests/`` is on ``sys.path`` through ``pythonpath`` in ``pyproject.toml``). The model fixture
+exports the network once per weights file into the cache folder (``depth2mesh.cache``), so
+only the first run on a machine pays for the export.
+"""
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+from helpers.glb import GlbCheck, check_glb
+from helpers.gltf_validator import assert_khronos_valid
 
 from depth2mesh.model import DepthModel
 
@@ -49,6 +65,24 @@ def parity_model(parity_weights: Path) -> DepthModel:
         return load_model(parity_weights, device="cpu")
 
 
+@pytest.fixture(scope="session")
+def eager_outputs(shared_dir: Path, parity_model: DepthModel) -> Callable[[str], np.ndarray]:
+    """The eager network's output (``parity_model.network``) on the official input of a parity
+    image (``shared/midas/official_outputs/<name>.input.npy``), computed once per session."""
+    import torch
+
+    outputs: dict[str, np.ndarray] = {}
+
+    def output(name: str) -> np.ndarray:
+        if name not in outputs:
+            path = shared_dir / "midas" / "official_outputs" / f"{name}.input.npy"
+            with torch.inference_mode():
+                outputs[name] = parity_model.network(torch.from_numpy(np.load(path))).numpy()
+        return outputs[name]
+
+    return output
+
+
 @pytest.fixture
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment with an empty torch.hub cache, no weights variable, and no downloads."""
@@ -56,3 +90,24 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
     monkeypatch.delenv("DEPTH2MESH_WEIGHTS", raising=False)
     monkeypatch.setenv("DEPTH2MESH_OFFLINE", "1")
     return dict(os.environ)
+
+
+@pytest.fixture(params=["parser", pytest.param("khronos", marks=pytest.mark.slow)])
+def glb_validator(request: pytest.FixtureRequest) -> str:
+    """Which GLB check a test runs: "parser" (our own, fast) or "khronos" (node, slow).
+
+    A test that takes this fixture (or ``assert_valid_glb``) runs twice in the full suite: once
+    with our own structural checks plus trimesh, once more with the Khronos validator as well.
+    """
+    variant: str = request.param
+    return variant
+
+
+@pytest.fixture
+def assert_valid_glb(glb_validator: str) -> GlbCheck:
+    """Check a GLB file: ``helpers.glb.check_glb``; in the "khronos" variant the validator too.
+
+    The callable returns a report whose ``info`` holds at least ``totalVertexCount`` and
+    ``totalTriangleCount``.
+    """
+    return check_glb if glb_validator == "parser" else assert_khronos_valid

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.photos import STORE
 from PIL import Image
 
 import depth2mesh
@@ -95,6 +96,7 @@ def test_gpu_possible_reads_the_device_files(tmp_path: Path) -> None:
         {"TORCH_HOME": ""},
     ],
 )
+@pytest.mark.slow  # a subprocess per case
 def test_torch_hub_dir_without_torch_is_torchs_rule(environ: dict[str, str]) -> None:
     """The hub folder found without importing torch is the one torch.hub.get_dir() gives."""
     keys = ("TORCH_HOME", "XDG_CACHE_HOME")
@@ -127,20 +129,6 @@ def test_cuda_matches_cpu(parity_weights: Path) -> None:
 
 
 # --------------------------------------------------------------------------- photos
-
-# For each EXIF orientation (the standard's meaning of the tag), how a camera stores the
-# upright picture: 2 mirrored, 3 rotated 180, 4 flipped, 5 transposed, 6 rotated 90 ccw
-# (view needs 90 cw), 7 transversed, 8 rotated 90 cw (view needs 90 ccw).
-STORE = {
-    1: lambda a: a,
-    2: lambda a: a[:, ::-1],
-    3: lambda a: a[::-1, ::-1],
-    4: lambda a: a[::-1, :],
-    5: lambda a: a.transpose(1, 0, 2),
-    6: lambda a: np.rot90(a, 1),
-    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
-    8: lambda a: np.rot90(a, -1),
-}
 
 
 def _stored(upright: np.ndarray, orientation: int) -> np.ndarray:
@@ -246,6 +234,7 @@ def test_atomic_write_never_leaves_a_partial_file(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["result.bin"]
 
 
+@pytest.mark.slow  # about 10 s
 def test_readme_convert_example(tmp_path: Path, parity_model: DepthModel) -> None:
     options = depth2mesh.ConvertOptions(near=1.0, far=8.0, mesh="both")
     result = depth2mesh.convert_photo(

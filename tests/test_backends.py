@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_parity import NAMES  # the eight parity fixtures
+from helpers.parity import NAMES  # the eight parity fixtures
 
 from depth2mesh import backends, network
 from depth2mesh.backends import (
@@ -72,6 +72,25 @@ def exported(request: pytest.FixtureRequest, parity_weights: Path) -> DepthModel
     return quiet_load(parity_weights, device="cpu", backend=backend)
 
 
+@pytest.fixture(scope="module")
+def static_copy(eager: DepthModel) -> torch.nn.Module:
+    """The eager network's exportable copy (static padding), made once for the module."""
+    return network.exportable_network(eager.network)
+
+
+@pytest.fixture(scope="module")
+def eager_on_random() -> dict[tuple[int, int], np.ndarray]:
+    """The eager network's output on ``random_input(size)``, computed once per size."""
+    return {}
+
+
+def random_input(size: tuple[int, int]) -> np.ndarray:
+    return np.random.default_rng(1).standard_normal((1, 3, *size), dtype=np.float32)
+
+
+LARGE = pytest.param((384, 512), marks=pytest.mark.slow, id="384x512")  # over 2 s a call
+
+
 @pytest.fixture
 def counted_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """Record every export that load_model makes."""
@@ -99,9 +118,11 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # --------------------------------------------------------------------------- parity
 
 
-@pytest.mark.parametrize("size", [(256, 256), (192, 256), (256, 32), (384, 512)])
-def test_static_padding_copy_equals_the_network(eager: DepthModel, size: tuple[int, int]) -> None:
-    copy = network.exportable_network(eager.network)
+@pytest.mark.parametrize("size", [(256, 256), (192, 256), (256, 32), LARGE])
+def test_static_padding_copy_equals_the_network(
+    eager: DepthModel, static_copy: torch.nn.Module, size: tuple[int, int]
+) -> None:
+    copy = static_copy
     assert not any(type(m).__name__ == "Conv2dSame" for m in copy.modules())
     x = torch.from_numpy(np.random.default_rng(2).standard_normal((1, 3, *size), np.float32))
     with torch.inference_mode():
@@ -124,12 +145,14 @@ def test_model_records_its_backend(exported: DepthModel, eager: DepthModel) -> N
 
 @pytest.mark.parametrize("name", NAMES)
 def test_network_equals_eager_and_official(
-    shared_dir: Path, exported: DepthModel, eager: DepthModel, name: str
+    shared_dir: Path,
+    exported: DepthModel,
+    eager_outputs: Callable[[str], np.ndarray],
+    name: str,
 ) -> None:
     network_input = official(shared_dir, name, "input")
     reference = official(shared_dir, name, "net")[0]
-    with torch.inference_mode():
-        eager_out = eager.network(torch.from_numpy(network_input))[0].numpy()
+    eager_out = eager_outputs(name)[0]  # the eager network's, computed once a session
     ours = run_network(exported, network_input)
     assert ours.shape == eager_out.shape == reference.shape
     assert ours.dtype == np.float32
@@ -149,13 +172,18 @@ def test_predict_disparity_equals_official(
     assert np.abs(ours - reference).max() <= 1e-3 * np.ptp(reference)
 
 
-@pytest.mark.parametrize("size", [(64, 96), (384, 512)])
+@pytest.mark.parametrize("size", [(64, 96), LARGE])
 def test_other_multiples_of_32_equal_eager(
-    exported: DepthModel, eager: DepthModel, size: tuple[int, int]
+    exported: DepthModel,
+    eager: DepthModel,
+    eager_on_random: dict[tuple[int, int], np.ndarray],
+    size: tuple[int, int],
 ) -> None:
-    x = np.random.default_rng(1).standard_normal((1, 3, *size), dtype=np.float32)
+    x = random_input(size)
     ours = run_network(exported, x)
-    reference = run_network(eager, x)
+    if size not in eager_on_random:  # the same for both backends: computed once
+        eager_on_random[size] = run_network(eager, x)
+    reference = eager_on_random[size]
     assert ours.shape == size
     assert np.abs(ours - reference).max() <= 1e-4 * np.ptp(reference)
 
@@ -256,6 +284,7 @@ def _exports(folder: Path) -> list[Path]:
     return sorted(folder.glob("*.onnx"))
 
 
+@pytest.mark.slow  # four ONNX exports: over 20 s
 def test_export_cache_lifecycle(
     weights_copy: Path,
     private_cache: Path,
@@ -350,6 +379,7 @@ def test_export_cache_lifecycle(
     assert [p.name for p in folder.iterdir()] == ["midas.pt"]
 
 
+@pytest.mark.slow  # an ONNX export: over 2 s
 def test_read_only_weights_folder_uses_the_cache(
     weights_copy: Path, private_cache: Path, counted_exports: list[Path]
 ) -> None:

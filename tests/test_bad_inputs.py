@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import open3d as o3d
 import pytest
-from gltf_validator import validate_glb
+from helpers.gltf_validator import validate_glb
 from PIL import Image
 
 RESULT = ("{s}.glb", "{s}_points.ply", "{s}_depth.png", "{s}_depth_inferno.png", "{s}.json")
@@ -348,6 +348,7 @@ def check_complete(path: Path) -> None:
         raise AssertionError(f"unexpected file {path}")
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_and_odd_inputs(tmp_path: Path, env: dict[str, str], case: Case) -> None:
     args = case.make(tmp_path)
@@ -376,6 +377,7 @@ def test_transparent_pixels_are_left_out(tmp_path: Path, env: dict[str, str]) ->
     assert sidecar["counts"]["points"] == 48 * (64 - 20)
 
 
+@pytest.mark.slow  # root, and a subprocess per case
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
 @pytest.mark.parametrize("what", ["photo", "output folder"])
 def test_permission_denied(parity_weights: Path, what: str) -> None:
@@ -419,6 +421,7 @@ def test_permission_denied(parity_weights: Path, what: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.slow  # a batch of twenty photos in a subprocess: over 5 s
 def test_batch_of_twenty_with_five_broken(tmp_path: Path, env: dict[str, str]) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -439,6 +442,7 @@ def test_batch_of_twenty_with_five_broken(tmp_path: Path, env: dict[str, str]) -
     assert {p.name for p in (tmp_path / "out").iterdir()} == expected
 
 
+@pytest.mark.slow  # subprocesses: over 5 s
 def test_recursive_folders_mirror_their_structure(tmp_path: Path, env: dict[str, str]) -> None:
     (tmp_path / "trip" / "day1").mkdir(parents=True)
     (tmp_path / "trip" / "day2").mkdir()
@@ -460,6 +464,7 @@ def test_recursive_folders_mirror_their_structure(tmp_path: Path, env: dict[str,
     assert "2 converted, 0 skipped, 1 failed" in pattern.stdout
 
 
+@pytest.mark.slow  # interrupts and resumes a batch: over a minute on two cores
 def test_sigint_leaves_only_complete_files_and_skip_existing_resumes(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
@@ -505,6 +510,7 @@ def test_sigint_leaves_only_complete_files_and_skip_existing_resumes(
         assert results(stem) | {f"{stem}_poisson.glb", f"{stem}_poisson.ply"} <= names
 
 
+@pytest.mark.slow  # two batches in subprocesses: over 5 s
 def test_jobs_give_the_same_files_as_one_at_a_time(tmp_path: Path, env: dict[str, str]) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -218,6 +218,7 @@ def portrait_facts(
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_addon_is_enabled_with_menu_entries_and_drop_handler(landscape_facts: dict) -> None:
     assert landscape_facts["blender"].startswith("4.5")
     assert landscape_facts["addon_enabled"]
@@ -229,6 +230,7 @@ def test_addon_is_enabled_with_menu_entries_and_drop_handler(landscape_facts: di
     assert landscape_facts["actions"][:4] == [{"result": ["FINISHED"]}] * 4
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_imported_objects_have_the_sidecar_counts(landscape: dict, landscape_facts: dict) -> None:
     counts = landscape["counts"]
     stem = Path(landscape["paths"]["stem"]).name
@@ -249,6 +251,7 @@ def _sources(entry: dict) -> list[dict]:
     return entry["materials"][0]["base_color"]
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_grid_mesh_material_is_the_photo_texture(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     textures = [s for s in _sources(landscape_facts["objects"][stem]) if s["type"] == "TEX_IMAGE"]
@@ -259,6 +262,7 @@ def test_grid_mesh_material_is_the_photo_texture(landscape: dict, landscape_fact
     np.testing.assert_allclose(textures[0]["image_mean"], photo.mean(axis=(0, 1)) / 255, atol=0.02)
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_point_cloud_renders_its_colour_attribute(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     points = landscape_facts["objects"][f"{stem}_points"]
@@ -284,6 +288,7 @@ def _read_ply_colors(path: str, count: int) -> np.ndarray:
     return np.frombuffer(body, dtype=record, count=count)["rgb"]
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_point_colours_are_the_files_colours(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     samples = np.array(landscape_facts["objects"][f"{stem}_points"]["sample_colors"])
@@ -295,6 +300,7 @@ def test_point_colours_are_the_files_colours(landscape: dict, landscape_facts: d
     np.testing.assert_allclose(samples[:, 1:], linear, atol=2e-3)
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_poisson_meshes_show_their_vertex_colours(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     for name in (f"{stem}_poisson", f"{stem} (Poisson)"):
@@ -327,6 +333,7 @@ def _assert_camera_matches(facts: dict, result: dict) -> None:
     np.testing.assert_allclose(camera["center_tan"], expected, atol=1e-4)
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_landscape_camera_is_the_glbs_with_the_photos_view(
     landscape: dict, landscape_facts: dict
 ) -> None:
@@ -334,6 +341,7 @@ def test_landscape_camera_is_the_glbs_with_the_photos_view(
     _assert_camera_matches(landscape_facts, landscape)
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_portrait_camera_fits_the_long_side(portrait: dict, portrait_facts: dict) -> None:
     # Both files in one call, the point cloud first: it added a camera, which the GLB reused.
     assert portrait_facts["actions"] == [{"result": ["FINISHED"]}]
@@ -342,6 +350,7 @@ def test_portrait_camera_fits_the_long_side(portrait: dict, portrait_facts: dict
     _assert_camera_matches(portrait_facts, portrait)
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 @pytest.mark.parametrize("which", ["landscape", "portrait"])
 def test_photo_is_upright_in_z_up(
     which: str, request: pytest.FixtureRequest, landscape: dict, portrait: dict
@@ -356,6 +365,7 @@ def test_photo_is_upright_in_z_up(
     assert points["bbox_min"][1] > 0
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 @pytest.mark.parametrize("which", ["landscape", "portrait"])
 def test_camera_sees_each_vertex_where_the_photo_shows_it(
     which: str, request: pytest.FixtureRequest, landscape: dict, portrait: dict
@@ -371,6 +381,7 @@ def test_camera_sees_each_vertex_where_the_photo_shows_it(
     assert facts["objects"][f"{stem}_points"]["projection_vs_grid_max_error"] < tolerance
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_point_cloud_overlays_the_mesh(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     grid, points = landscape_facts["objects"][stem], landscape_facts["objects"][f"{stem}_points"]
@@ -389,6 +400,7 @@ def _one_line_error(outcome: dict) -> str:
     return text
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_import_failures_are_one_line_reports(landscape_facts: dict) -> None:
     missing, not_a_result = landscape_facts["actions"][4:6]
     assert "no such file" in _one_line_error(missing)
@@ -400,6 +412,7 @@ def test_import_failures_are_one_line_reports(landscape_facts: dict) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_photo_to_3d_runs_the_cli_and_imports_the_result(
     blender_python: Path, cli: str, parity_weights: Path, tmp_path: Path
 ) -> None:
@@ -493,6 +506,7 @@ def _blender_ext_cli(blender_python: Path) -> tuple[Path, Path]:
     return cli, tags
 
 
+@pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_extension_builds_installs_and_imports(
     blender_python: Path, portrait: dict, tmp_path: Path
 ) -> None:

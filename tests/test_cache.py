@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh import backends
 from depth2mesh.cache import (

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from pathlib import Path
-from typing import Any
 
-import cv2
 import numpy as np
 import open3d as o3d
 import pytest
 import trimesh
-from cli_runner import run_cli
-from gltf_validator import issue_summary, validate_glb
+from helpers.cli import run_cli
+from helpers.glb import GlbCheck, glb_arrays, glb_texture, read_cloud
+from helpers.gltf_validator import assert_khronos_valid
+from helpers.photos import STORE
 from PIL import Image
 
 from depth2mesh.camera import Intrinsics
@@ -31,67 +30,6 @@ from depth2mesh.gltf import decode_glb_json
 from depth2mesh.model import DepthModel
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-ALLOWED_INFOS = {"IMAGE_NPOT_DIMENSIONS"}  # photos are rarely power-of-two sized
-
-
-def assert_valid_glb(path: Path) -> dict[str, Any]:
-    report = validate_glb(path)
-    issues = report["issues"]
-    assert issues["numErrors"] == 0, issue_summary(report)
-    assert issues["numWarnings"] == 0, issue_summary(report)
-    assert {m["code"] for m in issues["messages"]} <= ALLOWED_INFOS, issue_summary(report)
-    return report
-
-
-def glb_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Read the first primitive's attributes straight from the GLB's binary chunk."""
-    data = path.read_bytes()
-    document = decode_glb_json(data)
-    json_length = struct.unpack_from("<I", data, 12)[0]
-    binary = data[20 + json_length + 8 :]
-    types = {5126: np.float32, 5125: np.uint32, 5123: np.uint16}
-    sizes = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4}
-
-    def accessor(index: int) -> np.ndarray:
-        spec = document["accessors"][index]
-        view = document["bufferViews"][spec["bufferView"]]
-        start = view.get("byteOffset", 0) + spec.get("byteOffset", 0)
-        dtype = types[spec["componentType"]]
-        count = spec["count"] * sizes[spec["type"]]
-        flat = np.frombuffer(binary, dtype=dtype, count=count, offset=start)
-        return flat.reshape(spec["count"], -1)
-
-    primitive = document["meshes"][0]["primitives"][0]
-    arrays = {name: accessor(i) for name, i in primitive["attributes"].items()}
-    if "indices" in primitive:
-        arrays["indices"] = accessor(primitive["indices"]).reshape(-1, 3)
-    return arrays
-
-
-def glb_image(path: Path) -> tuple[bytes, str]:
-    """Return the GLB's first image as stored (the file's bytes) and its MIME type."""
-    data = path.read_bytes()
-    document = decode_glb_json(data)
-    json_length = struct.unpack_from("<I", data, 12)[0]
-    binary = data[20 + json_length + 8 :]
-    image = document["images"][0]
-    view = document["bufferViews"][image["bufferView"]]
-    start = view.get("byteOffset", 0)
-    return binary[start : start + view["byteLength"]], image["mimeType"]
-
-
-def glb_texture(path: Path) -> np.ndarray:
-    encoded = np.frombuffer(glb_image(path)[0], np.uint8)
-    return cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    cloud = o3d.io.read_point_cloud(str(path))
-    return (
-        np.asarray(cloud.points),
-        np.round(np.asarray(cloud.colors) * 255).astype(np.uint8),
-        np.asarray(cloud.normals),
-    )
 
 
 def backproject_gltf(depth: np.ndarray, k: Intrinsics) -> np.ndarray:
@@ -201,6 +139,7 @@ def test_ground_truth_depth_back_projects_exactly(
     fy: float,
     cx: float,
     cy: float,
+    assert_valid_glb: GlbCheck,
 ) -> None:
     data = shared_dir / "eval" / folder
     photo = next(data.glob(f"rgb_{name}.*"))
@@ -274,6 +213,7 @@ def test_poisson_colours_are_linear_and_match_the_photo(tmp_path: Path, smooth_p
 # --------------------------------------------------------------------------- real consumers
 
 
+@pytest.mark.slow  # Poisson at depth 8 on 640x480: about 5 s
 def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: Path) -> None:
     frame = shared_dir / "real_midas"
     disparity = tmp_path / "disparity.npy"
@@ -294,7 +234,7 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     assert counts["poisson_faces"] <= 20_000
 
     for key in ("glb", "poisson_glb"):
-        report = assert_valid_glb(paths[key])
+        report = assert_khronos_valid(paths[key])
         document = decode_glb_json(paths[key].read_bytes())
         camera = document["cameras"][0]["perspective"]
         assert camera["yfov"] == pytest.approx(result.intrinsics.yfov)
@@ -359,8 +299,6 @@ def test_disparity_depth_range_and_drop_far(tmp_path: Path, smooth_photo: Path) 
 def test_exif_orientation_gives_the_upright_result(
     tmp_path: Path, parity_model: DepthModel, orientation: int
 ) -> None:
-    from test_api import STORE
-
     upright = np.asarray(Image.open(SAMPLES / "chelsea.png").convert("RGB").resize((75, 50)))
     stored = np.ascontiguousarray(STORE[orientation](upright))
     exif = Image.Exif()
@@ -380,7 +318,9 @@ def test_exif_orientation_gives_the_upright_result(
     assert (sidecar["photo"]["width"], sidecar["photo"]["height"]) == (75, 50)
 
 
-def test_model_conversion_records_weights(tmp_path: Path, parity_model: DepthModel) -> None:
+def test_model_conversion_records_weights(
+    tmp_path: Path, parity_model: DepthModel, assert_valid_glb: GlbCheck
+) -> None:
     result = convert_photo(SAMPLES / "coffee.png", tmp_path, model=parity_model)
     sidecar = json.loads((tmp_path / "coffee.json").read_text())
     assert sidecar["model"]["weights_sha256"] == parity_model.weights_sha256
@@ -426,7 +366,9 @@ def test_depth_file_without_values_is_an_input_error(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.npy", "smooth.png"]
 
 
-def test_flat_disparity_gives_a_flat_valid_result(tmp_path: Path, smooth_photo: Path) -> None:
+def test_flat_disparity_gives_a_flat_valid_result(
+    tmp_path: Path, smooth_photo: Path, assert_valid_glb: GlbCheck
+) -> None:
     path = tmp_path / "flat.npy"
     np.save(path, np.full((64, 96), 0.7, np.float32))
     options = ConvertOptions(camera=K, depth_kind="disparity", far=9.0)
@@ -446,6 +388,7 @@ def test_flat_disparity_gives_a_flat_valid_result(tmp_path: Path, smooth_photo: 
         (["--focal-px", "500", "--focal-35mm", "26"], "focal"),
     ],
 )
+@pytest.mark.slow  # a subprocess per case
 def test_cli_bad_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     result = run_cli("convert", SAMPLES / "coffee.png", "-o", tmp_path / "out", *args)
     assert result.returncode == 2
@@ -454,6 +397,7 @@ def test_cli_bad_options_are_usage_errors(tmp_path: Path, args: list[str], messa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # a subprocess with Poisson: over 3 s
 def test_cli_convert_with_depth_file(tmp_path: Path, smooth_photo: Path) -> None:
     depth = plane_depth(tmp_path, (64, 96), 2.0)
     result = run_cli(
@@ -476,7 +420,7 @@ def test_cli_convert_with_depth_file(tmp_path: Path, smooth_photo: Path) -> None
     assert sidecar["intrinsics"]["source"] == "fov"
     assert sidecar["intrinsics"]["hfov_deg"] == pytest.approx(70.0)
     for name in ("smooth.glb", "smooth_poisson.glb"):
-        assert_valid_glb(tmp_path / "out" / name)
+        assert_khronos_valid(tmp_path / "out" / name)
 
 
 def test_cli_evaluate_reproduces_the_real_midas_figure(tmp_path: Path, shared_dir: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh.model import DepthModel, predict_disparity
 from depth2mesh.photo import read_photo
@@ -140,6 +140,7 @@ def test_bad_photos_get_one_line_each_and_the_batch_goes_on(
     ]
 
 
+@pytest.mark.slow  # four subprocesses: over 2 s
 def test_folder_input_and_usage_errors(tmp_path: Path, weights_env: dict[str, str]) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()

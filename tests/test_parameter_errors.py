@@ -6,7 +6,7 @@ import pickle
 from pathlib import Path
 
 import pytest
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh.batch import run_batch
 from depth2mesh.camera import resolve_intrinsics

@@ -60,6 +60,7 @@ def _view(
     )
 
 
+@pytest.mark.slow  # an X server (Xvfb) and a real window
 @pytest.mark.parametrize("name", ["framed_points.ply", "framed.glb"])
 def test_screenshot_shows_the_scene_through_the_photo_camera(
     needs_xvfb: str, framed_result: Path, tmp_path: Path, name: str
@@ -112,6 +113,7 @@ def test_view_missing_file(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr
 
 
+@pytest.mark.slow  # an X server (Xvfb) and a real window
 def test_convert_preview_opens_a_real_window(needs_xvfb: str, tmp_path: Path) -> None:
     if XDOTOOL is None:
         if os.environ.get("CI"):

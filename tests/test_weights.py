@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from cli_runner import run_cli
+from helpers.cli import run_cli
 
 from depth2mesh.errors import UnofficialWeightsWarning, WeightsError
 from depth2mesh.model import load_model
@@ -304,6 +304,7 @@ def test_training_checkpoint_is_unwrapped(tmp_path: Path, parity_weights: Path) 
 # --------------------------------------------------------------------------- the CLI
 
 
+@pytest.mark.slow  # a subprocess per case
 @pytest.mark.parametrize("kind", ["truncated", "text", "wrong-keys", "evil", "missing", "folder"])
 def test_cli_bad_weights_one_line_no_traceback(
     tmp_path: Path, parity_weights: Path, isolated_env: dict[str, str], kind: str

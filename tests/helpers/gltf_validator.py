@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 VALIDATOR_DIR = REPO_ROOT / "node_modules" / "gltf-validator"
 SCRIPT = Path(__file__).resolve().with_name("validate_gltf.cjs")
 
@@ -57,3 +57,20 @@ def issue_summary(report: dict[str, Any]) -> str:
         for m in messages
     ]
     return "\n".join(lines) or "no messages"
+
+
+def assert_khronos_valid(path: str | Path) -> dict[str, Any]:
+    """Require a GLB that our own checks and the Khronos validator accept without remarks.
+
+    Every message except the information that an image is not power-of-two sized fails.
+    Returns the validator's report.
+    """
+    from helpers.glb import ALLOWED_INFOS, check_glb
+
+    check_glb(path)
+    report = validate_glb(path)
+    issues = report["issues"]
+    assert issues["numErrors"] == 0, issue_summary(report)
+    assert issues["numWarnings"] == 0, issue_summary(report)
+    assert {m["code"] for m in issues["messages"]} <= ALLOWED_INFOS, issue_summary(report)
+    return report
