@@ -399,6 +399,7 @@ def test_read_only_weights_folder_uses_the_cache(
         folder.chmod(0o755)
 
 
+@pytest.mark.slow  # an ONNX export: over 2 s
 def test_unwritable_cache_exports_for_this_process_with_one_warning(
     monkeypatch: pytest.MonkeyPatch,
     weights_copy: Path,
@@ -435,6 +436,7 @@ def test_unwritable_cache_exports_for_this_process_with_one_warning(
         locked.chmod(0o755)
 
 
+@pytest.mark.slow  # an ONNX export: over 2 s
 def test_an_old_export_beside_the_weights_is_used_and_left_alone(
     weights_copy: Path,
     private_cache: Path,
@@ -469,6 +471,7 @@ def test_an_old_export_beside_the_weights_is_used_and_left_alone(
     assert old.read_bytes() == b"damaged"
 
 
+@pytest.mark.slow  # an ONNX export: over 2 s
 def test_describe_is_the_sidecar_model_block(
     weights_copy: Path, private_cache: Path, counted_exports: list[Path]
 ) -> None:

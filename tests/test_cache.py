@@ -107,6 +107,7 @@ def test_cli_cache_lists_and_clears(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow  # two CLI subprocesses and an ONNX export
 def test_two_cli_conversions_leave_the_weights_folder_alone(
     tmp_path: Path, parity_weights: Path
 ) -> None:

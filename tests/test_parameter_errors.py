@@ -54,6 +54,7 @@ def test_render_names_each_parameter_its_own_way() -> None:
     )
 
 
+@pytest.mark.slow  # a CLI subprocess per case
 @pytest.mark.parametrize(
     ("arguments", "flag_text"),
     [
@@ -71,6 +72,7 @@ def test_cli_says_parameters_as_its_options(
     assert flag_text in " ".join(result.stderr.split()), result.stderr
 
 
+@pytest.mark.slow  # CLI subprocesses
 def test_serve_says_its_own_options() -> None:
     result = run_cli("serve", "--max-upload-mb", "0")
     assert result.returncode == 2, result.stderr
