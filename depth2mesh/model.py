@@ -32,7 +32,12 @@ from numpy.typing import NDArray
 
 from depth2mesh import backends
 from depth2mesh.backends import NetworkRunner
-from depth2mesh.errors import DeviceError, UnofficialWeightsWarning, WeightsError
+from depth2mesh.errors import (
+    DeviceError,
+    DeviceParameterError,
+    UnofficialWeightsWarning,
+    WeightsError,
+)
 from depth2mesh.preprocess import preprocess, resize_disparity
 from depth2mesh.weights import (
     OFFICIAL_SHA256,
@@ -366,8 +371,9 @@ def _exported_model(
             return _eager_model(loaded, threads, clock)
         if isinstance(error, DeviceError):
             raise
-        raise DeviceError(
-            f"backend {chosen!r} could not export the network ({reason}); use --backend torch"
+        raise DeviceParameterError(
+            f"backend {chosen!r} could not export the network ({reason}); use {{backend='torch'}}",
+            "backend",
         ) from error
     return replace(
         loaded,

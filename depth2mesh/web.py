@@ -57,7 +57,7 @@ from PIL import Image
 
 from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
 from depth2mesh.convert import STAGES, CameraOptions, ConvertOptions, ConvertResult, convert_photo
-from depth2mesh.errors import Depth2MeshError, ParameterError
+from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
 from depth2mesh.mesh import DEFAULT_GRID
@@ -382,7 +382,7 @@ LABELS: Final = {
 
 def _sentence(error: BaseException | str) -> str:
     """One line, ending with a full stop; parameters named as the page's controls are."""
-    if isinstance(error, ParameterError):
+    if isinstance(error, NamesParameters):
         text = error.render(lambda name: LABELS.get(name, name.replace("_", " ")))
     else:
         text = str(error)
