@@ -21,7 +21,7 @@ from typing import BinaryIO, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.errors import OutputError
+from depth2mesh.errors import OutputError, OutputExistsError
 
 TEMPORARY_SUFFIX: Final = ".tmp"
 """Suffix of the temporary file of :func:`atomic_write` (``.<name>.<8 random>.tmp``)."""
@@ -110,12 +110,12 @@ def publish(temporary: str | Path, path: str | Path, *, overwrite: bool) -> Path
     try:
         os.link(temporary, path)
     except FileExistsError as error:
-        raise OutputError(exists_message(path)) from error
+        raise OutputExistsError(path) from error
     except OSError as error:
         if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
             raise OutputError(f"cannot write {path}: {error.strerror}") from error
         if path.exists():  # a file system without hard links: check, then rename
-            raise OutputError(exists_message(path)) from error
+            raise OutputExistsError(path) from error
         os.replace(temporary, path)
     return path
 
@@ -167,17 +167,16 @@ def write_npy(path: str | Path, array: NDArray[np.generic], *, overwrite: bool =
 
 
 def refuse_existing(paths: Iterable[Path], *, overwrite: bool) -> None:
-    """Raise :class:`OutputError` for the first of ``paths`` that exists, unless ``overwrite``."""
+    """Raise :class:`OutputExistsError` for the first existing one of ``paths`` (no ``overwrite``).
+
+    Raises:
+        OutputExistsError: One of ``paths`` exists and ``overwrite`` is False.
+    """
     if overwrite:
         return
     for path in paths:
         if path.exists():
-            raise OutputError(exists_message(path))
-
-
-def exists_message(path: Path) -> str:
-    """The one line said when a result exists already."""
-    return f"{path} exists already: pass --overwrite to replace it"
+            raise OutputExistsError(path)
 
 
 def _write_all(stream: BinaryIO, data: bytes) -> None:

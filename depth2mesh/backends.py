@@ -56,7 +56,7 @@ from numpy.typing import NDArray
 
 from depth2mesh.atomic import process_umask, publish, temporary_file
 from depth2mesh.cache import CACHE_ENV, EXPORT_PREFIX, OPENVINO_CACHE, cache_dir, writable_folder
-from depth2mesh.errors import DeviceError, InputError
+from depth2mesh.errors import DeviceError, DeviceParameterError, InputError
 from depth2mesh.preprocess import SIZE_MULTIPLE
 from depth2mesh.weights import file_sha256
 
@@ -148,17 +148,20 @@ def choose_backend(backend: str, device_type: str) -> str:
     if name == "torch":
         return name
     if not backend_installed(name):
-        raise DeviceError(
+        raise DeviceParameterError(
             f"backend {name!r} needs the packages {' and '.join(PACKAGES[name])}, which are "
-            f"not all installed: pip install 'depth2mesh[{name}]', or use --backend torch"
+            f"not all installed: pip install 'depth2mesh[{name}]', or use {{backend='torch'}}",
+            "backend",
         )
     if device_type == "cpu":
         return name
     if name == "onnxruntime" and device_type == "cuda" and _ort_has_cuda():
         return name
-    raise DeviceError(
-        f"backend {name!r} cannot run on device {device_type!r} here: use --backend torch "
-        "for GPUs, or --device cpu"
+    raise DeviceParameterError(
+        f"backend {name!r} cannot run on device {device_type!r} here: use {{backend='torch'}} "
+        "for GPUs, or {device='cpu'}",
+        "backend",
+        "device",
     )
 
 
@@ -489,9 +492,10 @@ def create_runner(
             return OpenVinoRunner(onnx_path, threads=count, cache_dir=compiled_cache)
     except Exception as error:  # the runtimes raise their own exception types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise DeviceError(
+        raise DeviceParameterError(
             f"backend {backend!r} could not load the network export {onnx_path} "
-            f"({reason[:200]}); use --backend torch"
+            f"({reason[:200]}); use {{backend='torch'}}",
+            "backend",
         ) from error
     raise DeviceError(
         f"backend {backend!r} does not run an ONNX export: use onnxruntime or openvino"

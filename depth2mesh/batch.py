@@ -55,6 +55,10 @@ class Outcome:
         seconds: Wall time spent on it.
         notes: Things the user should know (e.g. an animated image's first frame was used).
         traceback: The formatted traceback of an unexpected error (for ``--debug``), or "".
+        error: The exception a failure came from, when it was raised in this process (not
+            for known problems, nor for outcomes that Ray workers sent as text); front ends
+            render it their own way (the CLI names ``overwrite`` as ``--overwrite``).
+            ``reason`` is its ``str()`` wording.
     """
 
     item: WorkItem
@@ -64,6 +68,7 @@ class Outcome:
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
     traceback: str = ""
+    error: BaseException | None = field(default=None, compare=False, repr=False)
 
 
 def _is_pattern(text: str) -> bool:
@@ -191,6 +196,7 @@ def _attempt(
             describe_error(error),
             seconds=time.perf_counter() - started,
             traceback="".join(traceback.format_exception(error)),
+            error=error,
         )
     elapsed = time.perf_counter() - started
     if done is None:

@@ -292,15 +292,59 @@ def resolve_intrinsics(
         ParameterError: An option is out of range, ``fy``/``cx``/``cy`` come without ``fx``,
             or both ``focal_px`` and ``focal_35mm`` are given (a ValueError naming it).
     """
+    _check_options(
+        width,
+        height,
+        {
+            "fx": fx,
+            "fy": fy,
+            "cx": cx,
+            "cy": cy,
+            "focal_px": focal_px,
+            "focal_35mm": focal_35mm,
+            "fov_deg": fov_deg,
+        },
+    )
+    explicit = _explicit(width, height, fx, fy, cx, cy)
+    if explicit is not None:
+        return explicit
+    if focal_px is not None:
+        return intrinsics_from_focal_px(width, height, focal_px)
+    if focal_35mm is not None:
+        return intrinsics_from_focal_35mm(width, height, focal_35mm)
+    if fov_deg is not None:
+        return intrinsics_from_fov(width, height, fov_deg)
+    if exif_focal_35mm is not None and _usable_exif_focal(exif_focal_35mm):
+        return intrinsics_from_focal_35mm(width, height, exif_focal_35mm, source="exif")
+    return intrinsics_from_fov(width, height, DEFAULT_FOV_DEG, source="default")
+
+
+def _check_options(width: int, height: int, given: Mapping[str, float | None]) -> None:
+    """Validate the image size and every camera option of :func:`resolve_intrinsics` given.
+
+    Args:
+        width: Image width, pixels.
+        height: Image height, pixels.
+        given: :func:`resolve_intrinsics`'s options ``fx, fy, cx, cy`` (pixels),
+            ``focal_px`` (pixels), ``focal_35mm`` (millimetres) and ``fov_deg`` (degrees), by
+            name; None when not given.
+
+    Raises:
+        ParameterError: An option is out of range, or both ``focal_px`` and ``focal_35mm``
+            are given.
+    """
     _check_size(width, height)
-    for value, name in ((fx, "fx"), (fy, "fy"), (focal_px, "focal_px"), (focal_35mm, "focal_35mm")):
+    for name in ("fx", "fy", "focal_px", "focal_35mm"):
+        value = given[name]
         if value is not None:
             _check_positive(value, name)
-    for value, name in ((cx, "cx"), (cy, "cy")):
+    for name in ("cx", "cy"):
+        value = given[name]
         if value is not None and (not _is_real(value) or not math.isfinite(value)):
             raise ParameterError(
                 f"{{{name}}} must be a finite number of pixels, got {_show(value)}", name
             )
+    fov_deg, focal_px, focal_35mm = given["fov_deg"], given["focal_px"], given["focal_35mm"]
     if fov_deg is not None:
         _check_fov(fov_deg, "fov_deg")
     if focal_px is not None and focal_35mm is not None:
@@ -311,6 +355,31 @@ def resolve_intrinsics(
             "focal_35mm",
         )
 
+
+def _explicit(
+    width: int,
+    height: int,
+    fx: float | None,
+    fy: float | None,
+    cx: float | None,
+    cy: float | None,
+) -> Intrinsics | None:
+    """The intrinsics given explicitly, or None when ``fx, fy, cx, cy`` are all None.
+
+    Args:
+        width: Image width, pixels.
+        height: Image height, pixels.
+        fx: Horizontal focal length, pixels (already checked).
+        fy: Vertical focal length, pixels; None: ``fx``.
+        cx: Principal point column, pixels; None: the image centre, ``(width - 1) / 2``.
+        cy: Principal point row, pixels; None: the image centre, ``(height - 1) / 2``.
+
+    Returns:
+        Intrinsics with source "explicit", or None.
+
+    Raises:
+        ParameterError: ``fy``, ``cx`` or ``cy`` is given without ``fx``.
+    """
     if fx is not None:
         return Intrinsics(
             fx=float(fx),
@@ -325,20 +394,15 @@ def resolve_intrinsics(
         given = [name for name, value in (("fy", fy), ("cx", cx), ("cy", cy)) if value is not None]
         listed = ", ".join("{" + name + "}" for name in given)
         raise ParameterError(f"{{fx}} is required with {listed}, got no {{fx}}", "fx", *given)
-    if focal_px is not None:
-        return intrinsics_from_focal_px(width, height, focal_px)
-    if focal_35mm is not None:
-        return intrinsics_from_focal_35mm(width, height, focal_35mm)
-    if fov_deg is not None:
-        return intrinsics_from_fov(width, height, fov_deg)
-    if (
-        exif_focal_35mm is not None
-        and _is_real(exif_focal_35mm)
-        and math.isfinite(exif_focal_35mm)
-        and exif_focal_35mm > 0
-    ):
-        return intrinsics_from_focal_35mm(width, height, exif_focal_35mm, source="exif")
-    return intrinsics_from_fov(width, height, DEFAULT_FOV_DEG, source="default")
+    return None
+
+
+def _usable_exif_focal(value: float) -> bool:
+    """Whether an EXIF 35 mm focal length (millimetres) is a real, finite, positive number.
+
+    EXIF writes 0 when the focal length is unknown.
+    """
+    return _is_real(value) and math.isfinite(value) and value > 0
 
 
 def _centred(width: int, height: int, focal: float, source: str) -> Intrinsics:

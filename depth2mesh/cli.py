@@ -6,6 +6,7 @@ happen inside the commands, so ``--help`` and ``--version`` answer at once.
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 import traceback
@@ -19,7 +20,7 @@ import typer
 from rich.console import Console
 
 from depth2mesh._version import __version__
-from depth2mesh.errors import Depth2MeshError, ParameterError
+from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
@@ -91,10 +92,29 @@ def _flag(parameter: str, flags: Mapping[str, str] = _FLAGS) -> str:
 
 
 def _message(error: BaseException, flags: Mapping[str, str] = _FLAGS) -> str:
-    """An error's one line, with the parameters it names said as command-line options."""
-    if isinstance(error, ParameterError):
-        return error.render(lambda parameter: _flag(parameter, flags))
+    """An error's one line, with the parameters it names said as command-line options.
+
+    ``{overwrite=True}`` becomes ``--overwrite``, ``{backend='torch'}`` ``--backend torch``.
+    """
+    if isinstance(error, NamesParameters):
+        return error.render(
+            lambda parameter: _flag(parameter, flags),
+            lambda parameter, value: _setting(_flag(parameter, flags), value),
+        )
     return str(error)
+
+
+def _setting(flag: str, value: str) -> str:
+    """A command-line option set to a value given as Python writes it: ``--backend torch``."""
+    literal = ast.literal_eval(value)
+    return flag if literal is True else f"{flag} {literal}"
+
+
+def _reason(outcome: Outcome) -> str:
+    """Why a photo failed or was skipped, parameters said as command-line options."""
+    if isinstance(outcome.error, NamesParameters):
+        return " ".join(_message(outcome.error).split())
+    return outcome.reason
 
 
 def _report(error: BaseException, context: str = "") -> None:
@@ -222,7 +242,7 @@ def _print_outcome(outcome: Outcome) -> None:
     if outcome.status == "failed":
         if _state["debug"] and outcome.traceback:
             err.print(outcome.traceback, markup=False)
-        _fail(f"{name}: {outcome.reason}")
+        _fail(f"{name}: {_reason(outcome)}")
     elif outcome.status == "skipped":
         out.print(f"skipped {name}: {outcome.reason}", markup=False)
     else:
@@ -247,7 +267,7 @@ def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str
     table.add_row("failed", str(counts["failed"]), "")
     for outcome in outcomes:
         if outcome.status == "failed":
-            table.add_row("", "", f"{outcome.item.photo}: {outcome.reason}")
+            table.add_row("", "", f"{outcome.item.photo}: {_reason(outcome)}")
     out.print(table)
     out.print(
         f"{counts['converted']} converted, {counts['skipped']} skipped, {counts['failed']} failed",

@@ -151,42 +151,18 @@ def convert_on_ray(
         ClusterError: Ray is not installed, the cluster cannot be reached, or the workers
             cannot start (e.g. the weights are missing on the nodes).
     """
-    options.check()
-    if skip_existing and options.overwrite:
-        raise ParameterError(
-            "{skip_existing} and {overwrite} contradict each other: choose one",
-            "skip_existing",
-            "overwrite",
-        )
-    counts = {
-        "workers": 1 if workers is None else workers,
-        "threads_per_worker": threads_per_worker,
-        "max_rounds": max_rounds,
-        "attempts_per_photo": attempts_per_photo,
-    }
-    for name, count in counts.items():
-        if count < 1:
-            raise ParameterError(f"{{{name}}} must be at least 1, got {count}", name)
-    out_text = os.fspath(out_dir)
-    if "://" in out_text:
-        raise ValueError(
-            f"the output folder must be a file system path that every node sees, got {out_text}: "
-            "object-store URLs are not supported (mount the bucket, e.g. with s3fs or gcsfuse)"
-        )
-
-    outcomes: list[Outcome | None] = [None] * len(items)
-
-    def report(index: int, outcome: Outcome, info: WorkerInfo | None = None) -> None:
-        if outcomes[index] is not None:  # a block that ran twice: the first outcome counts
-            return
-        outcomes[index] = outcome
-        if on_start is not None:
-            on_start(outcome.item)
-        if on_done is not None:
-            on_done(outcome)
-        if on_worker is not None and info is not None:
-            on_worker(outcome, info)
-
+    out_text = _check_arguments(
+        options,
+        out_dir,
+        skip_existing=skip_existing,
+        counts={
+            "workers": 1 if workers is None else workers,
+            "threads_per_worker": threads_per_worker,
+            "max_rounds": max_rounds,
+            "attempts_per_photo": attempts_per_photo,
+        },
+    )
+    report = _Reporter(len(items), on_start, on_done, on_worker)
     for index, item in enumerate(items):  # known problems need no cluster
         if item.problem is not None:
             report(index, run_batch([item], _never)[0])
@@ -203,31 +179,144 @@ def convert_on_ray(
             attempts_per_photo=attempts_per_photo,
         )
         with _ray_session(ray_address, ray_init_options or {}) as ray:
-            if options.overwrite:
-                modes: dict[int, Mode] = dict.fromkeys(todo, "overwrite")
-            else:
-                modes = dict.fromkeys(
-                    _check(ray, items, todo, settings, skip_existing, report), "fresh"
-                )
-            attempts = _attempt_log(ray)
-            for _ in range(max_rounds):
-                pending = {index: mode for index, mode in modes.items() if outcomes[index] is None}
-                if not pending:
-                    break
-                _convert(ray, items, pending, settings, workers, attempts, report)
-            _sweep(ray, items, list(modes), settings)
-    for index, item in enumerate(items):
-        if outcomes[index] is None:
-            report(
-                index,
-                Outcome(
-                    item,
-                    "failed",
-                    f"no worker could finish it in {max_rounds} rounds: each one died "
-                    "(killed, out of memory, or its node left the cluster)",
-                ),
+            _run_on_ray(
+                ray,
+                items,
+                todo,
+                settings,
+                skip_existing=skip_existing,
+                workers=workers,
+                max_rounds=max_rounds,
+                report=report,
             )
-    return [outcome for outcome in outcomes if outcome is not None]
+    return report.finish(items, max_rounds)
+
+
+def _check_arguments(
+    options: ConvertOptions, out_dir: str | Path, *, skip_existing: bool, counts: Mapping[str, int]
+) -> str:
+    """Check :func:`convert_on_ray`'s arguments before anything starts.
+
+    Args:
+        options: The conversion options (their own checks run too).
+        out_dir: The output folder.
+        skip_existing: ``convert_on_ray``'s ``skip_existing``.
+        counts: Parameters that must be at least 1, by name.
+
+    Returns:
+        ``out_dir`` as a string.
+
+    Raises:
+        ValueError: Bad options, ``skip_existing`` with ``overwrite``, a count below 1, or
+            an object-store URL as the output folder.
+    """
+    options.check()
+    if skip_existing and options.overwrite:
+        raise ParameterError(
+            "{skip_existing} and {overwrite} contradict each other: choose one",
+            "skip_existing",
+            "overwrite",
+        )
+    for name, count in counts.items():
+        if count < 1:
+            raise ParameterError(f"{{{name}}} must be at least 1, got {count}", name)
+    out_text = os.fspath(out_dir)
+    if "://" in out_text:
+        raise ValueError(
+            f"the output folder must be a file system path that every node sees, got {out_text}: "
+            "object-store URLs are not supported (mount the bucket, e.g. with s3fs or gcsfuse)"
+        )
+    return out_text
+
+
+class _Reporter:
+    """Keeps the first outcome of each item and passes it on to :func:`convert_on_ray`'s callbacks.
+
+    Args:
+        count: The number of items.
+        on_start: ``convert_on_ray``'s ``on_start``.
+        on_done: ``convert_on_ray``'s ``on_done``.
+        on_worker: ``convert_on_ray``'s ``on_worker``.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        on_start: Callable[[WorkItem], None] | None,
+        on_done: Callable[[Outcome], None] | None,
+        on_worker: Callable[[Outcome, WorkerInfo], None] | None,
+    ) -> None:
+        self.outcomes: list[Outcome | None] = [None] * count
+        self.on_start = on_start
+        self.on_done = on_done
+        self.on_worker = on_worker
+
+    def __call__(self, index: int, outcome: Outcome, info: WorkerInfo | None = None) -> None:
+        """Record item ``index``'s outcome and call the callbacks, unless it has one already."""
+        if self.outcomes[index] is not None:  # a block that ran twice: the first outcome counts
+            return
+        self.outcomes[index] = outcome
+        if self.on_start is not None:
+            self.on_start(outcome.item)
+        if self.on_done is not None:
+            self.on_done(outcome)
+        if self.on_worker is not None and info is not None:
+            self.on_worker(outcome, info)
+
+    def is_done(self, index: int) -> bool:
+        """Whether item ``index`` has its outcome."""
+        return self.outcomes[index] is not None
+
+    def finish(self, items: Sequence[WorkItem], max_rounds: int) -> list[Outcome]:
+        """Fail the items that have no outcome yet; return every outcome, in the items' order."""
+        for index, item in enumerate(items):
+            if self.outcomes[index] is None:
+                self(
+                    index,
+                    Outcome(
+                        item,
+                        "failed",
+                        f"no worker could finish it in {max_rounds} rounds: each one died "
+                        "(killed, out of memory, or its node left the cluster)",
+                    ),
+                )
+        return [outcome for outcome in self.outcomes if outcome is not None]
+
+
+def _run_on_ray(
+    ray: Any,
+    items: Sequence[WorkItem],
+    todo: Sequence[int],
+    settings: _Settings,
+    *,
+    skip_existing: bool,
+    workers: int | None,
+    max_rounds: int,
+    report: _Reporter,
+) -> None:
+    """Check, convert (in up to ``max_rounds`` rounds) and sweep the photos ``todo``.
+
+    Args:
+        ray: The connected ``ray`` module.
+        items: All the items.
+        todo: Indices of the items to convert (those without a known problem).
+        settings: What the workers need.
+        skip_existing: Report photos with complete results as skipped.
+        workers: ``convert_on_ray``'s ``workers``.
+        max_rounds: Rounds at most.
+        report: Receives each outcome.
+    """
+    if settings.options.overwrite:
+        modes: dict[int, Mode] = dict.fromkeys(todo, "overwrite")
+    else:
+        modes = dict.fromkeys(_check(ray, items, todo, settings, skip_existing, report), "fresh")
+    attempts = _attempt_log(ray)
+    for _ in range(max_rounds):
+        pending = {index: mode for index, mode in modes.items() if not report.is_done(index)}
+        if not pending:
+            break
+        _convert(ray, items, pending, settings, workers, attempts, report)
+    _sweep(ray, items, list(modes), settings)
 
 
 def _never(item: WorkItem) -> None:

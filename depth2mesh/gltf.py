@@ -190,6 +190,34 @@ class _BinaryBuilder:
         return len(self.accessors) - 1
 
 
+@dataclass(frozen=True)
+class _Vertices:
+    """The checked per-vertex arrays of one mesh, ready to be written.
+
+    Attributes:
+        positions: (N, 3) little-endian float32 positions in metres, glTF frame.
+        normals: (N, 3) little-endian float32 unit normals, or ``None``.
+        uvs: (N, 2) little-endian float32 texture coordinates (glTF convention), or ``None``.
+        colors: (N, 3) or (N, 4) little-endian float32 linear colours in [0, 1], or ``None``.
+    """
+
+    positions: NDArray[np.float32]
+    normals: NDArray[np.float32] | None
+    uvs: NDArray[np.float32] | None
+    colors: NDArray[np.float32] | None
+
+    @property
+    def count(self) -> int:
+        """The number of vertices N."""
+        return int(self.positions.shape[0])
+
+    @property
+    def translucent(self) -> bool:
+        """Whether the colours are RGBA with some alpha below 1 (the material blends)."""
+        colors = self.colors
+        return colors is not None and colors.shape[1] == 4 and float(colors[:, 3].min()) < 1.0
+
+
 def encode_glb(
     positions: ArrayLike,
     faces: ArrayLike | None,
@@ -240,21 +268,109 @@ def encode_glb(
             ``uvs`` and ``texture`` are not given together, or the texture is not the
             declared image format.
     """
-    points = _float_array(positions, "positions", (3,))
-    count = points.shape[0]
-    if count == 0:
-        raise ValueError("positions must hold at least one vertex, got 0")
-    triangles = _check_faces(faces, count)
-    if triangles.shape[0]:
-        keep = (
-            (triangles[:, 0] != triangles[:, 1])
-            & (triangles[:, 1] != triangles[:, 2])
-            & (triangles[:, 2] != triangles[:, 0])
-        )
-        triangles = triangles[keep]
-        if triangles.shape[0] == 0:
-            raise ValueError("faces are all degenerate (each repeats a vertex index)")
+    vertices, triangles = _check_mesh(
+        positions, faces, normals, uvs, colors_linear, texture, texture_mime
+    )
+    return _assemble_glb(
+        vertices,
+        triangles,
+        texture=None if texture is None else bytes(texture),
+        texture_mime=texture_mime,
+        camera=camera,
+        name=name,
+        generator=generator,
+    )
 
+
+def _check_mesh(
+    positions: ArrayLike,
+    faces: ArrayLike | None,
+    normals: ArrayLike | None,
+    uvs: ArrayLike | None,
+    colors_linear: ArrayLike | None,
+    texture: bytes | None,
+    texture_mime: str,
+) -> tuple[_Vertices, NDArray[np.int64]]:
+    """Check :func:`encode_glb`'s arrays and texture (see there for their shapes and units).
+
+    Returns:
+        The vertex arrays as little-endian float32 (normals renormalised), and the (M, 3)
+        int64 triangles without the degenerate ones.
+
+    Raises:
+        ValueError: As :func:`encode_glb` says.
+    """
+    points = _float_array(positions, "positions", (3,))
+    if points.shape[0] == 0:
+        raise ValueError("positions must hold at least one vertex, got 0")
+    triangles = _drop_degenerate(_check_faces(faces, points.shape[0]))
+    vertices = _check_attributes(points, normals, uvs, colors_linear)
+    if (vertices.uvs is None) != (texture is None):
+        raise ValueError("uvs and texture must be given together (a texture needs UVs)")
+    if texture is not None:
+        _check_texture(texture, texture_mime)
+    return vertices, triangles
+
+
+def _assemble_glb(
+    vertices: _Vertices,
+    triangles: NDArray[np.int64],
+    *,
+    texture: bytes | None,
+    texture_mime: str,
+    camera: GltfCamera | None,
+    name: str,
+    generator: str,
+) -> bytes:
+    """Build the glTF document and its buffer from checked inputs, and pack them as a GLB.
+
+    The buffer holds, in this order: positions, normals, UVs, colours, indices, the image
+    (each only when present). The order of the calls below fixes it, hence the file's bytes.
+    """
+    binary = _BinaryBuilder()
+    primitive = _add_primitive(binary, vertices, triangles)
+    pbr, material = _material(name, blend=vertices.translucent)
+    document: dict[str, Any] = {
+        "asset": {"version": "2.0", "generator": generator},
+        "scene": 0,
+        "scenes": [{"name": name, "nodes": [0]}],
+        "nodes": [{"name": name, "mesh": 0}],
+        "meshes": [{"name": name, "primitives": [primitive]}],
+        "materials": [material],
+    }
+    if texture is not None:
+        document.update(_texture_entries(binary, texture, texture_mime))
+        pbr["baseColorTexture"] = {"index": 0}
+    if camera is not None:
+        _add_camera(document, camera)
+    document["accessors"] = binary.accessors
+    document["bufferViews"] = binary.buffer_views
+    document["buffers"] = [{"byteLength": binary.length}]
+    return pack_glb(document, b"".join(binary.chunks))
+
+
+def _check_attributes(
+    points: NDArray[np.float32],
+    normals: ArrayLike | None,
+    uvs: ArrayLike | None,
+    colors_linear: ArrayLike | None,
+) -> _Vertices:
+    """Check the optional per-vertex arrays of :func:`encode_glb` (see there for their shapes).
+
+    Args:
+        points: (N, 3) little-endian float32 positions, already checked; N >= 1.
+        normals: ``encode_glb``'s ``normals``.
+        uvs: ``encode_glb``'s ``uvs``.
+        colors_linear: ``encode_glb``'s ``colors_linear``.
+
+    Returns:
+        The arrays as little-endian float32, normals renormalised.
+
+    Raises:
+        ValueError: An array has the wrong shape, dtype or row count, is not finite, a
+            normal is not unit length or a colour is outside [0, 1].
+    """
+    count = points.shape[0]
     unit_normals = None
     if normals is not None:
         unit_normals = _check_unit(_float_array(normals, "normals", (3,), count))
@@ -267,31 +383,76 @@ def encode_glb(
             raise ValueError(
                 f"colors_linear must be in [0, 1], got values in [{low:.6g}, {high:.6g}]"
             )
-    if (texcoords is None) != (texture is None):
-        raise ValueError("uvs and texture must be given together (a texture needs UVs)")
-    if texture is not None:
-        if texture_mime not in _IMAGE_MAGIC:
-            raise ValueError(
-                f"texture_mime must be 'image/jpeg' or 'image/png', got {texture_mime!r}"
-            )
-        if not bytes(texture).startswith(_IMAGE_MAGIC[texture_mime]):
-            raise ValueError(f"texture bytes are not a {texture_mime} image")
+    return _Vertices(points, unit_normals, texcoords, colors)
 
-    binary = _BinaryBuilder()
+
+def _drop_degenerate(triangles: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Drop the triangles that repeat a vertex index.
+
+    Args:
+        triangles: (M, 3) int64 vertex indices; M may be 0.
+
+    Returns:
+        (K, 3) int64, the triangles with three distinct indices, in their order.
+
+    Raises:
+        ValueError: M > 0 and every triangle is degenerate.
+    """
+    if not triangles.shape[0]:
+        return triangles
+    keep = (
+        (triangles[:, 0] != triangles[:, 1])
+        & (triangles[:, 1] != triangles[:, 2])
+        & (triangles[:, 2] != triangles[:, 0])
+    )
+    kept: NDArray[np.int64] = triangles[keep]
+    if kept.shape[0] == 0:
+        raise ValueError("faces are all degenerate (each repeats a vertex index)")
+    return kept
+
+
+def _check_texture(texture: bytes, texture_mime: str) -> None:
+    """Check that ``texture`` is an image of the declared type.
+
+    Raises:
+        ValueError: ``texture_mime`` is not JPEG or PNG, or the bytes do not start with its
+            signature.
+    """
+    if texture_mime not in _IMAGE_MAGIC:
+        raise ValueError(f"texture_mime must be 'image/jpeg' or 'image/png', got {texture_mime!r}")
+    if not bytes(texture).startswith(_IMAGE_MAGIC[texture_mime]):
+        raise ValueError(f"texture bytes are not a {texture_mime} image")
+
+
+def _add_primitive(
+    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64]
+) -> dict[str, Any]:
+    """Add the vertex attributes, then the indices, to ``binary``; return the primitive.
+
+    Args:
+        binary: The buffer being built.
+        vertices: The checked vertex arrays.
+        triangles: (M, 3) int64 non-degenerate triangles; M = 0 makes a ``POINTS`` primitive.
+
+    Returns:
+        The glTF mesh primitive (attributes, material 0, indices when M > 0, mode).
+    """
     attributes: dict[str, int] = {
-        "POSITION": binary.add_accessor(points, _FLOAT, "VEC3", _ARRAY_BUFFER, bounds=True)
+        "POSITION": binary.add_accessor(
+            vertices.positions, _FLOAT, "VEC3", _ARRAY_BUFFER, bounds=True
+        )
     }
-    if unit_normals is not None:
-        attributes["NORMAL"] = binary.add_accessor(unit_normals, _FLOAT, "VEC3", _ARRAY_BUFFER)
-    if texcoords is not None:
-        attributes["TEXCOORD_0"] = binary.add_accessor(texcoords, _FLOAT, "VEC2", _ARRAY_BUFFER)
-    if colors is not None:
-        kind = "VEC4" if colors.shape[1] == 4 else "VEC3"
-        attributes["COLOR_0"] = binary.add_accessor(colors, _FLOAT, kind, _ARRAY_BUFFER)
+    if vertices.normals is not None:
+        attributes["NORMAL"] = binary.add_accessor(vertices.normals, _FLOAT, "VEC3", _ARRAY_BUFFER)
+    if vertices.uvs is not None:
+        attributes["TEXCOORD_0"] = binary.add_accessor(vertices.uvs, _FLOAT, "VEC2", _ARRAY_BUFFER)
+    if vertices.colors is not None:
+        kind = "VEC4" if vertices.colors.shape[1] == 4 else "VEC3"
+        attributes["COLOR_0"] = binary.add_accessor(vertices.colors, _FLOAT, kind, _ARRAY_BUFFER)
 
     primitive: dict[str, Any] = {"attributes": attributes, "material": 0}
     if triangles.shape[0]:
-        wide = count > 65535
+        wide = vertices.count > 65535
         flat = triangles.reshape(-1).astype("<u4" if wide else "<u2")
         primitive["indices"] = binary.add_accessor(
             flat, _UNSIGNED_INT if wide else _UNSIGNED_SHORT, "SCALAR", _ELEMENT_ARRAY_BUFFER
@@ -299,7 +460,19 @@ def encode_glb(
         primitive["mode"] = _MODE_TRIANGLES
     else:
         primitive["mode"] = _MODE_POINTS
+    return primitive
 
+
+def _material(name: str, *, blend: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The mesh's material: white, not metallic, fully rough, double-sided.
+
+    Args:
+        name: The mesh's name; the material is "<name> material".
+        blend: Make it alpha-blended (``alphaMode`` "BLEND").
+
+    Returns:
+        Its ``pbrMetallicRoughness`` block (the caller adds a texture to it) and the material.
+    """
     pbr: dict[str, Any] = {
         "baseColorFactor": [1.0, 1.0, 1.0, 1.0],
         "metallicFactor": 0.0,
@@ -307,49 +480,54 @@ def encode_glb(
     }
     material: dict[str, Any] = {"name": f"{name} material", "pbrMetallicRoughness": pbr}
     material["doubleSided"] = True
-    if colors is not None and colors.shape[1] == 4 and float(colors[:, 3].min()) < 1.0:
+    if blend:
         material["alphaMode"] = "BLEND"
+    return pbr, material
 
-    document: dict[str, Any] = {
-        "asset": {"version": "2.0", "generator": generator},
-        "scene": 0,
-        "scenes": [{"name": name, "nodes": [0]}],
-        "nodes": [{"name": name, "mesh": 0}],
-        "meshes": [{"name": name, "primitives": [primitive]}],
-        "materials": [material],
-    }
-    if texture is not None:
-        image_view = binary.add_view(bytes(texture), None)
-        document["images"] = [{"bufferView": image_view, "mimeType": texture_mime}]
-        document["samplers"] = [
+
+def _texture_entries(binary: _BinaryBuilder, texture: bytes, mime: str) -> dict[str, Any]:
+    """Add the encoded image to ``binary``; return the document's image, sampler and texture.
+
+    Args:
+        binary: The buffer being built (the image becomes its last bufferView).
+        texture: The JPEG or PNG bytes.
+        mime: Their MIME type.
+
+    Returns:
+        The ``images``, ``samplers`` (bilinear, clamped) and ``textures`` entries, in order.
+    """
+    image_view = binary.add_view(texture, None)
+    return {
+        "images": [{"bufferView": image_view, "mimeType": mime}],
+        "samplers": [
             {
                 "magFilter": _LINEAR,
                 "minFilter": _LINEAR,
                 "wrapS": _CLAMP_TO_EDGE,
                 "wrapT": _CLAMP_TO_EDGE,
             }
-        ]
-        document["textures"] = [{"sampler": 0, "source": 0}]
-        pbr["baseColorTexture"] = {"index": 0}
-    if camera is not None:
-        perspective: dict[str, Any] = {
-            "yfov": float(camera.yfov),
-            "aspectRatio": float(camera.aspect_ratio),
-            "znear": float(camera.znear),
-        }
-        if camera.zfar is not None:
-            perspective["zfar"] = float(camera.zfar)
-        document["cameras"] = [
-            {"name": "photo camera", "type": "perspective", "perspective": perspective}
-        ]
-        document["nodes"].append({"name": "photo camera", "camera": 0})
-        document["scenes"][0]["nodes"].append(1)
+        ],
+        "textures": [{"sampler": 0, "source": 0}],
+    }
 
-    document["accessors"] = binary.accessors
-    document["bufferViews"] = binary.buffer_views
-    document["buffers"] = [{"byteLength": binary.length}]
 
-    return pack_glb(document, b"".join(binary.chunks))
+def _add_camera(document: dict[str, Any], camera: GltfCamera) -> None:
+    """Add ``camera`` to ``document`` as camera 0, on a new node "photo camera" in scene 0.
+
+    The node has no transform: the camera sits at the origin and looks down -Z.
+    """
+    perspective: dict[str, Any] = {
+        "yfov": float(camera.yfov),
+        "aspectRatio": float(camera.aspect_ratio),
+        "znear": float(camera.znear),
+    }
+    if camera.zfar is not None:
+        perspective["zfar"] = float(camera.zfar)
+    document["cameras"] = [
+        {"name": "photo camera", "type": "perspective", "perspective": perspective}
+    ]
+    document["nodes"].append({"name": "photo camera", "camera": 0})
+    document["scenes"][0]["nodes"].append(1)
 
 
 def pack_glb(document: dict[str, Any], binary: bytes) -> bytes:

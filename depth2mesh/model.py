@@ -32,7 +32,12 @@ from numpy.typing import NDArray
 
 from depth2mesh import backends
 from depth2mesh.backends import NetworkRunner
-from depth2mesh.errors import DeviceError, UnofficialWeightsWarning, WeightsError
+from depth2mesh.errors import (
+    DeviceError,
+    DeviceParameterError,
+    UnofficialWeightsWarning,
+    WeightsError,
+)
 from depth2mesh.preprocess import preprocess, resize_disparity
 from depth2mesh.weights import (
     OFFICIAL_SHA256,
@@ -252,25 +257,19 @@ def load_model(
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
-    start = time.perf_counter()
-    timings: dict[str, float] = {}
+    clock = _Stopwatch()
     target = resolve_device(device)
     chosen = backends.choose_backend(backend, target.split(":", 1)[0])
-    hub_cache = cache_file(torch_hub_dir())
-    found = resolve_weights(weights, cache_path=hub_cache, progress=progress)
+    found = resolve_weights(weights, cache_path=cache_file(torch_hub_dir()), progress=progress)
     digest = file_sha256(found.path)
-    timings["weights"] = time.perf_counter() - start
-    network: MidasSmall | None = None
-    export_path: Path | None = None
+    clock.timings["weights"] = time.perf_counter() - clock.start
     legacy = backends.legacy_export_dirs(found.path)
+    export_path: Path | None = None
     if chosen != "torch":
         export_path = backends.find_export(digest, backends.export_dirs(), legacy=legacy)
+    network = None
     if export_path is None:  # the eager network is needed: to run, or to export
-        from depth2mesh.network import build_network, read_checkpoint
-
-        mark = time.perf_counter()
-        network = build_network(read_checkpoint(found.path)).to(target)
-        timings["network"] = time.perf_counter() - mark
+        network = _build_eager_network(found.path, target, clock)
     if digest != OFFICIAL_SHA256:
         warnings.warn(
             f"{found.path} is not the official MiDaS v2.1 small release (sha256 "
@@ -280,40 +279,85 @@ def load_model(
             stacklevel=2,
         )
     loaded = DepthModel(target, found.path, digest, found.origin, eager_network=network)
-
-    def eager_model() -> DepthModel:
-        if threads is not None:
-            from depth2mesh.network import set_torch_threads
-
-            set_torch_threads(threads)
-        timings["total"] = time.perf_counter() - start
-        return replace(loaded, load_timings_s=dict(timings))
-
     if chosen == "torch":
-        return eager_model()
+        return _eager_model(loaded, threads, clock)
+    return _exported_model(
+        loaded, chosen, backend, export_path, legacy=legacy, threads=threads, clock=clock
+    )
 
-    def export(path: Path) -> None:
-        from depth2mesh.network import export_onnx
 
-        export_onnx(loaded.network, path)
+class _Stopwatch:
+    """The start of :func:`load_model` and the seconds its steps took, by step name."""
 
-    cuda_index = int(target.split(":", 1)[1]) if target.startswith("cuda:") else None
-    exported_now = False
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.timings: dict[str, float] = {}
+
+    def total(self) -> dict[str, float]:
+        """Record the seconds since the start as "total"; return the timings."""
+        self.timings["total"] = time.perf_counter() - self.start
+        return self.timings
+
+
+def _build_eager_network(path: Path, target: str, clock: _Stopwatch) -> MidasSmall:
+    """Build the eager torch network from a checkpoint on ``target`` (imports torch).
+
+    Args:
+        path: The checkpoint.
+        target: The torch device, as :func:`resolve_device` gives it.
+        clock: Gets the seconds this took as "network".
+
+    Returns:
+        The network, on ``target``.
+    """
+    from depth2mesh.network import build_network, read_checkpoint
+
+    mark = time.perf_counter()
+    network = build_network(read_checkpoint(path)).to(target)
+    clock.timings["network"] = time.perf_counter() - mark
+    return network
+
+
+def _eager_model(loaded: DepthModel, threads: int | None, clock: _Stopwatch) -> DepthModel:
+    """The model on eager torch, with ``threads`` set process-wide when given."""
+    if threads is not None:
+        from depth2mesh.network import set_torch_threads
+
+        set_torch_threads(threads)
+    return replace(loaded, load_timings_s=dict(clock.total()))
+
+
+def _exported_model(
+    loaded: DepthModel,
+    chosen: str,
+    backend: str,
+    export_path: Path | None,
+    *,
+    legacy: Sequence[Path],
+    threads: int | None,
+    clock: _Stopwatch,
+) -> DepthModel:
+    """The model on an exported backend, or on eager torch when that fails and may fall back.
+
+    Args:
+        loaded: The eager model (its network is built on first use when needed).
+        chosen: The backend to run on, "onnxruntime" or "openvino".
+        backend: The backend asked for; only "auto" falls back to torch (with a warning).
+        export_path: The network's ONNX export found in a cache, or None to export it now.
+        legacy: Former export folders, searched too.
+        threads: The runner's intra-op threads; None: its default.
+        clock: Gets "export" (when exported now), "compile" and "total" seconds.
+
+    Returns:
+        The model with its runner, or the eager model after a fallback.
+
+    Raises:
+        DeviceError: The export or the runner failed and ``backend`` is not "auto".
+    """
     try:
-        if export_path is None:
-            mark = time.perf_counter()
-            export_path, exported_now = backends.cached_export(digest, export, legacy=legacy)
-            if exported_now:
-                timings["export"] = time.perf_counter() - mark
-        mark = time.perf_counter()
-        runner = backends.create_runner(
-            chosen,
-            export_path,
-            threads=threads,
-            cuda_device=cuda_index,
-            compiled_cache=backends.compiled_cache_dir(),
+        runner, export_path, exported_now = _export_and_compile(
+            loaded, chosen, export_path, legacy=legacy, threads=threads, clock=clock
         )
-        timings["compile"] = time.perf_counter() - mark
     except Exception as error:  # the exporter and the runtimes raise many kinds of errors
         text = str(error).strip()
         reason = text.splitlines()[0][:200] if text else type(error).__name__
@@ -322,27 +366,69 @@ def load_model(
                 f"the {chosen} backend is unusable here ({reason}); the network runs on "
                 "eager torch instead (slower)",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-            return eager_model()
+            return _eager_model(loaded, threads, clock)
         if isinstance(error, DeviceError):
             raise
-        raise DeviceError(
-            f"backend {chosen!r} could not export the network ({reason}); use --backend torch"
+        raise DeviceParameterError(
+            f"backend {chosen!r} could not export the network ({reason}); use {{backend='torch'}}",
+            "backend",
         ) from error
-    timings["total"] = time.perf_counter() - start
-    return DepthModel(
-        target,
-        found.path,
-        digest,
-        found.origin,
+    return replace(
+        loaded,
         backend=chosen,
         runner=runner,
         export_path=export_path,
-        eager_network=network,
         exported_now=exported_now,
-        load_timings_s=timings,
+        load_timings_s=clock.total(),
     )
+
+
+def _export_and_compile(
+    loaded: DepthModel,
+    chosen: str,
+    export_path: Path | None,
+    *,
+    legacy: Sequence[Path],
+    threads: int | None,
+    clock: _Stopwatch,
+) -> tuple[NetworkRunner, Path, bool]:
+    """Export the network to ONNX unless ``export_path`` is given, then create its runner.
+
+    The arguments are :func:`_exported_model`'s.
+
+    Returns:
+        The runner, the export's path, and whether it was exported now.
+
+    Raises:
+        Exception: Whatever the exporter or the runtime raises.
+    """
+
+    def export(path: Path) -> None:
+        from depth2mesh.network import export_onnx
+
+        export_onnx(loaded.network, path)
+
+    exported_now = False
+    if export_path is None:
+        mark = time.perf_counter()
+        export_path, exported_now = backends.cached_export(
+            loaded.weights_sha256, export, legacy=legacy
+        )
+        if exported_now:
+            clock.timings["export"] = time.perf_counter() - mark
+    target = loaded.device
+    mark = time.perf_counter()
+    runner = backends.create_runner(
+        chosen,
+        export_path,
+        threads=threads,
+        cuda_device=int(target.split(":", 1)[1]) if target.startswith("cuda:") else None,
+        compiled_cache=backends.compiled_cache_dir(),
+    )
+    clock.timings["compile"] = time.perf_counter() - mark
+    return runner, export_path, exported_now
 
 
 def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArray[np.float32]:

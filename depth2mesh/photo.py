@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from depth2mesh.errors import InputError
+from depth2mesh.errors import InputError, InputParameterError
 
 EXIF_ORIENTATION = 0x0112
 EXIF_IFD = 0x8769
@@ -151,10 +151,11 @@ def _decode_photo(path: Path, *, max_pixels: int, min_side: int | None) -> Photo
     with Image.open(io.BytesIO(jpeg) if jpeg is not None else path) as image:
         width, height = image.size
         if width * height > max_pixels:
-            raise InputError(
+            raise InputParameterError(
                 f"{path} has {width}x{height} = {width * height:,} pixels, more than the "
                 f"limit of {max_pixels:,} (a decompression bomb?): raise it with "
-                "--max-pixels if the photo is genuine"
+                "{max_pixels} if the photo is genuine",
+                "max_pixels",
             )
         if min_side is not None and image.format == "JPEG" and max(width, height) > min_side:
             scale = min_side / max(width, height)

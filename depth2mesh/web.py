@@ -57,7 +57,7 @@ from PIL import Image
 
 from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
 from depth2mesh.convert import STAGES, CameraOptions, ConvertOptions, ConvertResult, convert_photo
-from depth2mesh.errors import Depth2MeshError, ParameterError
+from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
 from depth2mesh.mesh import DEFAULT_GRID
@@ -382,7 +382,7 @@ LABELS: Final = {
 
 def _sentence(error: BaseException | str) -> str:
     """One line, ending with a full stop; parameters named as the page's controls are."""
-    if isinstance(error, ParameterError):
+    if isinstance(error, NamesParameters):
         text = error.render(lambda name: LABELS.get(name, name.replace("_", " ")))
     else:
         text = str(error)
@@ -659,55 +659,10 @@ def build_app(
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                photo = gr.Image(
-                    label="Photo: drop, paste or click to upload",
-                    type="filepath",
-                    sources=["upload", "clipboard"],
-                    image_mode=None,
-                    height=360,
-                    elem_id="d2m-photo",
-                )
-                if samples:
-                    gr.Examples(
-                        examples=[[str(path)] for path in samples],
-                        inputs=[photo],
-                        label="Sample photos",
-                        examples_per_page=12,
-                        elem_id="d2m-samples",
-                    )
-                with gr.Accordion("Options", open=True):
-                    options = _option_controls()
-                button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
+                photo, options, button = _input_controls(samples)
             with gr.Column(scale=1):
-                heat = gr.Image(
-                    label="Depth (inferno: near is bright)",
-                    type="filepath",
-                    interactive=False,
-                    height=360,
-                    elem_id="d2m-heat",
-                )
-                slider = gr.ImageSlider(
-                    label="Photo | depth (drag the handle)",
-                    type="filepath",
-                    interactive=False,
-                    max_height=420,
-                    elem_id="d2m-slider",
-                )
-        viewer = gr.Model3D(
-            label="3D: opens at the photo's viewpoint; drag to orbit, scroll to zoom",
-            clear_color=(0.12, 0.12, 0.14, 1.0),
-            height=520,
-            interactive=False,
-            elem_id="d2m-viewer",
-        )
-        with gr.Row():
-            downloads = gr.File(
-                label="Downloads: GLB, PLY, depth PNG",
-                file_count="multiple",
-                interactive=False,
-                elem_id="d2m-files",
-            )
-            summary = gr.Markdown(elem_id="d2m-summary")
+                heat, slider = _depth_views()
+        viewer, downloads, summary = _result_views()
         button.click(
             handler,
             inputs=[photo, *options],
@@ -718,6 +673,79 @@ def build_app(
         )
     app.queue(default_concurrency_limit=1, max_size=limits.queue_size)
     return app
+
+
+def _input_controls(samples: list[Path]) -> tuple[gr.Image, list[Any], gr.Button]:
+    """Add the photo upload, the sample photos, the options and the convert button.
+
+    Call it inside the page's layout (a ``gr.Column``).
+
+    Args:
+        samples: Sample photos to show; none: no samples block.
+
+    Returns:
+        The photo upload, the option controls (in :class:`_Converter`'s argument order) and
+        the "Make 3D" button.
+    """
+    photo = gr.Image(
+        label="Photo: drop, paste or click to upload",
+        type="filepath",
+        sources=["upload", "clipboard"],
+        image_mode=None,
+        height=360,
+        elem_id="d2m-photo",
+    )
+    if samples:
+        gr.Examples(
+            examples=[[str(path)] for path in samples],
+            inputs=[photo],
+            label="Sample photos",
+            examples_per_page=12,
+            elem_id="d2m-samples",
+        )
+    with gr.Accordion("Options", open=True):
+        options = _option_controls()
+    button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
+    return photo, options, button
+
+
+def _depth_views() -> tuple[gr.Image, gr.ImageSlider]:
+    """Add the depth heat map and the photo | depth slider (inside the page's layout)."""
+    heat = gr.Image(
+        label="Depth (inferno: near is bright)",
+        type="filepath",
+        interactive=False,
+        height=360,
+        elem_id="d2m-heat",
+    )
+    slider = gr.ImageSlider(
+        label="Photo | depth (drag the handle)",
+        type="filepath",
+        interactive=False,
+        max_height=420,
+        elem_id="d2m-slider",
+    )
+    return heat, slider
+
+
+def _result_views() -> tuple[gr.Model3D, gr.File, gr.Markdown]:
+    """Add the 3D viewer, then a row with the downloads and the summary (inside the page)."""
+    viewer = gr.Model3D(
+        label="3D: opens at the photo's viewpoint; drag to orbit, scroll to zoom",
+        clear_color=(0.12, 0.12, 0.14, 1.0),
+        height=520,
+        interactive=False,
+        elem_id="d2m-viewer",
+    )
+    with gr.Row():
+        downloads = gr.File(
+            label="Downloads: GLB, PLY, depth PNG",
+            file_count="multiple",
+            interactive=False,
+            elem_id="d2m-files",
+        )
+        summary = gr.Markdown(elem_id="d2m-summary")
+    return viewer, downloads, summary
 
 
 def launch(
@@ -778,10 +806,7 @@ class WebServer:
         self._closed = True
         self.app.close(verbose=False)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-        if self._previous_temp_dir is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = self._previous_temp_dir
+        _restore_temp_dir(self._previous_temp_dir)
 
 
 def serve(
@@ -843,6 +868,41 @@ def serve(
         from depth2mesh.model import load_model
 
         model = load_model(weights, device=device)
+    server = _start(
+        model,
+        limits,
+        host=host,
+        port=port,
+        examples=examples,
+        disparity_files=disparity_files,
+    )
+    if ready is not None:
+        ready(server.url)
+    if block:
+        _run_until_interrupted(server)
+    return server
+
+
+def _start(
+    model: DepthModel,
+    limits: WebLimits,
+    *,
+    host: str,
+    port: int,
+    examples: list[Path] | None,
+    disparity_files: Mapping[str | Path, str | Path] | None,
+) -> WebServer:
+    """Build and launch the page over a new temporary folder (``GRADIO_TEMP_DIR`` points there).
+
+    The arguments are :func:`serve`'s, checked.
+
+    Returns:
+        The running server.
+
+    Raises:
+        Depth2MeshError: The address cannot be listened on. Whatever fails, the folder is
+            deleted and ``GRADIO_TEMP_DIR`` restored first.
+    """
     work_dir = Path(tempfile.mkdtemp(prefix="depth2mesh-web-"))
     previous = os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(work_dir)
@@ -860,29 +920,34 @@ def serve(
         if app is not None:
             app.close(verbose=False)
         shutil.rmtree(work_dir, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("GRADIO_TEMP_DIR", None)
-        else:
-            os.environ["GRADIO_TEMP_DIR"] = previous
+        _restore_temp_dir(previous)
         raise
-    server = WebServer(url, app, work_dir, previous)
-    if ready is not None:
-        ready(url)
-    if block:
-        previous_handler = None
-        if threading.current_thread() is threading.main_thread():
-            # a plain `kill` (SIGTERM) stops the page as Ctrl+C does, and cleans up
-            previous_handler = signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            while app.is_running:
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.close()
-            if previous_handler is not None:
-                signal.signal(signal.SIGTERM, previous_handler)
-    return server
+    return WebServer(url, app, work_dir, previous)
+
+
+def _restore_temp_dir(previous: str | None) -> None:
+    """Set ``GRADIO_TEMP_DIR`` back to ``previous`` (None: unset it)."""
+    if previous is None:
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+    else:
+        os.environ["GRADIO_TEMP_DIR"] = previous
+
+
+def _run_until_interrupted(server: WebServer) -> None:
+    """Wait while the page runs, until Ctrl+C (or SIGTERM in the main thread); then close it."""
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        # a plain `kill` (SIGTERM) stops the page as Ctrl+C does, and cleans up
+        previous_handler = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while server.app.is_running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
 
 
 def _interrupt(signum: int, frame: object) -> None:
