@@ -47,7 +47,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import cv2
 import gradio as gr
@@ -56,7 +56,14 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
-from depth2mesh.convert import STAGES, CameraOptions, ConvertOptions, ConvertResult, convert_photo
+from depth2mesh.convert import (
+    STAGES,
+    CameraOptions,
+    ConvertOptions,
+    ConvertResult,
+    MeshKind,
+    convert_photo,
+)
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
@@ -401,6 +408,44 @@ def _camera_text(result: ConvertResult, exif_wanted: bool) -> str:
     return f"{intrinsics.hfov_deg:.1f}° horizontal FOV ({source}), fx {intrinsics.fx:.1f} px"
 
 
+@dataclass(frozen=True)
+class PageControls:
+    """The values of the page's controls for one conversion, as gradio hands them over.
+
+    Attributes:
+        camera_mode: :data:`CAMERA_EXIF` or :data:`CAMERA_FOV`.
+        fov: Horizontal field of view, degrees (used unless EXIF is wanted and present).
+        near: Depth of the nearest content, metres.
+        far: Depth of the farthest content, metres.
+        mesh: "grid", "poisson" or "both".
+        grid: Long side of the mesh grid, vertices (a slider's float).
+        drop_far: Leave out sky and everything at ``far``.
+    """
+
+    camera_mode: str
+    fov: float
+    near: float
+    far: float
+    mesh: str
+    grid: float
+    drop_far: bool
+
+    def options(self, *, use_exif: bool, max_pixels: int) -> ConvertOptions:
+        """The conversion options these controls ask for (EXIF focal length when ``use_exif``)."""
+        camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(self.fov))
+        mesh = self.mesh if self.mesh in ("poisson", "both") else "grid"
+        return ConvertOptions(
+            near=float(self.near),
+            far=float(self.far),
+            grid=round(float(self.grid)),
+            mesh=cast(MeshKind, mesh),
+            drop_far=bool(self.drop_far),
+            camera=camera,
+            depth_kind="disparity",
+            max_pixels=max_pixels,
+        )
+
+
 @dataclass
 class _Converter:
     """The page's one event handler, with what it needs between requests."""
@@ -439,11 +484,10 @@ class _Converter:
         local = folder / (
             safe_stem(name) + (suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else "")
         )
+        controls = PageControls(camera_mode, fov, near, far, mesh, grid, drop_far)
         try:
             shutil.copyfile(upload, local)
-            return self._convert(
-                local, name, camera_mode, fov, near, far, mesh, grid, drop_far, progress
-            )
+            return self._convert(local, name, controls, progress)
         except gr.Error:
             self.store.discard(folder)
             raise
@@ -460,44 +504,12 @@ class _Converter:
             ) from None
 
     def _convert(
-        self,
-        local: Path,
-        name: str,
-        camera_mode: str,
-        fov: float,
-        near: float,
-        far: float,
-        mesh: str,
-        grid: float,
-        drop_far: bool,
-        progress: gr.Progress,
+        self, local: Path, name: str, controls: PageControls, progress: gr.Progress
     ) -> tuple[Any, ...]:
-        probe = _probe(local)
-        if probe == (0, 0, False):
-            raise _page_error(
-                f"{name} has far more than the {self.limits.max_pixels / 1e6:.3g} megapixels "
-                "this page accepts; scale it down first."
-            )
-        if probe is not None and probe[0] * probe[1] > self.limits.max_pixels:
-            width, height = probe[:2]
-            raise _page_error(
-                f"{name} has {width}x{height} = {width * height / 1e6:.3g} megapixels, more "
-                f"than the {self.limits.max_pixels / 1e6:.3g} megapixels this page accepts; "
-                "scale it down first."
-            )
-        use_exif = camera_mode != CAMERA_FOV and probe is not None and probe[2]
-        camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(fov))
+        probe = self._probe_size(local, name)
+        use_exif = controls.camera_mode != CAMERA_FOV and probe is not None and probe[2]
+        options = controls.options(use_exif=bool(use_exif), max_pixels=self.limits.max_pixels)
         depth_file = self.disparity_files.get(file_sha256(local))
-        options = ConvertOptions(
-            near=float(near),
-            far=float(far),
-            grid=round(float(grid)),
-            mesh="poisson" if mesh == "poisson" else "both" if mesh == "both" else "grid",
-            drop_far=bool(drop_far),
-            camera=camera,
-            depth_kind="disparity",
-            max_pixels=self.limits.max_pixels,
-        )
         if depth_file is None and self.model is None:
             raise _page_error("This server has no depth model loaded.")
 
@@ -516,27 +528,43 @@ class _Converter:
         progress(0.95, desc="Preparing the page")
         files = result.paths
         glb = files["poisson_glb"] if options.mesh == "poisson" else files["glb"]
-        inferno = files["inferno"]
-        photo_rgb = read_photo(local, max_pixels=self.limits.max_pixels).rgb
-        heat_rgb = read_photo(inferno).rgb
-        photo_small = _preview(photo_rgb)
-        # the depth picture is at the grid's size: the slider needs both at one size
-        rows, cols = photo_small.shape[:2]
-        heat_small = cv2.resize(heat_rgb, (cols, rows), interpolation=cv2.INTER_LINEAR)
-        slider = (
-            str(_write_preview(local.parent / "preview_photo.jpg", photo_small)),
-            str(_write_preview(local.parent / "preview_depth.jpg", np.asarray(heat_small))),
-        )
-        downloads = [str(files[kind]) for kind in DOWNLOADS if kind in files]
         shown, low, high = viewer_glb(glb, local.parent / "viewer.glb")
         first_view = viewer_camera(low, high, result.intrinsics)
-        viewer = gr.Model3D(value=str(shown), camera_position=first_view)
         return (
-            str(inferno),
-            slider,
-            viewer,
-            downloads,
-            self._summary(name, result, options, depth_file, camera_mode != CAMERA_FOV),
+            str(files["inferno"]),
+            self._slider(local, files["inferno"]),
+            gr.Model3D(value=str(shown), camera_position=first_view),
+            [str(files[kind]) for kind in DOWNLOADS if kind in files],
+            self._summary(name, result, options, depth_file, controls.camera_mode != CAMERA_FOV),
+        )
+
+    def _probe_size(self, local: Path, name: str) -> tuple[int, int, bool] | None:
+        """Refuse a photo with more pixels than the page accepts; return :func:`_probe`'s."""
+        probe = _probe(local)
+        if probe == (0, 0, False):
+            raise _page_error(
+                f"{name} has far more than the {self.limits.max_pixels / 1e6:.3g} megapixels "
+                "this page accepts; scale it down first."
+            )
+        if probe is not None and probe[0] * probe[1] > self.limits.max_pixels:
+            width, height = probe[:2]
+            raise _page_error(
+                f"{name} has {width}x{height} = {width * height / 1e6:.3g} megapixels, more "
+                f"than the {self.limits.max_pixels / 1e6:.3g} megapixels this page accepts; "
+                "scale it down first."
+            )
+        return probe
+
+    def _slider(self, local: Path, inferno: Path) -> tuple[str, str]:
+        """The photo and its depth picture at one size, for the photo|depth slider (JPEGs)."""
+        photo_small = _preview(read_photo(local, max_pixels=self.limits.max_pixels).rgb)
+        # the depth picture is at the grid's size: the slider needs both at one size
+        rows, cols = photo_small.shape[:2]
+        heat_rgb = read_photo(inferno).rgb
+        heat_small = cv2.resize(heat_rgb, (cols, rows), interpolation=cv2.INTER_LINEAR)
+        return (
+            str(_write_preview(local.parent / "preview_photo.jpg", photo_small)),
+            str(_write_preview(local.parent / "preview_depth.jpg", np.asarray(heat_small))),
         )
 
     def _summary(
