@@ -284,7 +284,7 @@ def test_cli_depth_size_texture_and_quality_options(tmp_path: Path, photo_rgb: n
 def test_cli_convert_on_a_cached_export_never_imports_torch(
     tmp_path: Path, parity_weights: Path, parity_model: DepthModel
 ) -> None:
-    """With the export cached (the parity_model fixture made it), torch is never imported.
+    """With the export cached (the parity_model fixture made it), torch and Ray are never imported.
 
     OpenVINO is a required dependency, so the default backend is never eager torch here.
     """
@@ -296,6 +296,8 @@ def test_cli_convert_on_a_cached_export_never_imports_torch(
         "    main()\n"
         "finally:\n"
         "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
+        "    print('cluster imported:', 'depth2mesh.cluster' in sys.modules, file=sys.stderr)\n"
+        "    print('ray imported:', 'ray' in sys.modules, file=sys.stderr)\n"
     )
     arguments = ["convert", str(SAMPLES / "coffee.png"), "-o", str(tmp_path / "out")]
     arguments += ["--weights", str(parity_weights)]
@@ -309,6 +311,9 @@ def test_cli_convert_on_a_cached_export_never_imports_torch(
     )
     assert result.returncode == 0, result.stderr
     assert "torch imported: False" in result.stderr
+    # the local batch path (its progress included) never loads the Ray module
+    assert "cluster imported: False" in result.stderr
+    assert "ray imported: False" in result.stderr
     sidecar = json.loads((tmp_path / "out" / "coffee.json").read_text())
     assert sidecar["model"]["backend"] == parity_model.backend
     assert sidecar["model"]["device"] == "cpu"
