@@ -36,7 +36,8 @@ from depth2mesh.errors import UnofficialWeightsWarning
 from depth2mesh.gltf import encode_glb, pack_glb, split_glb
 from depth2mesh.model import DepthModel, predict_disparities, predict_disparity
 
-ADDON_RUNNER = Path(__file__).resolve().parents[1] / "blender_addon" / "runner.py"
+ADDON = Path(__file__).resolve().parents[1] / "blender_addon"
+ADDON_RUNNER = ADDON / "runner.py"
 
 
 def _photo(path: Path, width: int = 96, height: int = 64) -> Path:
@@ -47,7 +48,12 @@ def _photo(path: Path, width: int = 96, height: int = 64) -> Path:
 
 
 def _runner() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("d2m_addon_runner", ADDON_RUNNER)
+    return _addon_module("runner")
+
+
+def _addon_module(name: str) -> ModuleType:
+    """One of the add-on's modules without bpy (``runner``, ``sidecar``), loaded by path."""
+    spec = importlib.util.spec_from_file_location(f"d2m_addon_{name}", ADDON / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -108,6 +114,16 @@ def test_blender_addon_expects_the_files_of_output_paths(
     assert {roles[role]: Path(path) for role, path in expected.items()} == {
         kind: paths[kind] for kind in roles.values() if kind in paths
     }
+
+
+@pytest.mark.parametrize("stem", ["photo", "photo_points", "a_depth", "x.y"])
+def test_blender_addon_finds_the_sidecar_of_output_paths(tmp_path: Path, stem: str) -> None:
+    """The add-on's own sidecar lookup (it cannot import the package) agrees with sidecar_path."""
+    find = _addon_module("sidecar").sidecar_path
+    paths = output_paths(tmp_path, stem, "both")
+    paths["sidecar"].write_text("{}")
+    for kind in ("glb", "points", "poisson_glb", "poisson_ply"):
+        assert Path(find(str(paths[kind]))) == sidecar_path(paths[kind]), kind
 
 
 @pytest.mark.parametrize("stem", ["photo", "photo_points", "a_depth", "x.y"])
