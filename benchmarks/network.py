@@ -331,19 +331,35 @@ def main() -> None:
         f"Load time (cached export): {', '.join(f'{k} {v:.1f} s' for k, v in load_seconds.items())}"
     )
     print()
-    print(
-        "| input | backend | GFLOP | median ms | min ms | vs eager (median) | vs eager (min) "
-        "| GFLOP/s (median) | % of peak | max diff / range |"
+    _print_table(
+        [
+            "input",
+            "backend",
+            "GFLOP",
+            "median ms",
+            "min ms",
+            "vs eager (median)",
+            "vs eager (min)",
+            "GFLOP/s (median)",
+            "% of peak",
+            "max diff / range",
+        ],
+        [
+            [
+                row["size"],
+                _backend_label(row["backend"]),
+                f"{row['gflop']:.2f}",
+                f"{row['median_ms']:.1f}",
+                f"{row['min_ms']:.1f}",
+                f"{row['ratio_to_eager']:.2f}",
+                f"{row['min_ratio_to_eager']:.2f}",
+                f"{row['gflops']:.0f}",
+                f"{100 * row['gflops'] / peak['gflops']:.0f}",
+                f"{row['max_diff_over_range']:.1e}",
+            ]
+            for row in rows
+        ],
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for row in rows:
-        name = "eager torch fp32" if row["backend"] == "torch" else row["backend"]
-        print(
-            f"| {row['size']} | {name} | {row['gflop']:.2f} | "
-            f"{row['median_ms']:.1f} | {row['min_ms']:.1f} | {row['ratio_to_eager']:.2f} | "
-            f"{row['min_ratio_to_eager']:.2f} | {row['gflops']:.0f} | "
-            f"{100 * row['gflops'] / peak['gflops']:.0f} | {row['max_diff_over_range']:.1e} |"
-        )
     print()
     print(
         "Whole predict_disparity(photo, model) on a uint8 photo of the input size (preprocess, "
@@ -351,20 +367,31 @@ def main() -> None:
         "that input's GFLOP / peak"
     )
     print()
-    print(
-        "| photo | network input | backend | predict_disparity ms (median) | min ms "
-        "| FLOP limit ms | predict_disparity / limit |"
-    )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
-        name = "eager torch fp32" if row["backend"] == "torch" else row["backend"]
-        limit_ms = row["photo_gflop"] / peak["gflops"] * 1e3
-        row["flop_limit_ms"] = limit_ms
-        print(
-            f"| {row['photo']} | {row['photo_network_input']} | {name} | "
-            f"{row['whole_median_ms']:.1f} | {row['whole_min_ms']:.1f} | {limit_ms:.1f} | "
-            f"{row['whole_median_ms'] / limit_ms:.2f} |"
-        )
+        row["flop_limit_ms"] = row["photo_gflop"] / peak["gflops"] * 1e3
+    _print_table(
+        [
+            "photo",
+            "network input",
+            "backend",
+            "predict_disparity ms (median)",
+            "min ms",
+            "FLOP limit ms",
+            "predict_disparity / limit",
+        ],
+        [
+            [
+                row["photo"],
+                row["photo_network_input"],
+                _backend_label(row["backend"]),
+                f"{row['whole_median_ms']:.1f}",
+                f"{row['whole_min_ms']:.1f}",
+                f"{row['flop_limit_ms']:.1f}",
+                f"{row['whole_median_ms'] / row['flop_limit_ms']:.2f}",
+            ]
+            for row in rows
+        ],
+    )
     if preprocessing:
         print()
         print(
@@ -373,13 +400,19 @@ def main() -> None:
             f"{WHOLE_RESIZE_MAX_PIXELS / 1e6:.1f} MP, none at the network size"
         )
         print()
-        print("| photo | MP | whole ms | gathered ms | preprocess ms |")
-        print("| --- | --- | --- | --- | --- |")
-        for item in preprocessing:
-            print(
-                f"| {item['size']} | {item['megapixels']:.2f} | {item['whole']:.2f} | "
-                f"{item['gathered']:.2f} | {item['preprocess']:.2f} |"
-            )
+        _print_table(
+            ["photo", "MP", "whole ms", "gathered ms", "preprocess ms"],
+            [
+                [
+                    item["size"],
+                    f"{item['megapixels']:.2f}",
+                    f"{item['whole']:.2f}",
+                    f"{item['gathered']:.2f}",
+                    f"{item['preprocess']:.2f}",
+                ]
+                for item in preprocessing
+            ],
+        )
     if args.json is not None:
         report = {
             "preprocessing": preprocessing,
@@ -394,6 +427,18 @@ def main() -> None:
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.json}", file=sys.stderr)
+
+
+def _backend_label(backend: str) -> str:
+    return "eager torch fp32" if backend == "torch" else backend
+
+
+def _print_table(headers: list[str], rows: list[list[Any]]) -> None:
+    """Print a markdown table."""
+    print("| " + " | ".join(headers) + " |")
+    print("|" + " --- |" * len(headers))
+    for cells in rows:
+        print("| " + " | ".join(str(cell) for cell in cells) + " |")
 
 
 if __name__ == "__main__":
