@@ -55,8 +55,13 @@ SMOOTH_RATIO = 1.05
 TEAR_RADIUS = 2
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "today (--edges off)": {},
-    "cut 1.03 (--edges off)": {"edge_threshold": 1.03},
+    "today (--edges off)": {"edges": "off"},
+    "cut 1.03 (--edges off)": {"edges": "off", "edge_threshold": 1.03},
+    "--edge-radius 0.0125": {"edge_radius": 0.0125},
+    "--edge-radius 0.016": {"edge_radius": 0.016},
+    "--edge-step 1.05": {"edge_step": 1.05},
+    "--edge-strong 1.1": {"edge_strong": 1.1},
+    "default (--edges on)": {},
 }
 """Named settings: ConvertOptions fields over the grid-640 NYU options."""
 

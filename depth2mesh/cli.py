@@ -21,7 +21,14 @@ from rich.console import Console
 
 from depth2mesh._version import __version__
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
-from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.geometry import (
+    DEFAULT_EDGE_RADIUS,
+    DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_FAR,
+    DEFAULT_NEAR,
+    DEFAULT_STEP_RATIO,
+    DEFAULT_STRONG_RATIO,
+)
 from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
 from depth2mesh.photo import MAX_PIXELS
@@ -447,6 +454,38 @@ def convert(
             help="Cut grid triangles whose max/min corner depth exceeds this ratio.",
         ),
     ] = DEFAULT_EDGE_THRESHOLD,
+    edges: Annotated[
+        Literal["on", "off"],
+        typer.Option(
+            "--edges",
+            help="on: also tear the grid mesh at occlusion edges, where a smooth depth ramp "
+            "meets an edge of the photo, and leave the torn pixels out of the point cloud and "
+            "Poisson input; off: only --edge-threshold cuts (earlier versions' meshes, byte "
+            "for byte).",
+        ),
+    ] = "on",
+    edge_radius: Annotated[
+        float,
+        typer.Option(
+            "--edge-radius",
+            help="Half-width of the depth ramps looked for, as a fraction of the grid's long "
+            "side (0.014: 9 pixels of a 640 grid).",
+        ),
+    ] = DEFAULT_EDGE_RADIUS,
+    edge_step: Annotated[
+        float,
+        typer.Option(
+            "--edge-step",
+            help="Tear at a photo edge where the depth steps by more than this ratio across it.",
+        ),
+    ] = DEFAULT_STEP_RATIO,
+    edge_strong: Annotated[
+        float,
+        typer.Option(
+            "--edge-strong",
+            help="Tear a depth step above this ratio at its middle even without a photo edge.",
+        ),
+    ] = DEFAULT_STRONG_RATIO,
     mesh: Annotated[
         MeshChoice, typer.Option("--mesh", help="Meshes to build: grid, poisson or both.")
     ] = "grid",
@@ -567,6 +606,10 @@ def convert(
         far=far,
         grid=grid,
         edge_threshold=edge_threshold,
+        edges=edges,
+        edge_radius=edge_radius,
+        edge_step=edge_step,
+        edge_strong=edge_strong,
         mesh=mesh,
         drop_far=drop_far,
         poisson_depth=poisson_depth,

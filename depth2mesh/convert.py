@@ -28,6 +28,13 @@ from numpy.typing import NDArray
 from depth2mesh._version import __version__
 from depth2mesh.atomic import atomic_write_bytes, refuse_existing
 from depth2mesh.camera import Intrinsics, resolve_intrinsics
+from depth2mesh.edges import (
+    DEFAULT_EDGE_RADIUS,
+    DEFAULT_STEP_RATIO,
+    DEFAULT_STRONG_RATIO,
+    edge_radius_px,
+    occlusion_cuts,
+)
 from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
@@ -73,6 +80,7 @@ UNCUT: Final = MAX_DEPTH_M / MIN_DEPTH_M
 MeshKind = Literal["grid", "poisson", "both"]
 DepthKind = Literal["disparity", "metric"]
 DepthSize = Literal["grid", "photo"]
+EdgesMode = Literal["on", "off"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,15 @@ class ConvertOptions:
         far: Depth of the farthest content (and of sky), metres (disparity input only).
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
+        edges: "on" (default): tear the grid mesh at occlusion edges, where a smooth ramp of
+            the depth meets a photo edge, and leave the torn pixels out of the point cloud and
+            the Poisson input (see :mod:`depth2mesh.edges`); "off": only ``edge_threshold``
+            cuts (the meshes of earlier versions, byte for byte).
+        edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
+            side (0, 0.1].
+        edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
+        edge_strong: Least depth ratio of a step torn at its middle without a photo edge
+            (> 1).
         mesh: "grid" (UV-textured pixel grid), "poisson" or "both".
         drop_far: Leave out points at the far plane (sky) from the cloud and the meshes.
         poisson_depth: Octree depth of the Poisson reconstruction (5..12).
@@ -135,6 +152,10 @@ class ConvertOptions:
     far: float = DEFAULT_FAR
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
+    edges: EdgesMode = "on"
+    edge_radius: float = DEFAULT_EDGE_RADIUS
+    edge_step: float = DEFAULT_STEP_RATIO
+    edge_strong: float = DEFAULT_STRONG_RATIO
     mesh: MeshKind = "grid"
     drop_far: bool = False
     poisson_depth: int = DEFAULT_POISSON_DEPTH
@@ -174,6 +195,17 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{edge_threshold}} must be above 1, got {self.edge_threshold}", "edge_threshold"
             )
+        if self.edges not in ("on", "off"):
+            raise ParameterError(f"{{edges}} must be on or off, got {self.edges!r}", "edges")
+        if not (math.isfinite(self.edge_radius) and 0.0 < self.edge_radius <= 0.1):
+            raise ParameterError(
+                f"{{edge_radius}} must be in (0, 0.1] (of the long side), got {self.edge_radius}",
+                "edge_radius",
+            )
+        for name in ("edge_step", "edge_strong"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 1.0):
+                raise ParameterError(f"{{{name}}} must be a depth ratio above 1, got {value}", name)
         if self.mesh not in ("grid", "poisson", "both"):
             raise ParameterError(
                 f"{{mesh}} must be grid, poisson or both, got {self.mesh!r}", "mesh"
@@ -472,6 +504,9 @@ class Geometry:
         points: (rows, cols, 3) float32 metres.
         normals: (rows, cols, 3) float32 unit normals facing the camera.
         colors: (rows, cols, 3) uint8 sRGB.
+        cuts: (rows, cols) bool occlusion cuts (True: the cell to the lower right of that
+            pixel is removed, and the pixel is left out of the point cloud and the Poisson
+            input), or None with ``edges="off"``.
     """
 
     depth: NDArray[np.float32]
@@ -479,6 +514,12 @@ class Geometry:
     points: NDArray[np.float32]
     normals: NDArray[np.float32]
     colors: NDArray[np.uint8]
+    cuts: NDArray[np.bool_] | None = None
+
+    @property
+    def cloud(self) -> NDArray[np.bool_]:
+        """(rows, cols) bool: the pixels of the point cloud and the Poisson input."""
+        return self.valid if self.cuts is None else self.valid & ~self.cuts
 
 
 def convert_photo(
@@ -644,12 +685,22 @@ def geometry_stage(
     points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
     normals = camera_facing_normals(points, valid=valid)
     colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
-    return Geometry(depth, valid, points, normals, colors)
+    cuts = None
+    if options.edges == "on":
+        radius = edge_radius_px(options.edge_radius, (rows, cols))
+        cuts = occlusion_cuts(
+            np.where(valid, depth, np.nan),
+            colors,
+            radius=radius,
+            step_ratio=options.edge_step,
+            strong_ratio=options.edge_strong,
+        )
+    return Geometry(depth, valid, points, normals, colors, cuts)
 
 
 def point_cloud_stage(geometry: Geometry, paths: dict[str, Path], *, overwrite: bool) -> list[Path]:
-    """Write the valid points, their colours and normals as the PLY point cloud (glTF axes)."""
-    valid = geometry.valid
+    """Write the cloud's points, their colours and normals as the PLY point cloud (glTF axes)."""
+    valid = geometry.cloud
     ply = encode_ply_points(
         camera_to_gltf(geometry.points[valid]),
         geometry.colors[valid],
@@ -673,7 +724,14 @@ def grid_mesh_stage(
     notes: list[str] = []
     points, depth, normals = geometry.points, geometry.depth, geometry.normals
     valid = geometry.valid
-    grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=options.edge_threshold)
+    grid = grid_mesh(
+        points,
+        depth,
+        normals,
+        valid=valid,
+        edge_threshold=options.edge_threshold,
+        cut_cells=geometry.cuts,
+    )
     if grid.faces.shape[0] == 0:  # every triangle crosses a depth edge (a grid of a few cells)
         grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=UNCUT)
         notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
@@ -731,7 +789,7 @@ def poisson_stage(
     Returns:
         The files written and the mesh (camera frame, with colours and normals).
     """
-    valid = geometry.valid
+    valid = geometry.cloud
     surface = poisson_mesh(
         geometry.points[valid],
         geometry.normals[valid],
@@ -773,7 +831,7 @@ def _counts(geometry: Geometry, grid: MeshArrays) -> dict[str, int]:
     return {
         "grid_rows": rows,
         "grid_cols": cols,
-        "points": int(geometry.valid.sum()),
+        "points": int(geometry.cloud.sum()),
         "grid_vertices": int(grid.vertices.shape[0]),
         "grid_faces": int(grid.faces.shape[0]),
     }
@@ -835,6 +893,18 @@ def _write_poisson(
     ]
 
 
+def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
+    """The occlusion-edge settings, as the sidecar records them."""
+    if options.edges == "off":
+        return {"mode": "off"}
+    return {
+        "mode": "on",
+        "radius_of_long_side": options.edge_radius,
+        "step_ratio": options.edge_step,
+        "strong_ratio": options.edge_strong,
+    }
+
+
 def _sidecar(
     result: ConvertResult,
     photo: Photo,
@@ -871,6 +941,7 @@ def _sidecar(
         "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
         "mesh": options.mesh,
         "edge_threshold": options.edge_threshold,
+        "edges": _edge_settings(options),
         "counts": result.counts,
         "texture": {
             "mime_type": texture.mime_type,

@@ -45,6 +45,16 @@ of depth change per pixel), and cuts the triangles that would stretch across an 
 boundary, where the depth changes by more than 10 % from one pixel to the next.
 """
 
+DEFAULT_EDGE_RADIUS: Final = 0.014
+"""Half-width of the ramp looked for, as a fraction of the grid's long side (9 pixels of a
+640 grid: about three of the 256 pixels the network sees)."""
+
+DEFAULT_STEP_RATIO: Final = 1.03
+"""A photo edge tears the mesh where the depth steps by more than this ratio across it."""
+
+DEFAULT_STRONG_RATIO: Final = 1.15
+"""A step above this depth ratio tears the mesh at its middle even without a photo edge."""
+
 
 def disparity_to_depth(
     disparity: npt.ArrayLike,

@@ -70,12 +70,13 @@ def grid_mesh(
     *,
     valid: NDArray[np.bool_] | None = None,
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+    cut_cells: NDArray[np.bool_] | None = None,
 ) -> MeshArrays:
     """Build the pixel-grid mesh: one vertex per pixel, two triangles per cell.
 
-    Triangles across depth discontinuities (max/min corner depth above ``edge_threshold``)
-    and triangles touching an invalid pixel are removed; vertices no triangle uses are
-    dropped and the rest renumbered.
+    Triangles across depth discontinuities (max/min corner depth above ``edge_threshold``),
+    triangles touching an invalid pixel and both triangles of every cell ``cut_cells`` marks
+    are removed; vertices no triangle uses are dropped and the rest renumbered.
 
     Args:
         points: (h, w, 3) float32 back-projected points, metres.
@@ -83,13 +84,18 @@ def grid_mesh(
         normals: (h, w, 3) float32 unit normals.
         valid: (h, w) bool pixels that may become vertices (default: all with finite depth).
         edge_threshold: Largest kept depth ratio within a triangle, > 1.
+        cut_cells: (h, w) bool, optional: True removes the cell whose top-left corner is that
+            pixel (occlusion cuts, see :func:`depth2mesh.edges.occlusion_cuts`).
 
     Returns:
         The mesh with vertices, faces, normals and UVs.
     """
     height, width = depth.shape
     masked = depth if valid is None else np.where(valid, depth, np.nan)
-    keep = depth_edge_faces(masked, threshold=edge_threshold).reshape(-1)
+    keep = depth_edge_faces(masked, threshold=edge_threshold)
+    if cut_cells is not None:
+        keep &= ~cut_cells[:-1, :-1, None]
+    keep = keep.reshape(-1)
     faces = grid_faces(height, width)[keep]
     used = np.zeros(height * width, dtype=bool)
     used[faces.ravel()] = True
