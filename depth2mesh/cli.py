@@ -459,9 +459,8 @@ def convert(
         typer.Option(
             "--edges",
             help="on: also tear the grid mesh at occlusion edges, where a smooth depth ramp "
-            "meets an edge of the photo, and leave the torn pixels out of the point cloud and "
-            "Poisson input; off: only --edge-threshold cuts (earlier versions' meshes, byte "
-            "for byte).",
+            "meets an edge of the photo; off: only --edge-threshold cuts (earlier "
+            "versions' meshes, byte for byte).",
         ),
     ] = "on",
     edge_radius: Annotated[

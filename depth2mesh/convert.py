@@ -116,9 +116,8 @@ class ConvertOptions:
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
         edges: "on" (default): tear the grid mesh at occlusion edges, where a smooth ramp of
-            the depth meets a photo edge, and leave the torn pixels out of the point cloud and
-            the Poisson input (see :mod:`depth2mesh.edges`); "off": only ``edge_threshold``
-            cuts (the meshes of earlier versions, byte for byte).
+            the depth meets a photo edge (see :mod:`depth2mesh.edges`); "off": only
+            ``edge_threshold`` cuts (the meshes of earlier versions, byte for byte).
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
             side (0, 0.1].
         edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
@@ -504,9 +503,8 @@ class Geometry:
         points: (rows, cols, 3) float32 metres.
         normals: (rows, cols, 3) float32 unit normals facing the camera.
         colors: (rows, cols, 3) uint8 sRGB.
-        cuts: (rows, cols) bool occlusion cuts (True: the cell to the lower right of that
-            pixel is removed, and the pixel is left out of the point cloud and the Poisson
-            input), or None with ``edges="off"``.
+        cuts: (rows, cols) bool occlusion cuts of the grid mesh (True: the cell to the lower
+            right of that pixel is removed), or None with ``edges="off"``.
     """
 
     depth: NDArray[np.float32]
@@ -515,11 +513,6 @@ class Geometry:
     normals: NDArray[np.float32]
     colors: NDArray[np.uint8]
     cuts: NDArray[np.bool_] | None = None
-
-    @property
-    def cloud(self) -> NDArray[np.bool_]:
-        """(rows, cols) bool: the pixels of the point cloud and the Poisson input."""
-        return self.valid if self.cuts is None else self.valid & ~self.cuts
 
 
 def convert_photo(
@@ -699,8 +692,8 @@ def geometry_stage(
 
 
 def point_cloud_stage(geometry: Geometry, paths: dict[str, Path], *, overwrite: bool) -> list[Path]:
-    """Write the cloud's points, their colours and normals as the PLY point cloud (glTF axes)."""
-    valid = geometry.cloud
+    """Write the valid points, their colours and normals as the PLY point cloud (glTF axes)."""
+    valid = geometry.valid
     ply = encode_ply_points(
         camera_to_gltf(geometry.points[valid]),
         geometry.colors[valid],
@@ -789,7 +782,7 @@ def poisson_stage(
     Returns:
         The files written and the mesh (camera frame, with colours and normals).
     """
-    valid = geometry.cloud
+    valid = geometry.valid
     surface = poisson_mesh(
         geometry.points[valid],
         geometry.normals[valid],
@@ -831,7 +824,7 @@ def _counts(geometry: Geometry, grid: MeshArrays) -> dict[str, int]:
     return {
         "grid_rows": rows,
         "grid_cols": cols,
-        "points": int(geometry.cloud.sum()),
+        "points": int(geometry.valid.sum()),
         "grid_vertices": int(grid.vertices.shape[0]),
         "grid_faces": int(grid.faces.shape[0]),
     }
