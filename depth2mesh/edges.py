@@ -175,9 +175,11 @@ def occlusion_cuts(
 ) -> NDArray[np.bool_]:
     """Find the pixels where the grid mesh is torn at an occlusion edge.
 
-    A pixel is cut when it is on a photo edge (:func:`photo_edges`) and the depth steps there
-    by more than ``step_ratio`` (:func:`step_strength` at half-width ``radius``), or when it
-    is on the middle of a slope (:func:`depth_ridges`) whose step exceeds ``strong_ratio``.
+    A pixel is cut when it is on a ramp (its own log-depth slope at least half the ramp's
+    mean, step / (2 radius)) whose depth steps by more than ``step_ratio``
+    (:func:`step_strength` at half-width ``radius``) and on a photo edge
+    (:func:`photo_edges`), or on the ramp's middle (:func:`depth_ridges`) when its step
+    exceeds ``strong_ratio``.
     Exact depth with sharp steps is torn at its steps by the ridges alone; smooth surfaces,
     flat or slanted, have no step and are never cut.
 
@@ -203,8 +205,14 @@ def occlusion_cuts(
         if not (math.isfinite(value) and value > 1.0):
             raise ValueError(f"{name} must be a finite depth ratio above 1, got {value}")
     step = step_strength(z, radius=radius)
-    cuts = photo_edges(rgb) & (step > math.log(step_ratio))
-    cuts |= depth_ridges(z) & (step > math.log(strong_ratio))
+    # on the ramp itself: the depth changes here at least at half the ramp's mean rate (a
+    # photo edge beside a sharp step, on the flat part, is not torn)
+    log_z, _ = _log_depth(z)
+    dx, dy, _ = _directions(log_z, 1.0)
+    slope = 0.5 * (_sample(log_z, dx, dy, 1.0) - _sample(log_z, dx, dy, -1.0))
+    on_ramp = slope >= step / (4.0 * radius)
+    cuts = photo_edges(rgb) & on_ramp & (step > math.log(step_ratio))
+    cuts |= depth_ridges(z) & on_ramp & (step > math.log(strong_ratio))
     return np.asarray(cuts)
 
 

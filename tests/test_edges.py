@@ -1,0 +1,141 @@
+"""Occlusion cuts (depth2mesh.edges): ramps of a network-like depth are torn at photo edges."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from depth2mesh.convert import ConvertOptions
+from depth2mesh.edges import depth_ridges, occlusion_cuts, photo_edges, step_strength
+from depth2mesh.errors import ParameterError
+from depth2mesh.geometry import depth_edge_faces
+
+
+def _scene() -> tuple[np.ndarray, np.ndarray]:
+    """A slanted wall (2 m to 3 m, left to right) with a near box (1.2 m) in front of it.
+
+    Returns exact depth (240, 320) metres and the photo: grey wall, red box, both shaded.
+    """
+    height, width = 240, 320
+    u = np.arange(width, dtype=np.float64)[None, :]
+    v = np.arange(height, dtype=np.float64)[:, None]
+    inverse = 1 / 2.0 + (1 / 3.0 - 1 / 2.0) * u / (width - 1) + 0 * v  # a plane: linear in 1/z
+    depth = 1.0 / inverse
+    box = (v >= 70) & (v < 170) & (u >= 110) & (u < 220)
+    depth = np.where(box, 1.2, depth)
+    shade = (20 * np.sin(u / 7.0) * np.cos(v / 9.0)).astype(np.float64)
+    rgb = np.empty((height, width, 3), np.float64)
+    rgb[...] = 140 + shade[..., None]
+    rgb[box] = np.array([200.0, 40.0, 30.0]) + shade[box][:, None] * 0.5
+    return depth.astype(np.float32), np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def _network_like(depth: np.ndarray) -> np.ndarray:
+    """What a 64-pixel network would give: low-resolution disparity, blurred, upsampled 5x."""
+    height, width = depth.shape
+    small = cv2.resize(1.0 / depth, (64, 48), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 1.5)
+    return (1.0 / cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)).astype(
+        np.float32
+    )
+
+
+def _true_edges(depth: np.ndarray) -> np.ndarray:
+    z = depth.astype(np.float64)
+    edges = np.zeros(z.shape, bool)
+    edges[:, :-1] |= np.maximum(z[:, :-1] / z[:, 1:], z[:, 1:] / z[:, :-1]) > 1.25
+    edges[:, 1:] |= np.maximum(z[:, :-1] / z[:, 1:], z[:, 1:] / z[:, :-1]) > 1.25
+    edges[:-1, :] |= np.maximum(z[:-1] / z[1:], z[1:] / z[:-1]) > 1.25
+    edges[1:, :] |= np.maximum(z[:-1] / z[1:], z[1:] / z[:-1]) > 1.25
+    return edges
+
+
+def _kept_cells(depth: np.ndarray, cuts: np.ndarray | None) -> np.ndarray:
+    keep = depth_edge_faces(depth, threshold=1.1)
+    if cuts is not None:
+        keep &= ~cuts[:-1, :-1, None]
+    return np.asarray(keep.any(axis=2))
+
+
+def _near(mask: np.ndarray, radius: int) -> np.ndarray:
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
+
+
+def test_blurred_network_depth_is_torn_at_the_true_edges_and_kept_elsewhere() -> None:
+    exact, rgb = _scene()
+    blurred = _network_like(exact)
+    edges = _true_edges(exact)
+    radius = 0.014 * max(exact.shape)
+    # today's rule alone bridges the ramp: the answer is not in the input already
+    torn_before = np.zeros(exact.shape, bool)
+    torn_before[:-1, :-1] = ~_kept_cells(blurred, None)
+    torn_before = _near(torn_before, 2)
+    assert torn_before[edges].mean() < 0.5
+    cuts = occlusion_cuts(blurred, rgb, radius=radius)
+    kept = _kept_cells(blurred, cuts)
+    torn = np.zeros(exact.shape, bool)
+    torn[:-1, :-1] = ~kept
+    inner = edges.copy()
+    inner[:3] = inner[-3:] = False
+    inner[:, :3] = inner[:, -3:] = False
+    assert _near(torn, 2)[inner].mean() >= 0.95  # the box's outline is torn
+    far_from_edges = ~_near(edges, 4)[:-1, :-1]
+    assert kept[far_from_edges].mean() >= 0.995  # the wall and the box's face are kept
+
+
+def test_exact_depth_is_torn_at_every_jump_and_nowhere_else() -> None:
+    exact, rgb = _scene()
+    cuts = occlusion_cuts(exact, rgb, radius=0.014 * max(exact.shape))
+    kept = _kept_cells(exact, cuts)
+    assert not kept[_true_edges(exact)[:-1, :-1] & _true_edges(exact)[1:, 1:]].any()
+    assert kept[~_near(_true_edges(exact), 2)[:-1, :-1]].all()
+
+
+def test_step_strength_is_zero_on_a_plane_and_the_step_on_a_ramp() -> None:
+    u = np.arange(200, dtype=np.float64)[None, :].repeat(50, axis=0)
+    plane = 1.0 / (0.5 - 0.2 * u / 199)  # slanted plane: depth 2 m to 3.3 m
+    assert np.abs(step_strength(plane, radius=8)[:, 30:-30]).max() < 0.01
+    ramp = np.exp(np.log(2.0) * np.clip((u - 100) / 8 + 0.5, 0, 1))  # 1 m to 2 m over 8 px
+    strength = step_strength(ramp, radius=8)
+    assert strength[25, 100] == pytest.approx(math.log(2.0), rel=0.05)
+    assert np.abs(strength[:, :70]).max() < 0.01
+
+
+def test_depth_ridges_find_the_middle_of_a_ramp() -> None:
+    u = np.arange(120, dtype=np.float64)[None, :].repeat(20, axis=0)
+    ramp = np.exp(np.log(2.0) * np.clip((u - 60) / 10 + 0.5, 0, 1))
+    ridge_cols = np.nonzero(depth_ridges(ramp)[10])[0]
+    middle = ridge_cols[(ridge_cols > 40) & (ridge_cols < 80)]
+    assert middle.size
+    assert np.all(np.abs(middle - 60) <= 6)
+
+
+def test_photo_edges_are_one_pixel_lines_at_colour_changes() -> None:
+    rgb = np.zeros((40, 40, 3), np.uint8)
+    rgb[:, 20:] = 200
+    cols = np.nonzero(photo_edges(rgb).any(axis=0))[0]
+    assert set(cols) <= {19, 20}
+    with pytest.raises(ValueError, match="uint8"):
+        photo_edges(rgb.astype(np.float32))  # type: ignore[arg-type]
+
+
+def test_holes_make_no_step() -> None:
+    depth = np.full((60, 60), 2.0, np.float32)
+    depth[20:40, 20:40] = np.nan
+    rgb = np.zeros((60, 60, 3), np.uint8)
+    rgb[20:40, 20:40] = 255
+    assert not occlusion_cuts(depth, rgb, radius=5).any()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("edges", "maybe"), ("edge_radius", 0.0), ("edge_radius", 0.5), ("edge_step", 1.0),
+     ("edge_strong", float("nan"))],
+)  # fmt: skip
+def test_edge_options_are_checked_by_name(field: str, value: object) -> None:
+    with pytest.raises(ParameterError, match=field):
+        ConvertOptions(**{field: value}).check()  # type: ignore[arg-type]
