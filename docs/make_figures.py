@@ -5,7 +5,10 @@ Usage: xvfb-run -a python docs/make_figures.py [SHARED_DIR]   (default ../shared
 The 3D pictures come from ``depth2mesh convert --depth`` on the real model's disparity of NYU
 frame 00065 (NYU's own intrinsics, near 1.2 m, far 5 m), shown by ``depth2mesh view
 --screenshot``: the textured GLB from 25 degrees to the right and 12 degrees above the photo's
-camera, and the point cloud through the photo's camera (the preview window's first view).
+camera, and the point cloud through the photo's camera (the preview window's first view). The
+occlusion-edge pair converts the same frame twice, with ``--edges off`` and with the default
+(``--edges on``), and shows both GLBs from the same viewpoint (EDGES_ORBIT: right of and a
+little above the photo's camera, beside the open door), side by side.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 from depth2mesh.pictures import colorize_disparity, write_png
 
 REPO = Path(__file__).resolve().parents[1]
+EDGES_ORBIT = ("20", "5")  # yaw right, pitch up, degrees: the door and cushion from the side
 NYU_CAMERA = ["--fx", "518.8579", "--fy", "519.4696", "--cx", "325.5824", "--cy", "253.7362"]
 
 
@@ -34,13 +38,28 @@ def depth_figure(shared: Path, frame: str) -> np.ndarray:
     return np.concatenate([rgb, gap, colorize_disparity(full)], axis=1)
 
 
+def side_by_side(before: Path, after: Path, width: int = 1280) -> np.ndarray:
+    """Return two renders side by side, labelled above, downscaled to ``width`` pixels."""
+    pictures = []
+    for path, label in ((before, "--edges off"), (after, "default (--edges on)")):
+        picture = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+        band = np.full((64, picture.shape[1], 3), 255, np.uint8)  # the label above the render
+        cv2.putText(band, label, (16, 46), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 0, 0), 3,
+                    cv2.LINE_AA)  # fmt: skip
+        pictures.append(np.concatenate([band, picture]))
+    gap = np.full((pictures[0].shape[0], 12, 3), 255, np.uint8)
+    both = np.concatenate([pictures[0], gap, pictures[1]], axis=1)
+    height = round(both.shape[0] * width / both.shape[1])
+    return cv2.resize(both, (width, height), interpolation=cv2.INTER_AREA)
+
+
 def depth2mesh(*args: str | Path) -> None:
     """Run the real command line."""
     subprocess.run([sys.executable, "-m", "depth2mesh", *map(str, args)], check=True)
 
 
 def main() -> None:
-    """Write docs/images/{depth,mesh,preview}_nyu_<frame>.png."""
+    """Write docs/images/{depth,mesh,preview,edges}_nyu_<frame>.png."""
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared"
     images = REPO / "docs" / "images"
     frame = "00065"
@@ -53,10 +72,13 @@ def main() -> None:
         np.save(work / "disparity.npy", disparity.astype(np.float32))
         photo = shared / "real_midas" / f"rgb_{frame}.png"
         result = work / f"rgb_{frame}"
-        depth2mesh(
-            "convert", photo, "-o", work, "--depth", work / "disparity.npy",
-            "--depth-kind", "disparity", "--near", "1.2", "--far", "5", "--overwrite", *NYU_CAMERA,
-        )  # fmt: skip
+        before = work / "edges_off" / f"rgb_{frame}"
+        for folder, edges in ((work, "on"), (before.parent, "off")):
+            depth2mesh(
+                "convert", photo, "-o", folder, "--depth", work / "disparity.npy",
+                "--depth-kind", "disparity", "--near", "1.2", "--far", "5", "--overwrite",
+                *NYU_CAMERA, "--edges", edges,
+            )  # fmt: skip
         depth2mesh(
             "view", result.with_suffix(".glb"), "--screenshot", images / f"mesh_nyu_{frame}.png",
             "--orbit", "25", "12",
@@ -65,6 +87,13 @@ def main() -> None:
             "view", result.with_name(f"rgb_{frame}_points.ply"),
             "--screenshot", images / f"preview_nyu_{frame}.png",
         )  # fmt: skip
+        for glb, name in ((before, "before"), (result, "after")):
+            depth2mesh(
+                "view", glb.with_suffix(".glb"), "--screenshot", work / f"{name}.png",
+                "--orbit", *EDGES_ORBIT,
+            )  # fmt: skip
+        pair = side_by_side(work / "before.png", work / "after.png")
+        write_png(images / f"edges_nyu_{frame}.png", pair, overwrite=True)
     print(images)
 
 
