@@ -15,6 +15,12 @@ lies in it. Then:
   2 pixels (a 5x5 window of cells). Higher is better.
 - smooth kept: cells whose four ground-truth depths are valid and within 5 % of each other;
   the share of them that keep a triangle.
+- moved: the share of the point cloud's points that floated on a ramp beside a cut and were
+  moved onto the nearer surface (the sidecar's ``ramp_points_moved``).
+- floating: cloud points near a true occlusion edge (within the ramp half-width, 9 pixels)
+  whose depth lies between the ground truth's two sides there (the smallest and the largest
+  valid ground truth within those 9 pixels), more than 10 % away from both; as a share of the
+  cloud points near true edges. Lower is better: the "flying pixels" of a rubber sheet.
 - AbsRel and delta<1.25 of the refined disparity (the pipeline's own, taken back from the
   GLB's vertex depths as 1/z) under the ``evaluate`` protocol, beside the raw disparity's.
 
@@ -34,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -53,6 +60,12 @@ NYU = CameraOptions(fx=518.8579, fy=519.4696, cx=325.5824, cy=253.7362)
 EDGE_RATIO = 1.25
 SMOOTH_RATIO = 1.05
 TEAR_RADIUS = 2
+FLOAT_RADIUS = 9
+FLOAT_MARGIN = 1.10
+PLY_VERTEX = np.dtype(
+    [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
+     ("nx", "<f4"), ("ny", "<f4"), ("nz", "<f4")]
+)  # fmt: skip
 
 SETTINGS: dict[str, dict[str, Any]] = {
     "today (--edges off)": {"edges": "off"},
@@ -75,6 +88,8 @@ class Figures:
     abs_rel: float
     delta1: float
     seconds: float
+    moved: float
+    floating: float
 
 
 def read_glb_mesh(path: Path) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
@@ -147,6 +162,33 @@ def tear_recall(gt: NDArray[np.float64], kept: NDArray[np.bool_]) -> float:
     return float(near_tear[edges].mean())
 
 
+def read_cloud_depth(path: Path, shape: tuple[int, int]) -> NDArray[np.float64]:
+    """The point cloud PLY's depth per pixel (H, W; NaN where it has no point)."""
+    data = path.read_bytes()
+    body = data.index(b"end_header\n") + len(b"end_header\n")
+    records = np.frombuffer(data, PLY_VERTEX, offset=body)
+    z = -records["z"].astype(np.float64)
+    u = np.rint(NYU.fx * records["x"] / z + NYU.cx).astype(np.int64)  # type: ignore[operator]
+    v = np.rint(NYU.fy * -records["y"] / z + NYU.cy).astype(np.int64)  # type: ignore[operator]
+    depth = np.full(shape, np.nan)
+    depth[v, u] = z
+    return depth
+
+
+def floating_share(gt: NDArray[np.float64], cloud: NDArray[np.float64]) -> float:
+    """Share of the cloud points near true occlusion edges that float between the two sides."""
+    valid = (gt > 0.1) & (gt < 10)
+    size = 2 * FLOAT_RADIUS + 1
+    kernel = np.ones((size, size), np.uint8)
+    near_edges = cv2.dilate(occlusion_edges(gt).astype(np.uint8), kernel) > 0
+    low = cv2.erode(np.where(valid, gt, np.inf).astype(np.float32), kernel)
+    high = cv2.dilate(np.where(valid, gt, 0.0).astype(np.float32), kernel)
+    points = near_edges & np.isfinite(cloud)
+    with np.errstate(over="ignore", invalid="ignore"):
+        between = (cloud > FLOAT_MARGIN * low) & (cloud * FLOAT_MARGIN < high)
+    return float(between[points].mean())
+
+
 def smooth_kept(gt: NDArray[np.float64], kept: NDArray[np.bool_]) -> float:
     """Share of the smooth cells (four valid depths within 5 %) that keep a triangle."""
     valid = (gt > 0.1) & (gt < 10)
@@ -188,8 +230,16 @@ def score_frame(shared: Path, frame: str, fields: dict[str, Any], work: Path) ->
     with np.errstate(divide="ignore", invalid="ignore"):
         refined = np.where(np.isfinite(depth), 1.0 / depth, np.nan)
     scores = evaluate_disparity(refined, gt, valid=np.isfinite(refined))
+    cloud = read_cloud_depth(result.paths["points"], gt.shape)  # type: ignore[arg-type]
+    moved = result.counts.get("ramp_points_moved", 0) / result.counts["points"]
     return Figures(
-        tear_recall(gt, kept), smooth_kept(gt, kept), scores.abs_rel, scores.delta1, seconds
+        tear_recall(gt, kept),
+        smooth_kept(gt, kept),
+        scores.abs_rel,
+        scores.delta1,
+        seconds,
+        moved,
+        floating_share(gt, cloud),
     )
 
 
@@ -220,34 +270,39 @@ def main() -> None:
                 name: score_frame(shared, frame, SETTINGS[name], Path(folder))
                 for name in args.settings
             }
-    header = "| frame | setting | tear recall | smooth kept | AbsRel | delta<1.25 | s |"
-    rule = "| --- | --- | --- | --- | --- | --- | --- |"
+    header = (
+        "| frame | setting | tear recall | smooth kept | moved | floating | AbsRel | delta<1.25 "
+        "| s |"
+    )
+    rule = "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     print(header, rule, sep="\n")
     for frame in args.frames:
         abs_rel, delta1 = raw[frame]
-        print(f"| {frame} | raw disparity | | | {abs_rel:.3f} | {delta1:.3f} | |")
+        print(f"| {frame} | raw disparity | | | | | {abs_rel:.3f} | {delta1:.3f} | |")
         for name, fig in rows[frame].items():
             print(
                 f"| {frame} | {name} | {100 * fig.tear_recall:.1f} % | "
-                f"{100 * fig.smooth_kept:.2f} % | {fig.abs_rel:.3f} | {fig.delta1:.3f} | "
+                f"{100 * fig.smooth_kept:.2f} % | {100 * fig.moved:.2f} % | "
+                f"{100 * fig.floating:.1f} % | {fig.abs_rel:.3f} | {fig.delta1:.3f} | "
                 f"{fig.seconds:.2f} |"
             )
     print(f"\nAveraged over {len(args.frames)} frames:\n")
-    print("| setting | tear recall | smooth kept | AbsRel | delta<1.25 |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| setting | tear recall | smooth kept | moved | floating | AbsRel | delta<1.25 |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     mean_abs = statistics.fmean(raw[f][0] for f in args.frames)
     mean_delta = statistics.fmean(raw[f][1] for f in args.frames)
-    print(f"| raw disparity | | | {mean_abs:.3f} | {mean_delta:.3f} |")
+    print(f"| raw disparity | | | | | {mean_abs:.3f} | {mean_delta:.3f} |")
     averages: dict[str, dict[str, float]] = {}
     for name in args.settings:
         figs = [rows[f][name] for f in args.frames]
         averages[name] = {
             key: statistics.fmean(getattr(fig, key) for fig in figs)
-            for key in ("tear_recall", "smooth_kept", "abs_rel", "delta1")
+            for key in ("tear_recall", "smooth_kept", "moved", "floating", "abs_rel", "delta1")
         }
         avg = averages[name]
         print(
             f"| {name} | {100 * avg['tear_recall']:.1f} % | {100 * avg['smooth_kept']:.2f} % | "
+            f"{100 * avg['moved']:.2f} % | {100 * avg['floating']:.1f} % | "
             f"{avg['abs_rel']:.3f} | {avg['delta1']:.3f} |"
         )
     if args.json is not None:

@@ -34,6 +34,7 @@ from depth2mesh.edges import (
     DEFAULT_STRONG_RATIO,
     edge_radius_px,
     occlusion_cuts,
+    settle_ramps,
 )
 from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
@@ -505,6 +506,9 @@ class Geometry:
         colors: (rows, cols, 3) uint8 sRGB.
         cuts: (rows, cols) bool occlusion cuts of the grid mesh (True: the cell to the lower
             right of that pixel is removed), or None with ``edges="off"``.
+        moved: (rows, cols) bool pixels that floated on a depth ramp beside a cut and were
+            moved onto the nearer surface (in ``depth``, ``points`` and so in the cloud, the
+            grid mesh and the Poisson input alike), or None with ``edges="off"``.
     """
 
     depth: NDArray[np.float32]
@@ -513,6 +517,7 @@ class Geometry:
     normals: NDArray[np.float32]
     colors: NDArray[np.uint8]
     cuts: NDArray[np.bool_] | None = None
+    moved: NDArray[np.bool_] | None = None
 
 
 def convert_photo(
@@ -675,30 +680,51 @@ def geometry_stage(
         valid = ~far_mask(depth, options.far) if options.drop_far else np.ones(depth.shape, bool)
     if photo.alpha is not None:  # transparent pixels are not part of the scene
         valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
-    points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
-    normals = camera_facing_normals(points, valid=valid)
     colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
-    cuts = None
-    if options.edges == "on":
+    cuts = moved = None
+    if options.edges == "on":  # tear at occlusion edges; put the ramp's pixels onto a side
         radius = edge_radius_px(options.edge_radius, (rows, cols))
+        measured = np.where(valid, depth, np.nan)
         cuts = occlusion_cuts(
-            np.where(valid, depth, np.nan),
+            measured,
             colors,
             radius=radius,
             step_ratio=options.edge_step,
             strong_ratio=options.edge_strong,
         )
-    return Geometry(depth, valid, points, normals, colors, cuts)
+        moved = np.zeros(depth.shape, dtype=bool)
+        if maps.metric is None:  # a network's disparity: put its ramps' pixels onto a side
+            # (metric depth files are measured: a sensor's in-between pixels stay exact)
+            # only strong steps: a weak one's sides are too close to tell a ramp from noise
+            settled, moved = settle_ramps(
+                measured, cuts, radius=radius, step_ratio=options.edge_strong
+            )
+            depth = np.where(moved, settled, depth).astype(np.float32)
+    points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
+    normals = camera_facing_normals(points, valid=valid)
+    return Geometry(depth, valid, points, normals, colors, cuts, moved)
+
+
+def cloud_arrays(
+    geometry: Geometry,
+) -> tuple[NDArray[np.float32], NDArray[np.float32], NDArray[np.uint8]]:
+    """Choose the points of the point cloud, which are also the Poisson mesh's input.
+
+    Every valid pixel, in row-major order; with ``edges="on"`` the pixels that floated on a
+    depth ramp are among them, moved onto the nearer surface (:attr:`Geometry.moved`).
+
+    Returns:
+        (N, 3) float32 points (camera frame, metres), (N, 3) float32 unit normals and
+        (N, 3) uint8 sRGB colours.
+    """
+    valid = geometry.valid
+    return geometry.points[valid], geometry.normals[valid], geometry.colors[valid]
 
 
 def point_cloud_stage(geometry: Geometry, paths: dict[str, Path], *, overwrite: bool) -> list[Path]:
     """Write the valid points, their colours and normals as the PLY point cloud (glTF axes)."""
-    valid = geometry.valid
-    ply = encode_ply_points(
-        camera_to_gltf(geometry.points[valid]),
-        geometry.colors[valid],
-        normals=camera_to_gltf(geometry.normals[valid]),
-    )
+    points, normals, colors = cloud_arrays(geometry)
+    ply = encode_ply_points(camera_to_gltf(points), colors, normals=camera_to_gltf(normals))
     return [atomic_write_bytes(paths["points"], ply, overwrite=overwrite)]
 
 
@@ -782,10 +808,10 @@ def poisson_stage(
     Returns:
         The files written and the mesh (camera frame, with colours and normals).
     """
-    valid = geometry.valid
+    points, normals, _ = cloud_arrays(geometry)  # the cloud's own points
     surface = poisson_mesh(
-        geometry.points[valid],
-        geometry.normals[valid],
+        points,
+        normals,
         depth=options.poisson_depth,
         density_quantile=options.density_quantile,
         max_points=options.poisson_points,
@@ -827,6 +853,7 @@ def _counts(geometry: Geometry, grid: MeshArrays) -> dict[str, int]:
         "points": int(geometry.valid.sum()),
         "grid_vertices": int(grid.vertices.shape[0]),
         "grid_faces": int(grid.faces.shape[0]),
+        **({} if geometry.moved is None else {"ramp_points_moved": int(geometry.moved.sum())}),
     }
 
 

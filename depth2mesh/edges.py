@@ -38,11 +38,18 @@ __all__ = [
     "edge_radius_px",
     "occlusion_cuts",
     "photo_edges",
+    "settle_ramps",
     "step_strength",
 ]
 
 CANNY_THRESHOLDS: Final = (15.0, 40.0)
 """Canny's hysteresis thresholds (grey levels of the Sobel gradient) for photo edges."""
+
+SIDE_SAMPLES: Final = (1.0, 2.0)
+"""Where each side of a ramp is sampled, in ramp half-widths from the pixel (inner, outer)."""
+
+FLOAT_MARGIN: Final = 0.15
+"""A pixel floats when its log depth is more than this share of the step away from both sides."""
 
 
 def _log_depth(depth: NDArray[np.floating]) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
@@ -214,6 +221,78 @@ def occlusion_cuts(
     cuts = photo_edges(rgb) & on_ramp & (step > math.log(step_ratio))
     cuts |= depth_ridges(z) & on_ramp & (step > math.log(strong_ratio))
     return np.asarray(cuts)
+
+
+def settle_ramps(
+    depth: NDArray[np.floating],
+    cuts: NDArray[np.bool_],
+    *,
+    radius: float,
+    step_ratio: float = DEFAULT_STEP_RATIO,
+    margin: float = FLOAT_MARGIN,
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Move the pixels left floating on a ramp beside an occlusion cut onto the nearer side.
+
+    Near a cut (within ``radius`` of a cut pixel, a square window), the log depth ``L`` is
+    sampled along its direction of steepest increase (as in :func:`step_strength`) at
+    ``-2r, -r, r, 2r``; each side's surface is carried on to the pixel in a straight line:
+    near ``2 L(-r) - L(-2r)``, far ``2 L(r) - L(2r)`` (on a steady slope both are ``L(0)``:
+    nothing floats on a slanted floor). A pixel floats ("flying pixels") when the sides differ
+    by more than ``step_ratio`` and its own log depth lies more than ``margin`` of that
+    difference away from both; it takes the depth of the side nearer in log depth. On exact
+    depth a step has no pixel in between, so nothing floats and nothing moves; a network's
+    ramp is split onto its two surfaces.
+
+    Args:
+        depth: (H, W) float depth, metres (NaN or <= 0: unmeasured, never floating).
+        cuts: (H, W) bool occlusion cuts (:func:`occlusion_cuts`).
+        radius: Ramp half-width, pixels (> 0), as given to :func:`occlusion_cuts`.
+        step_ratio: Least depth ratio between the two sides (> 1).
+        margin: Share of the step (0 <= margin < 0.5) that counts as lying on a side.
+
+    Returns:
+        (H, W) float32 depth, metres, with the floating pixels moved (the others as given),
+        and the (H, W) bool floating pixels.
+
+    Raises:
+        ValueError: Shapes that do not match, or options out of range.
+    """
+    z = np.asarray(depth)
+    if z.ndim != 2 or cuts.shape != z.shape:
+        raise ValueError(
+            f"depth and cuts must be (H, W) arrays of one size, got {z.shape}, {cuts.shape}"
+        )
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive number of pixels, got {radius}")
+    if not (math.isfinite(step_ratio) and step_ratio > 1.0):
+        raise ValueError(f"step_ratio must be a finite depth ratio above 1, got {step_ratio}")
+    if not (0.0 <= margin < 0.5):
+        raise ValueError(f"margin must be in [0, 0.5), got {margin}")
+    settled = z.astype(np.float32)
+    if not cuts.any():
+        return settled, np.zeros(z.shape, dtype=bool)
+    size = 2 * math.ceil(radius) + 1
+    near_cut = cv2.dilate(cuts.astype(np.uint8), np.ones((size, size), np.uint8)) > 0
+    log_z, usable = _log_depth(z)
+    dx, dy, _ = _directions(log_z, max(1.0, radius / 3.0))
+    inner, outer = (k * radius for k in SIDE_SAMPLES)
+    before2, before, after, after2 = (
+        _sample(log_z, dx, dy, k) for k in (-outer, -inner, inner, outer)
+    )
+    reach = np.float32(inner / (outer - inner))
+    near = before + reach * (before - before2)  # each side's surface carried on to the pixel
+    far = after + reach * (after - after2)
+    step = far - near  # as step_strength: 0 on a steady slope
+    gap = np.float32(margin) * step
+    between = (log_z > near + gap) & (log_z < far - gap)
+    # a ramp climbs gently through the pixel; a measured step jumps beside it (exact depth)
+    ahead = _sample(log_z, dx, dy, 1.0) - log_z
+    behind = log_z - _sample(log_z, dx, dy, -1.0)
+    gentle = (np.maximum(ahead, behind) < 0.5 * step) & (np.minimum(ahead, behind) > 0)
+    floating = near_cut & usable & between & gentle & (step > math.log(step_ratio))
+    side = np.where(log_z - near <= far - log_z, near, far)
+    settled[floating] = np.exp(side[floating])
+    return settled, np.asarray(floating)
 
 
 def edge_radius_px(radius: float, shape: tuple[int, int]) -> float:

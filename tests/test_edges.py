@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from depth2mesh.convert import ConvertOptions
-from depth2mesh.edges import depth_ridges, occlusion_cuts, photo_edges, step_strength
+from depth2mesh.camera import Intrinsics
+from depth2mesh.convert import ConvertOptions, DepthMaps, cloud_arrays, geometry_stage
+from depth2mesh.edges import (
+    DEFAULT_STRONG_RATIO,
+    depth_ridges,
+    occlusion_cuts,
+    photo_edges,
+    settle_ramps,
+    step_strength,
+)
 from depth2mesh.errors import ParameterError
 from depth2mesh.geometry import depth_edge_faces
+from depth2mesh.photo import Photo
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -33,11 +43,13 @@ def _scene() -> tuple[np.ndarray, np.ndarray]:
     return depth.astype(np.float32), np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def _network_like(depth: np.ndarray) -> np.ndarray:
+def _network_like(
+    depth: np.ndarray, size: tuple[int, int] = (64, 48), sigma: float = 1.5
+) -> np.ndarray:
     """What a 64-pixel network would give: low-resolution disparity, blurred, upsampled 5x."""
     height, width = depth.shape
-    small = cv2.resize(1.0 / depth, (64, 48), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 1.5)
+    small = cv2.resize(1.0 / depth, size, interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma)
     return (1.0 / cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)).astype(
         np.float32
     )
@@ -139,3 +151,73 @@ def test_holes_make_no_step() -> None:
 def test_edge_options_are_checked_by_name(field: str, value: object) -> None:
     with pytest.raises(ParameterError, match=field):
         ConvertOptions(**{field: value}).check()  # type: ignore[arg-type]
+
+
+def _floating(depth: np.ndarray, exact: np.ndarray, radius: int) -> np.ndarray:
+    """Pixels whose depth lies between the true near and far side there, 10 % from both."""
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    low = cv2.erode(exact, kernel)
+    high = cv2.dilate(exact, kernel)
+    return np.asarray((depth > 1.1 * low) & (depth * 1.1 < high))
+
+
+def test_blurred_network_depth_leaves_no_point_floating_between_the_surfaces() -> None:
+    exact, rgb = _scene()
+    # MiDaS small's scale at a 640 grid: 256 network pixels upsampled 2.5x, a 1-pixel blur
+    blurred = _network_like(exact, (128, 96), 1.0)
+    radius = 0.014 * max(exact.shape)
+    cuts = occlusion_cuts(blurred, rgb, radius=radius)
+    settled, moved = settle_ramps(blurred, cuts, radius=radius, step_ratio=DEFAULT_STRONG_RATIO)
+    before = _floating(blurred, exact, 9).sum()
+    after = _floating(settled, exact, 9).sum()
+    assert before > 1000  # the ramp around the box: a band of flying pixels
+    assert after <= 0.02 * before
+    np.testing.assert_array_equal(settled[~moved], blurred[~moved])  # the rest is untouched
+    # a moved pixel lands on the true surface of one side or the other, within 10 %
+    kernel = np.ones((19, 19), np.uint8)
+    low, high = cv2.erode(exact, kernel), cv2.dilate(exact, kernel)
+    on_a_side = (np.abs(np.log(settled / low)) < 0.1) | (np.abs(np.log(settled / high)) < 0.1)
+    assert on_a_side[moved].mean() >= 0.95
+
+
+def test_exact_depth_keeps_every_point_where_it_is() -> None:
+    exact, rgb = _scene()
+    radius = 0.014 * max(exact.shape)
+    cuts = occlusion_cuts(exact, rgb, radius=radius)
+    assert cuts.any()
+    for ratio in (1.03, DEFAULT_STRONG_RATIO):
+        settled, moved = settle_ramps(exact, cuts, radius=radius, step_ratio=ratio)
+        assert not moved.any()
+        np.testing.assert_array_equal(settled, exact)
+
+
+def test_the_cloud_and_the_poisson_input_are_the_settled_points() -> None:
+    exact, rgb = _scene()
+    blurred = _network_like(exact, (128, 96), 1.0)
+    height, width = exact.shape
+    photo = Photo(path=Path("scene.png"), rgb=rgb)
+    camera = Intrinsics(300.0, 300.0, (width - 1) / 2, (height - 1) / 2, width, height)
+    maps = DepthMaps(disparity=1 / blurred, picture=1 / blurred)  # near 1.2 m, far 3 m
+    options = {"near": float(blurred.min()), "far": float(blurred.max())}
+    on = geometry_stage(photo, camera, maps, ConvertOptions(**options))  # type: ignore[arg-type]
+    off = geometry_stage(photo, camera, maps, ConvertOptions(edges="off", **options))  # type: ignore[arg-type]
+    assert on.moved is not None
+    assert on.moved.any()
+    assert off.moved is None
+    points, normals, colors = cloud_arrays(on)
+    assert points.shape == (height * width, 3)  # nothing left out: moved onto a surface
+    np.testing.assert_allclose(points[:, 2], on.depth.ravel(), rtol=1e-6)
+    changed = np.abs(on.depth - off.depth) > 1e-6
+    np.testing.assert_array_equal(changed, on.moved)  # only the moved ones
+    off_points, _, _ = cloud_arrays(off)
+    np.testing.assert_array_equal(off_points[:, 2], off.depth.ravel())
+    np.testing.assert_array_equal(colors, rgb.reshape(-1, 3))
+    assert np.allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-5)
+
+
+def test_settle_ramps_checks_its_inputs() -> None:
+    depth = np.ones((10, 10), np.float32)
+    with pytest.raises(ValueError, match="one size"):
+        settle_ramps(depth, np.zeros((5, 5), bool), radius=2)
+    with pytest.raises(ValueError, match="margin"):
+        settle_ramps(depth, np.zeros((10, 10), bool), radius=2, margin=0.5)
