@@ -459,10 +459,11 @@ def convert(
         typer.Option(
             "--edges",
             help="on: also tear the grid mesh at occlusion edges, where a smooth depth ramp "
-            "meets an edge of the photo; off: only --edge-threshold cuts (earlier "
-            "versions' meshes, byte for byte).",
+            "meets an edge of the photo, and move the ramp's floating points onto a side "
+            "(experimental: it also slits textured surfaces that slope away, such as an "
+            "open door); off: only --edge-threshold cuts.",
         ),
-    ] = "on",
+    ] = "off",
     edge_radius: Annotated[
         float,
         typer.Option(

@@ -116,9 +116,10 @@ class ConvertOptions:
         far: Depth of the farthest content (and of sky), metres (disparity input only).
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
-        edges: "on" (default): tear the grid mesh at occlusion edges, where a smooth ramp of
-            the depth meets a photo edge (see :mod:`depth2mesh.edges`); "off": only
-            ``edge_threshold`` cuts (the meshes of earlier versions, byte for byte).
+        edges: "on": tear the grid mesh at occlusion edges, where a smooth ramp of the depth
+            meets a photo edge (see :mod:`depth2mesh.edges`), and move a network's ramp
+            pixels onto a side; "off" (default, for now: "on" also slits textured surfaces
+            that slope away, see docs/benchmarks.md): only ``edge_threshold`` cuts.
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
             side (0, 0.1].
         edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
@@ -152,7 +153,7 @@ class ConvertOptions:
     far: float = DEFAULT_FAR
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
-    edges: EdgesMode = "on"
+    edges: EdgesMode = "off"
     edge_radius: float = DEFAULT_EDGE_RADIUS
     edge_step: float = DEFAULT_STEP_RATIO
     edge_strong: float = DEFAULT_STRONG_RATIO

@@ -199,11 +199,11 @@ def test_the_cloud_and_the_poisson_input_are_the_settled_points() -> None:
     camera = Intrinsics(300.0, 300.0, (width - 1) / 2, (height - 1) / 2, width, height)
     maps = DepthMaps(disparity=1 / blurred, picture=1 / blurred)  # near 1.2 m, far 3 m
     options = {"near": float(blurred.min()), "far": float(blurred.max())}
-    on = geometry_stage(photo, camera, maps, ConvertOptions(**options))  # type: ignore[arg-type]
-    off = geometry_stage(photo, camera, maps, ConvertOptions(edges="off", **options))  # type: ignore[arg-type]
+    on = geometry_stage(photo, camera, maps, ConvertOptions(edges="on", **options))  # type: ignore[arg-type]
+    off = geometry_stage(photo, camera, maps, ConvertOptions(**options))  # type: ignore[arg-type]
     assert on.moved is not None
     assert on.moved.any()
-    assert off.moved is None
+    assert off.moved is None  # "off", the default
     points, normals, colors = cloud_arrays(on)
     assert points.shape == (height * width, 3)  # nothing left out: moved onto a surface
     np.testing.assert_allclose(points[:, 2], on.depth.ravel(), rtol=1e-6)
