@@ -123,6 +123,11 @@ def step_strength(depth: NDArray[np.floating], *, radius: float) -> NDArray[np.f
     if not (math.isfinite(radius) and radius > 0):
         raise ValueError(f"radius must be a positive number of pixels, got {radius}")
     log_z, _ = _log_depth(depth)
+    return _step_of_log(log_z, radius)
+
+
+def _step_of_log(log_z: NDArray[np.float32], radius: float) -> NDArray[np.float32]:
+    """:func:`step_strength` on log depth that :func:`_log_depth` filled already."""
     dx, dy, _ = _directions(log_z, max(1.0, radius / 3.0))
     before2, before, after, after2 = (
         _sample(log_z, dx, dy, k * radius) for k in (-2.0, -1.0, 1.0, 2.0)
@@ -145,7 +150,13 @@ def depth_ridges(depth: NDArray[np.floating]) -> NDArray[np.bool_]:
         (H, W) bool, True on the ridge lines (one or two pixels wide) of the gradient.
     """
     log_z, _ = _log_depth(depth)
-    dx, dy, magnitude = _directions(log_z, 1.0)
+    return _ridges_of(*_directions(log_z, 1.0))
+
+
+def _ridges_of(
+    dx: NDArray[np.float32], dy: NDArray[np.float32], magnitude: NDArray[np.float32]
+) -> NDArray[np.bool_]:
+    """:func:`depth_ridges` from the gradient directions and magnitude of :func:`_directions`."""
     ahead = _sample(magnitude, dx, dy, 1.0)
     behind = _sample(magnitude, dx, dy, -1.0)
     return np.asarray((magnitude >= ahead) & (magnitude >= behind) & (magnitude > 0))
@@ -211,15 +222,17 @@ def occlusion_cuts(
     for value, name in ((step_ratio, "step_ratio"), (strong_ratio, "strong_ratio")):
         if not (math.isfinite(value) and value > 1.0):
             raise ValueError(f"{name} must be a finite depth ratio above 1, got {value}")
-    step = step_strength(z, radius=radius)
+    if not (math.isfinite(radius) and radius > 0):
+        raise ValueError(f"radius must be a positive number of pixels, got {radius}")
+    log_z, _ = _log_depth(z)  # once: the step, the slope and the ridges all read it
+    step = _step_of_log(log_z, radius)
     # on the ramp itself: the depth changes here at least at half the ramp's mean rate (a
     # photo edge beside a sharp step, on the flat part, is not torn)
-    log_z, _ = _log_depth(z)
-    dx, dy, _ = _directions(log_z, 1.0)
+    dx, dy, magnitude = _directions(log_z, 1.0)
     slope = 0.5 * (_sample(log_z, dx, dy, 1.0) - _sample(log_z, dx, dy, -1.0))
     on_ramp = slope >= step / (4.0 * radius)
     cuts = photo_edges(rgb) & on_ramp & (step > math.log(step_ratio))
-    cuts |= depth_ridges(z) & on_ramp & (step > math.log(strong_ratio))
+    cuts |= _ridges_of(dx, dy, magnitude) & on_ramp & (step > math.log(strong_ratio))
     return np.asarray(cuts)
 
 
