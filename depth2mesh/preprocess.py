@@ -127,6 +127,26 @@ def preprocess(image: NDArray[np.uint8]) -> NDArray[np.float32]:
     """
     _check_rgb(image)
     height, width = network_input_size(image.shape[0], image.shape[1])
+    return preprocess_at(image, height, width)
+
+
+def preprocess_at(image: NDArray[np.uint8], height: int, width: int) -> NDArray[np.float32]:
+    """Resize and normalise an RGB photo to a given network input size, in float64.
+
+    The official MiDaS and Depth Anything V2 transforms compute the same thing once the size is
+    chosen (/255 in float64, ``cv2.INTER_CUBIC`` in float64, ImageNet mean and std in float64,
+    one cast to float32); :func:`preprocess` describes the three equivalent ways, picked by
+    photo size.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        height: Network input rows.
+        width: Network input columns.
+
+    Returns:
+        (1, 3, height, width) float32, C-contiguous.
+    """
+    _check_rgb(image)
     if image.shape[:2] == (height, width):
         return normalise_uint8(image)
     if image.shape[0] * image.shape[1] <= WHOLE_RESIZE_MAX_PIXELS:
@@ -252,3 +272,164 @@ def _check_rgb(image: Any) -> None:
         raise InputError(f"expected a uint8 RGB image, got dtype {image.dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"expected a non-empty image, got shape {image.shape}")
+
+
+# --------------------------------------------------------------------------- Depth Anything V2
+
+PATCH = 14
+"""Depth Anything V2's patch size: both sides of its network input are multiples of this."""
+
+POS_GRID = 37
+"""Side of the patch grid its positional embedding was trained for (518 = 37 x 14 pixels)."""
+
+DAV2_INPUT_SIZE = 518
+"""Depth Anything V2's default ``input_size``: the shorter side's least size, pixels."""
+
+
+def dav2_input_size(height: int, width: int, input_size: int = DAV2_INPUT_SIZE) -> tuple[int, int]:
+    """Return Depth Anything V2's network input size (h, w) for a photo of ``height`` x ``width``.
+
+    The official ``Resize(keep_aspect_ratio=True, ensure_multiple_of=14,
+    resize_method="lower_bound")``: one scale ``max(input_size / height, input_size / width)``
+    for both sides (the shorter side becomes ``input_size``, small photos are upsampled), each
+    side then ``np.round(scale * side / 14) * 14`` (half to even), or the ``np.ceil`` of it
+    where that falls below ``input_size``.
+
+    Args:
+        height: Photo height in pixels, >= 1.
+        width: Photo width in pixels, >= 1.
+        input_size: The least side, a multiple of 14.
+
+    Returns:
+        (h, w), multiples of 14, each at least ``input_size``.
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"photo size must be at least 1x1 pixels, got {width}x{height}")
+    scale = max(input_size / height, input_size / width)
+    return _lower_bound_multiple(scale * height, input_size), _lower_bound_multiple(
+        scale * width, input_size
+    )
+
+
+def _lower_bound_multiple(size: float, least: int) -> int:
+    rounded = int(np.round(size / PATCH) * PATCH)
+    if rounded < least:
+        rounded = int(np.ceil(size / PATCH) * PATCH)
+    return rounded
+
+
+def preprocess_dav2(
+    image: NDArray[np.uint8], input_size: int = DAV2_INPUT_SIZE
+) -> NDArray[np.float32]:
+    """Turn an RGB photo into Depth Anything V2's input, exactly as ``image2tensor`` does.
+
+    RGB / 255 (float64) -> ``cv2.INTER_CUBIC`` resize (float64, no clipping: the cubic
+    overshoot stays) to :func:`dav2_input_size` -> ImageNet mean and std (float64) -> CHW
+    float32 (see :func:`preprocess_at`).
+
+    Args:
+        image: (H, W, 3) uint8 RGB (a gray photo as three equal channels, as ``cv2.imread``
+            gives it).
+        input_size: The least side of the network input, a multiple of 14.
+
+    Returns:
+        (1, 3, h, w) float32, C-contiguous; h and w multiples of 14.
+    """
+    _check_rgb(image)
+    height, width = dav2_input_size(image.shape[0], image.shape[1], input_size)
+    return preprocess_at(image, height, width)
+
+
+def pos_embed_weights(grid: int) -> NDArray[np.float32]:
+    """The official positional-embedding resampling along one axis, as a (grid, 37) matrix.
+
+    Row ``d`` holds the weights of torch's ``F.interpolate(mode="bicubic",
+    scale_factor=(grid + 0.1) / 37, antialias=False)`` (align_corners False) at output ``d``:
+    source position ``(d + 0.5) * s - 0.5`` with ``s = float32(37 / (grid + 0.1))``, cubic
+    kernel ``a = -0.75`` on its fraction, the four taps clamped to [0, 36] (weights of clamped
+    taps add up), all in float32 as torch computes them. Multiplying the 37 x 37 grid by these
+    matrices on both sides is that resampling.
+
+    Args:
+        grid: Patches along the axis (the network input's side / 14), >= 1.
+
+    Returns:
+        (grid, 37) float32.
+    """
+    scale = np.float32(1.0 / ((grid + 0.1) / POS_GRID))
+    half = np.float32(0.5)
+    position = scale * (np.arange(grid, dtype=np.float32) + half) - half
+    start = np.floor(position)
+    index = np.minimum(start.astype(np.intp), POS_GRID - 1)
+    x = np.clip(position - index.astype(np.float32), np.float32(0), np.float32(1))
+    a = np.float32(CUBIC_A)
+    one = np.float32(1.0)
+    taps = np.empty((grid, 4), np.float32)
+    outer = x + one
+    taps[:, 0] = ((a * outer - 5 * a) * outer + 8 * a) * outer - 4 * a
+    taps[:, 1] = ((a + 2) * x - (a + 3)) * x * x + one
+    inner = one - x
+    taps[:, 2] = ((a + 2) * inner - (a + 3)) * inner * inner + one
+    outer = inner + one
+    taps[:, 3] = ((a * outer - 5 * a) * outer + 8 * a) * outer - 4 * a
+    matrix = np.zeros((grid, POS_GRID), np.float32)
+    columns = np.clip(index[:, None] + np.arange(-1, 3), 0, POS_GRID - 1)
+    for tap in range(4):
+        np.add.at(matrix, (np.arange(grid), columns[:, tap]), taps[:, tap])
+    return matrix
+
+
+def pos_embed_matrices(rows: int, cols: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The (rows, 37) and (cols, 37) resampling matrices of a ``rows`` x ``cols`` patch grid.
+
+    Identity matrices for the 37 x 37 grid, which the official code does not resample (a
+    37-patch side of another grid is resampled: the scale is 37.1 / 37, not 1); else
+    :func:`pos_embed_weights` per axis.
+
+    Returns:
+        Two float32 matrices, C-contiguous.
+    """
+    if rows == cols == POS_GRID:
+        identity = np.eye(POS_GRID, dtype=np.float32)
+        return identity, identity.copy()
+    return pos_embed_weights(rows), pos_embed_weights(cols)
+
+
+def resize_bilinear_corners(
+    values: NDArray[np.float32], height: int, width: int
+) -> NDArray[np.float32]:
+    """Resize as ``F.interpolate(mode="bilinear", align_corners=True)`` does, without torch.
+
+    Output sample ``d`` of an axis of ``n`` -> ``m`` samples reads source position
+    ``d * float32((n - 1) / (m - 1))`` (0 when ``m`` is 1), linear between its two neighbours,
+    in float32: the rows first, then the columns.
+
+    Args:
+        values: (h, w) float32 at the network's resolution.
+        height: Output rows, >= 1.
+        width: Output columns, >= 1.
+
+    Returns:
+        (height, width) float32, C-contiguous.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    if values.shape == (height, width):
+        return values
+    top, bottom, row_weight = _linear_corner_taps(values.shape[0], height)
+    across = values[top] * (np.float32(1) - row_weight)[:, None]
+    across += values[bottom] * row_weight[:, None]
+    left, right, col_weight = _linear_corner_taps(values.shape[1], width)
+    out = across[:, left] * (np.float32(1) - col_weight)
+    out += across[:, right] * col_weight
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _linear_corner_taps(
+    source: int, target: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
+    scale = np.float32(source - 1) / np.float32(target - 1) if target > 1 else np.float32(0)
+    position = scale * np.arange(target, dtype=np.float32)
+    first = np.minimum(np.floor(position).astype(np.intp), source - 1)
+    second = np.minimum(first + 1, source - 1)
+    weight = np.clip(position - first.astype(np.float32), 0, 1).astype(np.float32)
+    return first, second, weight
