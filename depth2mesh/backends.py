@@ -76,7 +76,11 @@ OUTPUT_NAME = "disparity"
 """Name of the ONNX graph's output: (1, h, w) float32 disparity."""
 
 EXPORT_TAG = "opset17-v1"
-"""Part of the cache file name; bumped whenever the export itself changes."""
+"""Part of the MiDaS export's cache file name; bumped whenever the export itself changes."""
+
+EXPORT_TAGS = {EXPORT_PREFIX: EXPORT_TAG, "dav2_small": "opset17-posmat-v1"}
+"""The export tag of each architecture's prefix (the Depth Anything V2 export takes the
+positional embedding's resampling matrices as inputs: one export for every size)."""
 
 MULTIPLE = SIZE_MULTIPLE
 """The exported graph takes inputs whose sides are multiples of this."""
@@ -91,8 +95,14 @@ class NetworkRunner(Protocol):
     backend: str
     """Which backend runs it."""
 
-    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Run the network on one C-contiguous (1, 3, h, w) float32 input."""
+    def __call__(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """Run the network on one C-contiguous (1, 3, h, w) float32 input.
+
+        ``extra``: the graph's further inputs, in order (the Depth Anything V2 export's
+        positional-embedding matrices); none for MiDaS.
+        """
         ...
 
 
@@ -235,13 +245,23 @@ def legacy_export_dirs(weights_path: str | Path) -> list[Path]:
     return [Path(weights_path).resolve().parent]
 
 
-def export_stem(weights_sha256: str) -> str:
-    """Return the cache file name up to its own hash: ``<prefix>-<weights sha>-<tag>``."""
-    return f"{EXPORT_PREFIX}-{weights_sha256}-{EXPORT_TAG}"
+def export_stem(weights_sha256: str, kind: str = EXPORT_PREFIX) -> str:
+    """Return the cache file name up to its own hash: ``<prefix>-<weights sha>-<tag>``.
+
+    Args:
+        weights_sha256: The weights' sha256 (hex).
+        kind: The architecture's prefix (:data:`depth2mesh.cache.EXPORT_PREFIXES`); its
+            export's tag is :data:`EXPORT_TAGS`'.
+    """
+    return f"{kind}-{weights_sha256}-{EXPORT_TAGS[kind]}"
 
 
 def find_export(
-    weights_sha256: str, dirs: Sequence[Path], *, legacy: Sequence[Path] = ()
+    weights_sha256: str,
+    dirs: Sequence[Path],
+    *,
+    legacy: Sequence[Path] = (),
+    kind: str = EXPORT_PREFIX,
 ) -> Path | None:
     """Return a cached export for these weights whose bytes match its name, or None.
 
@@ -253,11 +273,12 @@ def find_export(
         weights_sha256: The weights' sha256 (hex).
         dirs: depth2mesh's folders to search, in order.
         legacy: Other folders to search, read only.
+        kind: The architecture's prefix (see :func:`export_stem`).
 
     Returns:
         The first intact export, or None.
     """
-    stem = export_stem(weights_sha256)
+    stem = export_stem(weights_sha256, kind)
     for folder, own in [*((item, True) for item in dirs), *((item, False) for item in legacy)]:
         try:
             candidates = sorted(folder.glob(f"{stem}-*.onnx"))
@@ -284,13 +305,16 @@ def find_export(
     return None
 
 
-def write_export(weights_sha256: str, export: Exporter, folder: Path) -> Path:
+def write_export(
+    weights_sha256: str, export: Exporter, folder: Path, *, kind: str = EXPORT_PREFIX
+) -> Path:
     """Export into ``folder`` under a temporary name, hash it, rename it into place.
 
     Args:
         weights_sha256: The weights' sha256 (hex), the cache key.
         export: Writes the ONNX file to a path.
         folder: Where to put it (created if missing).
+        kind: The architecture's prefix (see :func:`export_stem`).
 
     Returns:
         The cache file.
@@ -299,7 +323,7 @@ def write_export(weights_sha256: str, export: Exporter, folder: Path) -> Path:
         OSError: The folder cannot be created or written.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    stem = export_stem(weights_sha256)
+    stem = export_stem(weights_sha256, kind)
     with temporary_file(folder, stem, suffix=".part") as temporary:
         export(temporary)
         digest = file_sha256(temporary)
@@ -313,6 +337,7 @@ def cached_export(
     folder: Path | None = None,
     *,
     legacy: Sequence[Path] = (),
+    kind: str = EXPORT_PREFIX,
 ) -> tuple[Path, bool]:
     """Return an intact ONNX export of the weights, exporting only when none is cached.
 
@@ -321,18 +346,19 @@ def cached_export(
         export: Writes the ONNX file to a path.
         folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
         legacy: Folders searched read only, after the cache (:func:`legacy_export_dirs`).
+        kind: The architecture's prefix (see :func:`export_stem`).
 
     Returns:
         (path, exported now). When the cache folder cannot be written, the export goes
         into :func:`scratch_dir`, with one warning per process.
     """
     target = cache_dir() if folder is None else folder
-    found = find_export(weights_sha256, export_dirs(target), legacy=legacy)
+    found = find_export(weights_sha256, export_dirs(target), legacy=legacy, kind=kind)
     if found is not None:
         return found, False
     if writable_folder(target):
         try:
-            return write_export(weights_sha256, export, target), True
+            return write_export(weights_sha256, export, target, kind=kind), True
         except OSError:
             pass
     scratch = scratch_dir()
@@ -345,7 +371,7 @@ def cached_export(
             UserWarning,
             stacklevel=2,
         )
-    return write_export(weights_sha256, export, scratch), True
+    return write_export(weights_sha256, export, scratch, kind=kind), True
 
 
 def compiled_cache_dir(folder: Path | None = None) -> Path | None:
@@ -364,23 +390,29 @@ def compiled_cache_dir(folder: Path | None = None) -> Path | None:
 # --------------------------------------------------------------------------- runners
 
 
-def check_network_input(network_input: NDArray[np.float32]) -> NDArray[np.float32]:
+def check_network_input(
+    network_input: NDArray[np.float32], multiple: int = MULTIPLE
+) -> NDArray[np.float32]:
     """Check a network input's shape and return it as C-contiguous float32.
 
+    Args:
+        network_input: (1, 3, h, w).
+        multiple: What h and w must be multiples of (32 for MiDaS, 14 for Depth Anything).
+
     Raises:
-        InputError: Not (1, 3, h, w) with h and w positive multiples of 32.
+        InputError: Not (1, 3, h, w) with h and w positive multiples of ``multiple``.
     """
     shape = network_input.shape
     if (
         len(shape) != 4
         or shape[:2] != (1, 3)
-        or shape[2] < MULTIPLE
-        or shape[3] < MULTIPLE
-        or shape[2] % MULTIPLE
-        or shape[3] % MULTIPLE
+        or shape[2] < multiple
+        or shape[3] < multiple
+        or shape[2] % multiple
+        or shape[3] % multiple
     ):
         raise InputError(
-            f"expected a network input (1, 3, h, w) with h and w multiples of {MULTIPLE}, "
+            f"expected a network input (1, 3, h, w) with h and w multiples of {multiple}, "
             f"got shape {tuple(shape)}"
         )
     return np.ascontiguousarray(network_input, dtype=np.float32)
@@ -397,7 +429,15 @@ class OnnxRuntimeRunner:
 
     backend = "onnxruntime"
 
-    def __init__(self, onnx_path: Path, *, threads: int, cuda_device: int | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        *,
+        threads: int,
+        cuda_device: int | None = None,
+        multiple: int = MULTIPLE,
+    ) -> None:
+        self.multiple = multiple
         ort: Any = importlib.import_module("onnxruntime")
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -410,10 +450,15 @@ class OnnxRuntimeRunner:
         if cuda_device is not None:
             providers.insert(0, ("CUDAExecutionProvider", {"device_id": cuda_device}))
         self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
+        self.input_names = [item.name for item in self.session.get_inputs()]
 
-    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Run (1, 3, h, w) float32 -> (1, h, w) float32 disparity."""
-        feed = {INPUT_NAME: check_network_input(network_input)}
+    def __call__(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
+        feed = {INPUT_NAME: check_network_input(network_input, self.multiple)}
+        for name, value in zip(self.input_names[1:], extra, strict=True):
+            feed[name] = np.ascontiguousarray(value, dtype=np.float32)
         outputs = self.session.run([OUTPUT_NAME], feed)
         return np.asarray(outputs[0], dtype=np.float32)
 
@@ -434,7 +479,15 @@ class OpenVinoRunner:
 
     backend = "openvino"
 
-    def __init__(self, onnx_path: Path, *, threads: int, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        *,
+        threads: int,
+        cache_dir: Path | None = None,
+        multiple: int = MULTIPLE,
+    ) -> None:
+        self.multiple = multiple
         ov: Any = importlib.import_module("openvino")
         core = ov.Core()
         if cache_dir is not None:
@@ -449,11 +502,15 @@ class OpenVinoRunner:
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
 
-    def __call__(self, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
-        """Run (1, 3, h, w) float32 -> (1, h, w) float32 disparity."""
-        ready = check_network_input(network_input)
+    def __call__(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
+        feed = {0: check_network_input(network_input, self.multiple)}
+        for index, value in enumerate(extra, start=1):
+            feed[index] = np.ascontiguousarray(value, dtype=np.float32)
         with self.lock:
-            result = self.request.infer({0: ready}, share_inputs=True, share_outputs=False)
+            result = self.request.infer(feed, share_inputs=True, share_outputs=False)
             return np.asarray(result[0], dtype=np.float32)
 
 
@@ -464,6 +521,7 @@ def create_runner(
     threads: int | None = None,
     cuda_device: int | None = None,
     compiled_cache: Path | None = None,
+    multiple: int = MULTIPLE,
 ) -> NetworkRunner:
     """Compile the ONNX export for an exported backend.
 
@@ -474,6 +532,7 @@ def create_runner(
         cuda_device: CUDA device index for ONNX Runtime's CUDA provider, or None for the CPU.
         compiled_cache: Folder where OpenVINO keeps compiled networks
             (:func:`compiled_cache_dir`); None: none kept. ONNX Runtime ignores it.
+        multiple: What the input's sides must be multiples of (32 MiDaS, 14 Depth Anything).
 
     Returns:
         The runner.
@@ -487,9 +546,13 @@ def create_runner(
     count = threads if threads is not None else physical_cores()
     try:
         if backend == "onnxruntime":
-            return OnnxRuntimeRunner(onnx_path, threads=count, cuda_device=cuda_device)
+            return OnnxRuntimeRunner(
+                onnx_path, threads=count, cuda_device=cuda_device, multiple=multiple
+            )
         if backend == "openvino":
-            return OpenVinoRunner(onnx_path, threads=count, cache_dir=compiled_cache)
+            return OpenVinoRunner(
+                onnx_path, threads=count, cache_dir=compiled_cache, multiple=multiple
+            )
     except Exception as error:  # the runtimes raise their own exception types
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DeviceParameterError(

@@ -6,8 +6,9 @@ One folder, chosen in this order:
 2. ``$XDG_CACHE_HOME/depth2mesh`` when ``XDG_CACHE_HOME`` is set and not empty;
 3. ``~/.cache/depth2mesh``.
 
-It holds the ONNX exports of the network (``midas_v21_small-<weights sha256>-<tag>-<16 hex of
-the file's own sha256>.onnx``, about 66 MB each, one per weights file ever used) and
+It holds the ONNX exports of the networks (``midas_v21_small-<weights sha256>-<tag>-<16 hex of
+the file's own sha256>.onnx``, about 66 MB each, one per weights file ever used;
+``dav2_small-...``, about 99 MB, for the Depth Anything V2 models) and
 ``openvino-cache/`` (OpenVINO's compiled networks). Nothing is ever written beside the
 user's weights file. ``depth2mesh cache`` lists the folder, ``depth2mesh cache --clear``
 empties it; everything in it is rebuilt on demand (an export takes a few seconds).
@@ -32,7 +33,11 @@ CACHE_SUBDIR = "depth2mesh"
 """The cache's folder name inside ``$XDG_CACHE_HOME`` or ``~/.cache``."""
 
 EXPORT_PREFIX = "midas_v21_small"
-"""First part of an export's file name."""
+"""First part of a MiDaS small export's file name."""
+
+EXPORT_PREFIXES = (EXPORT_PREFIX, "dav2_small")
+"""First parts of the exports' file names, one per architecture (MiDaS small, Depth Anything
+V2 Small)."""
 
 OPENVINO_CACHE = "openvino-cache"
 """Folder inside the cache where OpenVINO keeps compiled networks."""
@@ -74,10 +79,10 @@ def is_own_entry(name: str) -> bool:
 
     Ours: an export, an export's temporary file while it is written, OpenVINO's folder.
     """
-    return (
-        name == OPENVINO_CACHE
-        or (name.startswith(f"{EXPORT_PREFIX}-") and name.endswith(".onnx"))
-        or (name.startswith(f".{EXPORT_PREFIX}-") and name.endswith(".part"))
+    return name == OPENVINO_CACHE or any(
+        (name.startswith(f"{prefix}-") and name.endswith(".onnx"))
+        or (name.startswith(f".{prefix}-") and name.endswith(".part"))
+        for prefix in EXPORT_PREFIXES
     )
 
 

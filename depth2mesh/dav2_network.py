@@ -147,7 +147,8 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, T, 384) to (N, T, 384)."""
         x = x + self.ls1(self.attn(self.norm1(x)))
-        return x + self.ls2(self.mlp(self.norm2(x)))
+        out: torch.Tensor = x + self.ls2(self.mlp(self.norm2(x)))
+        return out
 
 
 class Dinov2Small(nn.Module):
@@ -345,14 +346,15 @@ class DepthAnythingV2Small(nn.Module):
 
         Args:
             x: (N, 3, H, W) float32 normalised RGB.
-            row_weights: Optional (H/14, 37) positional-embedding resampling matrix (with
-                ``col_weights``, (W/14, 37)); None: the official ``F.interpolate``.
+            row_weights: Optional (H/14, 37) positional-embedding resampling matrix; None
+                (with ``col_weights``): the official ``F.interpolate``.
+            col_weights: Optional (W/14, 37) matrix, given with ``row_weights``.
         """
         rows, cols = x.shape[-2] // PATCH, x.shape[-1] // PATCH
         matrices = None
         if row_weights is not None and col_weights is not None:
             matrices = (row_weights, col_weights)
-        head = self.depth_head(self.pretrained(x, matrices), rows, cols)
+        head: torch.Tensor = self.depth_head(self.pretrained(x, matrices), rows, cols)
         if self.max_depth is None:
             return F.relu(head).squeeze(1)
         return (head * self.max_depth).squeeze(1)

@@ -62,7 +62,7 @@ class Depth2MeshError(Exception):
 
 
 class WeightsError(Depth2MeshError):
-    """The MiDaS weights could not be found, downloaded, read or matched to the network."""
+    """A model's weights could not be found, downloaded, read or matched to the network."""
 
 
 class InputError(Depth2MeshError):
@@ -77,8 +77,12 @@ class DeviceError(Depth2MeshError):
     """The requested compute device is unknown or not present on this machine."""
 
 
+class OutputKindError(Depth2MeshError, ValueError):
+    """A relative model was asked for metres, or a metric model for disparity."""
+
+
 class UnofficialWeightsWarning(UserWarning):
-    """The weights file loads, but it is not the official MiDaS v2.1 small release."""
+    """The weights file loads, but it is not the model's official release."""
 
 
 class ParameterError(NamesParameters, ValueError):

@@ -1,13 +1,20 @@
-"""The depth stage: MiDaS v2.1 small, its preprocessing, its backends and inference.
+"""The depth stage: the depth models, their preprocessing, their backends and inference.
 
-The network itself (PyTorch modules on timm, the checkpoint, the ONNX export) lives in
-:mod:`depth2mesh.network`; this module finds the weights, picks the device and the backend,
-preprocesses photos exactly as the official ``small_transform`` does and resizes the output.
+The models are those of :mod:`depth2mesh.registry`: MiDaS v2.1 small (the default) and
+Depth Anything V2 Small, relative and metric (indoor, outdoor). The networks themselves
+(PyTorch modules, checkpoints, ONNX exports) live in :mod:`depth2mesh.network` (MiDaS) and
+:mod:`depth2mesh.dav2_network` (Depth Anything); this module finds the weights, picks the
+device and the backend, preprocesses photos exactly as each official transform does and
+resizes the output as each official code does (MiDaS bicubic, Depth Anything bilinear with
+``align_corners=True``).
 It imports torch only when torch is needed (the eager backend, a first export, a GPU
 check): with a cached export on the CPU a conversion never pays torch's start-up.
 
-Output convention: the network predicts **disparity**, relative inverse depth (larger is
-nearer, 0 for sky, unknown scale and shift). It is never called depth here.
+Output convention: relative models (MiDaS small, ``dav2-small``) predict **disparity**,
+relative inverse depth (larger is nearer, 0 for sky, unknown scale and shift), never called
+depth here: :func:`predict_disparity`. Metric models (``dav2-metric-indoor``,
+``dav2-metric-outdoor``) predict **depth in metres**: :func:`predict_depth`. Each refuses the
+other kind with :class:`~depth2mesh.errors.OutputKindError`.
 
 Backends: the eager network is the reference ("torch"); :func:`load_model` can also export
 it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.cache`, never beside the
@@ -32,26 +39,39 @@ from numpy.typing import NDArray
 
 from depth2mesh import backends
 from depth2mesh.backends import NetworkRunner
+from depth2mesh.cache import EXPORT_PREFIX
 from depth2mesh.errors import (
     DeviceError,
     DeviceParameterError,
+    OutputKindError,
     UnofficialWeightsWarning,
     WeightsError,
 )
-from depth2mesh.preprocess import preprocess, resize_disparity
+from depth2mesh.preprocess import (
+    PATCH,
+    SIZE_MULTIPLE,
+    dav2_input_size,
+    pos_embed_matrices,
+    preprocess,
+    preprocess_at,
+    resize_bilinear_corners,
+    resize_disparity,
+)
+from depth2mesh.registry import DEFAULT_MODEL, MODELS, ModelSpec, check_input_size, get_model
 from depth2mesh.weights import (
-    OFFICIAL_SHA256,
     ProgressCallback,
-    cache_file,
     file_sha256,
-    resolve_weights,
+    resolve_model_weights,
 )
 
 if TYPE_CHECKING:
+    from depth2mesh.dav2_network import DepthAnythingV2Small
     from depth2mesh.network import MidasSmall
 
-MODEL_NAME = "MiDaS v2.1 small"
-"""The network's name, as the sidecar JSON gives it."""
+    Network = MidasSmall | DepthAnythingV2Small
+
+MODEL_NAME = MODELS[DEFAULT_MODEL].title
+"""The default network's name, as the sidecar JSON gives it."""
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 """Accepted values of ``device``; "auto" picks cuda, then mps, then cpu."""
@@ -61,7 +81,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 @dataclass(frozen=True)
 class DepthModel:
-    """A loaded MiDaS small network: its backend, and where its weights came from.
+    """A loaded depth network: which model, its backend, and where its weights came from.
 
     Attributes:
         device: The device it runs on: "cpu", "cuda:N" or "mps" (a torch device name).
@@ -82,7 +102,7 @@ class DepthModel:
     backend: str = "torch"
     runner: NetworkRunner | None = field(default=None, repr=False, compare=False)
     export_path: Path | None = None
-    eager_network: MidasSmall | None = field(default=None, repr=False, compare=False)
+    eager_network: Network | None = field(default=None, repr=False, compare=False)
     """The eager network once built (always for "torch"); use :attr:`network`."""
     exported_now: bool = False
     """Whether this load exported the network (False when a cached export was used)."""
@@ -91,17 +111,40 @@ class DepthModel:
     "network" (read the checkpoint, build the eager network; only when built), "export"
     (only when exported in this load), "compile" (the exported backends' runner) and
     "total"."""
+    spec: ModelSpec = MODELS[DEFAULT_MODEL]
+    """The model's registry entry: name, output kind ("disparity" or "metric"), max depth,
+    default input size, licence, release."""
+    input_size: int = MODELS[DEFAULT_MODEL].input_size
+    """The network input size it runs at (MiDaS: the long side, 256; Depth Anything: the
+    shorter side's least size, a multiple of 14)."""
+
+    @property
+    def output(self) -> str:
+        """What the network outputs: "disparity" (relative inverse depth) or "metric" (metres)."""
+        return self.spec.output
+
+    @property
+    def max_depth(self) -> float | None:
+        """A metric model's largest depth, metres; None for a relative model."""
+        return self.spec.max_depth
 
     def describe(self) -> dict[str, Any]:
         """Return the "model" block of a conversion's sidecar JSON.
 
         Returns:
-            ``{"name", "weights_sha256", "official_weights", "device", "backend", "export"
-            (the export's file name, or None for "torch"), "exported_now",
-            "load_timings_s" (seconds, rounded to the millisecond)}``; JSON-serialisable.
+            ``{"name" (the model's title), "model" (its ``--model`` name), "output"
+            ("disparity" or "metric"), "max_depth_m" (None for relative models),
+            "input_size", "weights_sha256", "official_weights" (None when the release's
+            sha256 is not known), "device", "backend", "export" (the export's file name, or
+            None for "torch"), "exported_now", "load_timings_s" (seconds, rounded to the
+            millisecond)}``; JSON-serialisable.
         """
         return {
-            "name": MODEL_NAME,
+            "name": self.spec.title,
+            "model": self.spec.name,
+            "output": self.spec.output,
+            "max_depth_m": self.spec.max_depth,
+            "input_size": self.input_size,
             "weights_sha256": self.weights_sha256,
             "official_weights": self.official,
             "device": self.device,
@@ -112,12 +155,17 @@ class DepthModel:
         }
 
     @property
-    def official(self) -> bool:
-        """Whether the weights are the official release (by sha256)."""
-        return self.weights_sha256 == OFFICIAL_SHA256
+    def official(self) -> bool | None:
+        """Whether the weights are the official release (by sha256).
+
+        None when the release's sha256 is not known (``dav2-metric-indoor``).
+        """
+        if self.spec.sha256 is None:
+            return None
+        return self.weights_sha256 == self.spec.sha256
 
     @property
-    def network(self) -> MidasSmall:
+    def network(self) -> Network:
         """The eager PyTorch network, in eval mode, on ``device``.
 
         Exported backends do not need it once their export is cached, so for them it is read
@@ -141,9 +189,7 @@ class DepthModel:
                     f"{self.weights_path} changed since the model was loaded (sha256 "
                     f"{digest[:12]}..., loaded {self.weights_sha256[:12]}...); load it again"
                 )
-            from depth2mesh.network import build_network, read_checkpoint
-
-            network = build_network(read_checkpoint(self.weights_path)).to(self.device)
+            network = build_eager(self.spec, self.weights_path).to(self.device)
             object.__setattr__(self, "eager_network", network)  # a cache, not a new state
         return network
 
@@ -215,17 +261,22 @@ def torch_hub_dir(environ: dict[str, str] | None = None) -> Path:
 def load_model(
     weights: str | Path | None = None,
     *,
+    model: str = DEFAULT_MODEL,
     device: str = "cpu",
     backend: str = "auto",
     threads: int | None = None,
     progress: ProgressCallback | None = None,
+    input_size: int | None = None,
 ) -> DepthModel:
-    """Load MiDaS v2.1 small, finding or downloading its weights, on the chosen backend.
+    """Load a depth model, finding or downloading its weights, on the chosen backend.
 
     Weights are found as :func:`depth2mesh.weights.resolve_weights` describes: ``weights``,
-    ``DEPTH2MESH_WEIGHTS``, the torch.hub cache, then a verified download. A file whose
-    sha256 is not the official one still loads when its keys and shapes match, with one
-    :class:`~depth2mesh.errors.UnofficialWeightsWarning`.
+    the model's own variable (``DEPTH2MESH_WEIGHTS`` for MiDaS small,
+    ``DEPTH2MESH_WEIGHTS_DAV2_SMALL`` etc.), the torch.hub cache under the release's own
+    file name, then a verified download. A file whose sha256 is not the official one still
+    loads when its keys and shapes match, with one
+    :class:`~depth2mesh.errors.UnofficialWeightsWarning` (not for ``dav2-metric-indoor``,
+    whose release sha256 is not known: its keys and shapes are checked, its sha256 recorded).
 
     For "onnxruntime" and "openvino", the network is exported to ONNX the first time these
     weights are used (a few seconds) into depth2mesh's cache folder
@@ -235,8 +286,13 @@ def load_model(
     (``DepthModel.network`` builds it on first use). When the cache folder cannot be
     written, the export goes to a temporary folder for this process, with one warning.
 
+    The Depth Anything V2 export takes the positional embedding's resampling as inputs, so
+    one export per weights file serves every input size.
+
     Args:
         weights: Path of a checkpoint, or None to search.
+        model: A name of :data:`depth2mesh.registry.MODELS`: "midas-small" (default),
+            "dav2-small", "dav2-metric-indoor", "dav2-metric-outdoor".
         device: "cpu" (default), "cuda", "cuda:N", "mps" or "auto".
         backend: "auto" (default: on the CPU the fastest installed of OpenVINO and ONNX
             Runtime, else torch; on a GPU torch), "torch", "onnxruntime" or "openvino".
@@ -245,40 +301,56 @@ def load_model(
             fallen back to), ``torch.set_num_threads`` when given, which is process-wide;
             None leaves torch's setting alone.
         progress: Download progress callback ``(bytes_done, bytes_total | None)``.
+        input_size: The network input size, pixels: Depth Anything's least side, a multiple
+            of 14 (default 518; more is slower and sharper); MiDaS small's is fixed (256).
 
     Returns:
-        The model, ready for :func:`predict_disparity`, with ``exported_now`` and
-        ``load_timings_s`` recorded.
+        The model, ready for :func:`predict_disparity` (relative models) or
+        :func:`predict_depth` (metric ones), with ``exported_now`` and ``load_timings_s``
+        recorded.
 
     Raises:
         WeightsError: No usable weights (the message says how to get them).
         DeviceError: The device or backend is unknown, absent, or they do not go together.
+        ParameterError: Unknown ``model``, or an ``input_size`` it cannot take.
         ValueError: ``threads`` is below 1.
     """
     if threads is not None and threads < 1:
         raise ValueError(f"threads must be at least 1, got {threads}")
+    spec = get_model(model)
+    size = check_input_size(spec, input_size)
     clock = _Stopwatch()
     target = resolve_device(device)
     chosen = backends.choose_backend(backend, target.split(":", 1)[0])
-    found = resolve_weights(weights, cache_path=cache_file(torch_hub_dir()), progress=progress)
+    found = resolve_model_weights(spec, weights, hub_dir=torch_hub_dir(), progress=progress)
     digest = file_sha256(found.path)
     clock.timings["weights"] = time.perf_counter() - clock.start
     legacy = backends.legacy_export_dirs(found.path)
     export_path: Path | None = None
     if chosen != "torch":
-        export_path = backends.find_export(digest, backends.export_dirs(), legacy=legacy)
+        export_path = backends.find_export(
+            digest, backends.export_dirs(), legacy=legacy, kind=export_kind(spec)
+        )
     network = None
     if export_path is None:  # the eager network is needed: to run, or to export
-        network = _build_eager_network(found.path, target, clock)
-    if digest != OFFICIAL_SHA256:
+        network = _build_eager_network(spec, found.path, target, clock)
+    if spec.sha256 is not None and digest != spec.sha256:
         warnings.warn(
-            f"{found.path} is not the official MiDaS v2.1 small release (sha256 "
-            f"{digest[:12]}..., official {OFFICIAL_SHA256[:12]}...); its keys and shapes fit, "
+            f"{found.path} is not the official {spec.title} release (sha256 "
+            f"{digest[:12]}..., official {spec.sha256[:12]}...); its keys and shapes fit, "
             "so it is used as is",
             UnofficialWeightsWarning,
             stacklevel=2,
         )
-    loaded = DepthModel(target, found.path, digest, found.origin, eager_network=network)
+    loaded = DepthModel(
+        target,
+        found.path,
+        digest,
+        found.origin,
+        eager_network=network,
+        spec=spec,
+        input_size=size,
+    )
     if chosen == "torch":
         return _eager_model(loaded, threads, clock)
     return _exported_model(
@@ -299,10 +371,32 @@ class _Stopwatch:
         return self.timings
 
 
-def _build_eager_network(path: Path, target: str, clock: _Stopwatch) -> MidasSmall:
+def export_kind(spec: ModelSpec) -> str:
+    """The export cache's file-name prefix of a model's architecture."""
+    return "dav2_small" if spec.architecture == "dav2_small" else EXPORT_PREFIX
+
+
+def build_eager(spec: ModelSpec, path: Path) -> Network:
+    """Read a checkpoint (strictly checked) and build its eager network on the CPU.
+
+    Raises:
+        WeightsError: The file is not a checkpoint of ``spec``'s architecture.
+    """
+    if spec.architecture == "dav2_small":
+        from depth2mesh import dav2_network
+
+        state = dav2_network.read_checkpoint(path, spec.title)
+        return dav2_network.build_network(state, spec.max_depth)
+    from depth2mesh.network import build_network, read_checkpoint
+
+    return build_network(read_checkpoint(path))
+
+
+def _build_eager_network(spec: ModelSpec, path: Path, target: str, clock: _Stopwatch) -> Network:
     """Build the eager torch network from a checkpoint on ``target`` (imports torch).
 
     Args:
+        spec: The model.
         path: The checkpoint.
         target: The torch device, as :func:`resolve_device` gives it.
         clock: Gets the seconds this took as "network".
@@ -310,10 +404,8 @@ def _build_eager_network(path: Path, target: str, clock: _Stopwatch) -> MidasSma
     Returns:
         The network, on ``target``.
     """
-    from depth2mesh.network import build_network, read_checkpoint
-
     mark = time.perf_counter()
-    network = build_network(read_checkpoint(path)).to(target)
+    network = build_eager(spec, path).to(target)
     clock.timings["network"] = time.perf_counter() - mark
     return network
 
@@ -406,15 +498,20 @@ def _export_and_compile(
     """
 
     def export(path: Path) -> None:
+        if loaded.spec.architecture == "dav2_small":
+            from depth2mesh import dav2_network
+
+            dav2_network.export_onnx(loaded.network, path)  # type: ignore[arg-type]
+            return
         from depth2mesh.network import export_onnx
 
-        export_onnx(loaded.network, path)
+        export_onnx(loaded.network, path)  # type: ignore[arg-type]
 
     exported_now = False
     if export_path is None:
         mark = time.perf_counter()
         export_path, exported_now = backends.cached_export(
-            loaded.weights_sha256, export, legacy=legacy
+            loaded.weights_sha256, export, legacy=legacy, kind=export_kind(loaded.spec)
         )
         if exported_now:
             clock.timings["export"] = time.perf_counter() - mark
@@ -426,6 +523,7 @@ def _export_and_compile(
         threads=threads,
         cuda_device=int(target.split(":", 1)[1]) if target.startswith("cuda:") else None,
         compiled_cache=backends.compiled_cache_dir(),
+        multiple=PATCH if loaded.spec.architecture == "dav2_small" else SIZE_MULTIPLE,
     )
     clock.timings["compile"] = time.perf_counter() - mark
     return runner, export_path, exported_now
@@ -434,42 +532,128 @@ def _export_and_compile(
 def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
     """Run the network on a preprocessed input, on the model's backend.
 
-    The compiled export of an exported backend, or the eager network under
+    The compiled export of an exported backend (for Depth Anything with the positional
+    embedding's resampling matrices of this input's patch grid,
+    :func:`depth2mesh.preprocess.pos_embed_matrices`), or the eager network under
     ``torch.inference_mode()``.
 
     Args:
         model: From :func:`load_model`.
-        network_input: (1, 3, h, w) float32 from :func:`preprocess`.
+        network_input: (1, 3, h, w) float32 from :func:`network_input`.
 
     Returns:
-        (h, w) float32 disparity at the network's resolution.
+        (h, w) float32 at the network's resolution: disparity, or metres for metric models.
     """
+    dav2 = model.spec.architecture == "dav2_small"
     if model.runner is not None:
-        return np.asarray(model.runner(network_input)[0], dtype=np.float32)
+        extra: tuple[NDArray[np.float32], ...] = ()
+        if dav2:
+            extra = pos_embed_matrices(
+                network_input.shape[2] // PATCH, network_input.shape[3] // PATCH
+            )
+        return np.asarray(model.runner(network_input, *extra)[0], dtype=np.float32)
+    if dav2:
+        from depth2mesh import dav2_network
+
+        return dav2_network.run_eager(model.network, network_input, model.device)  # type: ignore[arg-type]
     from depth2mesh.network import run_eager
 
-    return run_eager(model.network, network_input, model.device)
+    return run_eager(model.network, network_input, model.device)  # type: ignore[arg-type]
+
+
+def network_input(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np.float32]:
+    """Preprocess a photo for the model's network, exactly as its official transform does.
+
+    MiDaS small: :func:`depth2mesh.preprocess.preprocess` (long side 256, multiples of 32).
+    Depth Anything V2: :func:`depth2mesh.preprocess.dav2_input_size` at the model's
+    ``input_size`` (shorter side at least that, multiples of 14), the same float64 resize and
+    normalisation.
+
+    Args:
+        image: (H, W, 3) uint8 RGB.
+        model: From :func:`load_model`.
+
+    Returns:
+        (1, 3, h, w) float32.
+    """
+    if model.spec.architecture == "dav2_small":
+        height, width = dav2_input_size(image.shape[0], image.shape[1], model.input_size)
+        return preprocess_at(image, height, width)
+    return preprocess(image)
+
+
+def resize_output(
+    output: NDArray[np.float32], model: DepthModel, height: int, width: int
+) -> NDArray[np.float32]:
+    """Resize the network's output as the model's official code does.
+
+    MiDaS: bicubic (:func:`depth2mesh.preprocess.resize_disparity`); Depth Anything V2:
+    bilinear with ``align_corners=True``
+    (:func:`depth2mesh.preprocess.resize_bilinear_corners`).
+    """
+    if model.spec.architecture == "dav2_small":
+        return resize_bilinear_corners(output, height, width)
+    return resize_disparity(output, height, width)
+
+
+def predict_outputs(
+    image: NDArray[np.uint8], model: DepthModel, sizes: Sequence[tuple[int, int]]
+) -> list[NDArray[np.float32]]:
+    """Run the network once and resize its output to each of several sizes.
+
+    Whatever the model outputs (disparity or metres); :func:`predict_disparities` and
+    :func:`predict_depths` check the kind. Each result is the network's output resized
+    straight to that size (:func:`resize_output`), never a resized copy of another result.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
+        model: From :func:`load_model`.
+        sizes: (rows, columns) of each result, each at least (1, 1).
+
+    Returns:
+        One (rows, columns) float32 map per size, in the order of ``sizes``.
+
+    Raises:
+        ValueError: A size below 1x1 (before the network runs).
+    """
+    for height, width in sizes:
+        if height < 1 or width < 1:
+            raise ValueError(f"size must be at least 1x1, got {width}x{height}")
+    output = run_network(model, network_input(image, model))
+    return [resize_output(output, model, height, width) for height, width in sizes]
+
+
+def _require(model: DepthModel, output: str, function: str, other: str) -> None:
+    if model.spec.output != output:
+        what = "depth in metres" if model.spec.output == "metric" else "relative disparity"
+        wanted = "disparity" if output == "disparity" else "metres"
+        raise OutputKindError(
+            f"{model.spec.name} predicts {what}, not {wanted}: use {other} instead of {function}"
+        )
 
 
 def predict_disparity(
     image: NDArray[np.uint8], model: DepthModel, *, size: tuple[int, int] | None = None
 ) -> NDArray[np.float32]:
-    """Predict MiDaS disparity for a photo, at the photo's resolution or at ``size``.
+    """Predict disparity for a photo, at the photo's resolution or at ``size`` (relative models).
 
-    Preprocess as the official transform does (:func:`preprocess`), run the network on the
-    model's backend (:func:`run_network`), resize bicubically as the official
-    ``F.interpolate(mode="bicubic", align_corners=False)`` does (:func:`resize_disparity`).
-    The network sees 256 pixels on the long side, so a mesh grid needs no more than its own
-    size: ``size`` gives the disparity at the grid directly, without a 12-megapixel
-    intermediate.
+    Preprocess as the official transform does (:func:`network_input`), run the network on the
+    model's backend (:func:`run_network`), resize as the official code does
+    (:func:`resize_output`: MiDaS bicubic, Depth Anything bilinear with corners aligned). The
+    network sees 256 (MiDaS) or about 518 (Depth Anything) pixels, so a mesh grid needs no
+    more than its own size: ``size`` gives the disparity at the grid directly, without a
+    12-megapixel intermediate.
 
     Args:
         image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
-        model: From :func:`load_model`.
+        model: From :func:`load_model`, a relative model ("midas-small", "dav2-small").
         size: (rows, columns) of the result; default the photo's (H, W).
 
     Returns:
         (H, W) or ``size`` float32 disparity: relative inverse depth, larger is nearer.
+
+    Raises:
+        OutputKindError: ``model`` is a metric model (use :func:`predict_depth`).
     """
     height, width = size if size is not None else image.shape[:2]
     return predict_disparities(image, model, [(height, width)])[0]
@@ -478,15 +662,14 @@ def predict_disparity(
 def predict_disparities(
     image: NDArray[np.uint8], model: DepthModel, sizes: Sequence[tuple[int, int]]
 ) -> list[NDArray[np.float32]]:
-    """Predict MiDaS disparity once and resize it to each of several sizes.
+    """Predict disparity once and resize it to each of several sizes (relative models).
 
-    The network runs once (:func:`run_network`); each result is its output resized straight
-    to that size (:func:`resize_disparity`), never a resized copy of another result, so each
-    equals :func:`predict_disparity` at that size bit for bit.
+    The network runs once (:func:`run_network`); each result equals
+    :func:`predict_disparity` at that size bit for bit (see :func:`predict_outputs`).
 
     Args:
         image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
-        model: From :func:`load_model`.
+        model: From :func:`load_model`, a relative model.
         sizes: (rows, columns) of each result, each at least (1, 1).
 
     Returns:
@@ -494,9 +677,44 @@ def predict_disparities(
 
     Raises:
         ValueError: A size below 1x1 (before the network runs).
+        OutputKindError: ``model`` is a metric model.
     """
-    for height, width in sizes:
-        if height < 1 or width < 1:
-            raise ValueError(f"size must be at least 1x1, got {width}x{height}")
-    disparity = run_network(model, preprocess(image))
-    return [resize_disparity(disparity, height, width) for height, width in sizes]
+    _require(model, "disparity", "predict_disparity", "predict_depth")
+    return predict_outputs(image, model, sizes)
+
+
+def predict_depth(
+    image: NDArray[np.uint8], model: DepthModel, *, size: tuple[int, int] | None = None
+) -> NDArray[np.float32]:
+    """Predict depth in metres for a photo (metric models), at its resolution or at ``size``.
+
+    As :func:`predict_disparity`, for "dav2-metric-indoor" (0..20 m) and
+    "dav2-metric-outdoor" (0..80 m): the depth along the camera's axis, metres, for the
+    photo as taken (the model learnt the scale from photos of ordinary focal lengths).
+
+    Args:
+        image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
+        model: From :func:`load_model`, a metric model.
+        size: (rows, columns) of the result; default the photo's (H, W).
+
+    Returns:
+        (H, W) or ``size`` float32 metres, in (0, max_depth).
+
+    Raises:
+        OutputKindError: ``model`` is a relative model (use :func:`predict_disparity`).
+    """
+    height, width = size if size is not None else image.shape[:2]
+    return predict_depths(image, model, [(height, width)])[0]
+
+
+def predict_depths(
+    image: NDArray[np.uint8], model: DepthModel, sizes: Sequence[tuple[int, int]]
+) -> list[NDArray[np.float32]]:
+    """Predict metres once and resize them to each of several sizes (metric models).
+
+    Raises:
+        ValueError: A size below 1x1 (before the network runs).
+        OutputKindError: ``model`` is a relative model.
+    """
+    _require(model, "metric", "predict_depth", "predict_disparity")
+    return predict_outputs(image, model, sizes)

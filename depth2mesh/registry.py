@@ -1,0 +1,184 @@
+"""The depth models depth2mesh can run: the one place each is described.
+
+Each :class:`ModelSpec` says what a ``--model`` name stands for: the network's architecture,
+where its official checkpoint is published and its sha256 (None where it is not known: then
+the file's keys and shapes are checked strictly and its sha256 is recorded in the sidecar),
+its size and licence, what it outputs ("disparity": relative inverse depth, larger is nearer,
+unknown scale and shift; "metric": depth in metres), the largest depth a metric model can
+give, and its default network input size.
+
+Nothing here imports torch or reads a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Final, Literal
+
+from depth2mesh.errors import ParameterError
+
+Architecture = Literal["midas_small", "dav2_small"]
+OutputKind = Literal["disparity", "metric"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One depth model.
+
+    Attributes:
+        name: The ``--model`` name ("dav2-small").
+        title: Its name for people and the sidecar ("Depth Anything V2 Small").
+        architecture: Which network reads the checkpoint: "midas_small"
+            (:mod:`depth2mesh.network`) or "dav2_small" (:mod:`depth2mesh.dav2_network`).
+        url: The official checkpoint's download URL; its last part is the file's name in the
+            torch.hub cache.
+        sha256: The official file's sha256, or None when it is not known.
+        size_bytes: The official file's size in bytes, or None when not known.
+        licence: The weights' licence.
+        output: "disparity" (relative inverse depth) or "metric" (metres).
+        max_depth: Metric models: the largest depth they give (their Sigmoid times this),
+            metres; None for relative ones.
+        input_size: Default network input size, pixels: MiDaS's long side (fixed, 256), Depth
+            Anything's least side (518; any multiple of 14 may be chosen).
+        weights_env: The environment variable that may name this model's checkpoint.
+    """
+
+    name: str
+    title: str
+    architecture: Architecture
+    url: str
+    sha256: str | None
+    size_bytes: int | None
+    licence: str
+    output: OutputKind
+    max_depth: float | None
+    input_size: int
+    weights_env: str
+
+    @property
+    def checkpoint_name(self) -> str:
+        """The release's own file name (``depth_anything_v2_vits.pth``)."""
+        return PurePosixPath(self.url).name
+
+    @property
+    def metric(self) -> bool:
+        """Whether the model outputs metres."""
+        return self.output == "metric"
+
+
+_HF = "https://huggingface.co/depth-anything"
+
+MODELS: Final[dict[str, ModelSpec]] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec(
+            name="midas-small",
+            title="MiDaS v2.1 small",
+            architecture="midas_small",
+            url="https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt",
+            sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
+            size_bytes=None,
+            licence="MIT",
+            output="disparity",
+            max_depth=None,
+            input_size=256,
+            weights_env="DEPTH2MESH_WEIGHTS",
+        ),
+        ModelSpec(
+            name="dav2-small",
+            title="Depth Anything V2 Small",
+            architecture="dav2_small",
+            url=f"{_HF}/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth",
+            sha256="715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378",
+            size_bytes=99_218_434,
+            licence="Apache-2.0",
+            output="disparity",
+            max_depth=None,
+            input_size=518,
+            weights_env="DEPTH2MESH_WEIGHTS_DAV2_SMALL",
+        ),
+        ModelSpec(
+            name="dav2-metric-indoor",
+            title="Depth Anything V2 Metric Indoor Small (Hypersim)",
+            architecture="dav2_small",
+            url=(
+                f"{_HF}/Depth-Anything-V2-Metric-Hypersim-Small/resolve/main/"
+                "depth_anything_v2_metric_hypersim_vits.pth"
+            ),
+            sha256=None,
+            size_bytes=None,
+            licence="Apache-2.0",
+            output="metric",
+            max_depth=20.0,
+            input_size=518,
+            weights_env="DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR",
+        ),
+        ModelSpec(
+            name="dav2-metric-outdoor",
+            title="Depth Anything V2 Metric Outdoor Small (Virtual KITTI 2)",
+            architecture="dav2_small",
+            url=(
+                f"{_HF}/Depth-Anything-V2-Metric-VKITTI-Small/resolve/main/"
+                "depth_anything_v2_metric_vkitti_vits.pth"
+            ),
+            sha256="9203e538d35255c90dda4b7fedb47ff33fe725497bcca3b1e53b3a65ee63f0cb",
+            size_bytes=None,
+            licence="Apache-2.0",
+            output="metric",
+            max_depth=80.0,
+            input_size=518,
+            weights_env="DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR",
+        ),
+    )
+}
+"""Every model, by ``--model`` name; the first is the default."""
+
+DEFAULT_MODEL: Final = "midas-small"
+"""The model used when none is named."""
+
+MODEL_NAMES: Final = tuple(MODELS)
+
+
+def get_model(name: str) -> ModelSpec:
+    """Return the model called ``name`` (any case, surrounding spaces ignored).
+
+    Raises:
+        ParameterError: Unknown name (names the ``model`` parameter and lists the models).
+    """
+    spec = MODELS.get(name.strip().lower())
+    if spec is None:
+        raise ParameterError(
+            f"{{model}} must be one of {', '.join(MODEL_NAMES)}, got {name!r}", "model"
+        )
+    return spec
+
+
+def check_input_size(spec: ModelSpec, input_size: int | None) -> int:
+    """Return the network input size to use for ``spec``: ``input_size`` or its default.
+
+    Args:
+        spec: The model.
+        input_size: None (the default), or pixels: a multiple of 14 from 70 to 1,400 for the
+            Depth Anything models; MiDaS small's size is fixed (only 256).
+
+    Raises:
+        ParameterError: A size the model cannot take (names ``input_size``).
+    """
+    if input_size is None:
+        return spec.input_size
+    if spec.architecture == "midas_small":
+        if input_size != spec.input_size:
+            raise ParameterError(
+                f"{{input_size}} of {spec.name} is fixed at {spec.input_size} pixels (its long "
+                f"side), got {input_size}; choose a Depth Anything model for another size",
+                "input_size",
+            )
+        return input_size
+    if input_size % 14 or not 70 <= input_size <= 1400:
+        raise ParameterError(
+            f"{{input_size}} of {spec.name} must be a multiple of 14 from 70 to 1400 pixels "
+            f"(its shorter side; default {spec.input_size}), got {input_size}",
+            "input_size",
+        )
+    return input_size
