@@ -43,12 +43,21 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="depth2mesh",
     help=(
-        "Turn one ordinary photo into 3D: MiDaS v2.1 small predicts relative depth "
-        "(disparity), depth2mesh writes depth maps, point clouds and meshes.\n\n"
-        "Weights are found in this order: --weights PATH, $DEPTH2MESH_WEIGHTS, the torch.hub "
-        "cache (~/.cache/torch/hub/checkpoints/midas_v21_small_256.pt), else the official "
-        "release is downloaded once (81.8 MB, sha256-verified). DEPTH2MESH_OFFLINE=1 forbids "
-        "the download."
+        "Turn one ordinary photo into 3D: a depth network (MiDaS v2.1 small by default, or "
+        "Depth Anything V2 Small, --model) predicts depth, depth2mesh writes depth maps, point "
+        "clouds and meshes.\n\n"
+        "Models (--model): midas-small (default, fastest; relative depth), dav2-small (far "
+        "more accurate relative depth, several times slower), dav2-metric-indoor and "
+        "dav2-metric-outdoor (depth in metres, up to 20 m and 80 m: true scale, no --near/"
+        "--far; the scale depends on the camera's focal length, so the photo's EXIF focal "
+        "length or --focal-35mm/--fov matter more).\n\n"
+        "Weights are found in this order: --weights PATH, the model's variable "
+        "($DEPTH2MESH_WEIGHTS for midas-small, $DEPTH2MESH_WEIGHTS_DAV2_SMALL, "
+        "$DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR, $DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR), the "
+        "torch.hub cache (~/.cache/torch/hub/checkpoints/<the release's file name>, e.g. "
+        "midas_v21_small_256.pt), else the official release is downloaded once (81.8 MB for "
+        "MiDaS, 99 MB for Depth Anything, sha256-verified). DEPTH2MESH_OFFLINE=1 forbids the "
+        "download."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -78,7 +87,7 @@ def main_options(
         bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
     ] = False,
 ) -> None:
-    """Photo to 3D with MiDaS v2.1 small."""
+    """Photo to 3D with MiDaS v2.1 small or Depth Anything V2 Small."""
     _state["debug"] = debug
 
 
@@ -149,7 +158,13 @@ def _warnings_as_lines() -> Iterator[None]:
                 err.print(f"[yellow]warning:[/] {item.message}", markup=True, highlight=False)
 
 
-def _load_model(weights: Path | None, device: str, backend: str) -> DepthModel:
+def _load_model(
+    weights: Path | None,
+    device: str,
+    backend: str,
+    model: str = "midas-small",
+    input_size: int | None = None,
+) -> DepthModel:
     from rich.progress import (
         BarColumn,
         DownloadColumn,
@@ -159,7 +174,9 @@ def _load_model(weights: Path | None, device: str, backend: str) -> DepthModel:
     )
 
     from depth2mesh.model import load_model
+    from depth2mesh.registry import get_model
 
+    title = get_model(model).title
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -175,12 +192,19 @@ def _load_model(weights: Path | None, device: str, backend: str) -> DepthModel:
         nonlocal task
         if task is None:  # the bar appears only when a download really starts
             bar.start()
-            task = bar.add_task("Downloading MiDaS v2.1 small weights", total=total)
+            task = bar.add_task(f"Downloading {title} weights", total=total)
         bar.update(task, completed=done, total=total)
 
     try:
         with _warnings_as_lines():
-            return load_model(weights, device=device, backend=backend, progress=progress)
+            return load_model(
+                weights,
+                model=model,
+                device=device,
+                backend=backend,
+                progress=progress,
+                input_size=input_size,
+            )
     finally:
         if task is not None:
             bar.stop()
@@ -282,9 +306,18 @@ def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str
     )
 
 
-def _load_model_or_exit(weights: Path | None, device: str, backend: str) -> DepthModel:
+def _load_model_or_exit(
+    weights: Path | None,
+    device: str,
+    backend: str,
+    model: str = "midas-small",
+    input_size: int | None = None,
+) -> DepthModel:
     try:
-        return _load_model(weights, device, backend)
+        return _load_model(weights, device, backend, model, input_size)
+    except ParameterError as error:  # a usage error: --model, --input-size
+        _fail(_message(error))
+        raise typer.Exit(2) from None
     except Exception as error:  # one line for the user; --debug shows more
         _report(error)
         raise typer.Exit(1) from None
@@ -309,8 +342,30 @@ WeightsOption = Annotated[
     Path | None,
     typer.Option(
         "--weights",
-        help="MiDaS v2.1 small checkpoint (.pt). Default: $DEPTH2MESH_WEIGHTS, the torch.hub "
-        "cache, else a verified download of the official release.",
+        help="The chosen model's checkpoint (.pt/.pth). Default: the model's variable "
+        "($DEPTH2MESH_WEIGHTS for midas-small), the torch.hub cache, else a verified download "
+        "of the official release.",
+        show_default=False,
+    ),
+]
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="The depth network. midas-small: fastest, relative depth (scaled by --near/--far). "
+        "dav2-small: Depth Anything V2 Small, much more accurate relative depth, several times "
+        "slower. dav2-metric-indoor (rooms, up to 20 m) and dav2-metric-outdoor (streets, up to "
+        "80 m): depth in metres, true scale without --near/--far; the metres assume the "
+        "photo's real focal length (EXIF, or --focal-35mm/--fov), and fail for unusual lenses "
+        "(fisheye, strong zoom, crops).",
+    ),
+]
+InputSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--input-size",
+        help="Network input size, pixels (Depth Anything: the shorter side, a multiple of 14, "
+        "default 518; more is sharper and slower). midas-small's is fixed (256).",
         show_default=False,
     ),
 ]
@@ -368,13 +423,17 @@ PhotosArgument = Annotated[
 def depth(
     photos: PhotosArgument,
     out_dir: OutOption,
+    model_name: ModelOption = "midas-small",
+    input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
     save_raw: Annotated[
         bool,
         typer.Option(
-            "--save-raw", help="Also write OUT/STEM_disparity.npy (float32, unnormalised)."
+            "--save-raw",
+            help="Also write OUT/STEM_disparity.npy (float32, unnormalised); with a metric "
+            "model OUT/STEM_depth_metres.npy (float32 metres) instead.",
         ),
     ] = False,
     overwrite: OverwriteOption = False,
@@ -385,26 +444,34 @@ def depth(
 
     For each PHOTO writes OUT/STEM_depth.png (16-bit, disparity scaled min..max to
     0..65535, near is bright) and OUT/STEM_depth_inferno.png (the same, coloured with the
-    inferno colormap). The network outputs disparity (relative inverse depth), not metres.
+    inferno colormap). Relative models (midas-small, dav2-small) output disparity (relative
+    inverse depth), not metres. Metric models (dav2-metric-indoor, dav2-metric-outdoor)
+    output metres: the pictures show 1/depth the same way (near is bright, scaled min..max),
+    and --save-raw keeps the metres (OUT/STEM_depth_metres.npy).
 
-    Example: depth2mesh depth samples/coffee.png -o out/
+    Example: depth2mesh depth samples/coffee.png -o out/ --model dav2-small
     """
     from depth2mesh.atomic import refuse_existing
     from depth2mesh.batch import find_photos, run_batch
     from depth2mesh.convert import depth_paths
-    from depth2mesh.model import predict_disparity
+    from depth2mesh.model import predict_depth, predict_disparity
     from depth2mesh.photo import read_photo
-    from depth2mesh.pictures import write_depth_pictures
+    from depth2mesh.pictures import write_depth_pictures, write_metric_depth_pictures
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)
-    model = _load_model_or_exit(weights, device, backend)
+    model = _load_model_or_exit(weights, device, backend, model_name, input_size)
+    metric = model.spec.output == "metric"
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]]:
         target = out_dir / item.out_subdir
-        paths = depth_paths(target, item.photo.stem, save_raw=save_raw)
+        paths = depth_paths(target, item.photo.stem, save_raw=save_raw, metric=metric)
         refuse_existing(paths.values(), overwrite=overwrite)  # before spending the network
         photo = read_photo(item.photo, max_pixels=max_pixels)
+        if metric:
+            metres = predict_depth(photo.rgb, model)
+            target.mkdir(parents=True, exist_ok=True)
+            return write_metric_depth_pictures(metres, paths, overwrite=overwrite), photo.notes
         disparity = predict_disparity(photo.rgb, model)
         target.mkdir(parents=True, exist_ok=True)
         return write_depth_pictures(disparity, paths, overwrite=overwrite), photo.notes
@@ -423,12 +490,26 @@ MeshChoice = Literal["grid", "poisson", "both"]
 def convert(
     photos: PhotosArgument,
     out_dir: OutOption,
+    model_name: ModelOption = "midas-small",
+    input_size: InputSizeOption = None,
     near: Annotated[
-        float, typer.Option("--near", help="Depth of the nearest content, metres.")
-    ] = DEFAULT_NEAR,
+        float | None,
+        typer.Option(
+            "--near",
+            help=f"Depth of the nearest content, metres [default: {DEFAULT_NEAR:g}] (relative "
+            "models only: metric models give metres themselves).",
+            show_default=False,
+        ),
+    ] = None,
     far: Annotated[
-        float, typer.Option("--far", help="Depth of the farthest content and sky, metres.")
-    ] = DEFAULT_FAR,
+        float | None,
+        typer.Option(
+            "--far",
+            help=f"Depth of the farthest content and sky, metres [default: {DEFAULT_FAR:g}] "
+            "(relative models only).",
+            show_default=False,
+        ),
+    ] = None,
     fov: Annotated[
         float | None,
         typer.Option("--fov", help="Horizontal field of view, degrees. Default: EXIF, else 60."),
@@ -600,10 +681,25 @@ def convert(
     """
     from depth2mesh.batch import convert_many, find_photos
     from depth2mesh.convert import CameraOptions, ConvertOptions
+    from depth2mesh.registry import check_input_size, get_model
 
+    try:
+        spec = get_model(model_name)
+        check_input_size(spec, input_size)
+    except ParameterError as error:
+        _fail(_message(error))
+        raise typer.Exit(2) from None
+    given = [flag for flag, value in (("--near", near), ("--far", far)) if value is not None]
+    if spec.output == "metric" and given and depth_file is None:
+        _fail(
+            f"{' and '.join(given)} do{'es' if len(given) == 1 else ''} not apply to the metric "
+            f"model {spec.name}, whose depth is in metres already: leave --near and --far out "
+            "(they scale relative models' disparity)"
+        )
+        raise typer.Exit(2)
     options = ConvertOptions(
-        near=near,
-        far=far,
+        near=DEFAULT_NEAR if near is None else near,
+        far=DEFAULT_FAR if far is None else far,
         grid=grid,
         edge_threshold=edge_threshold,
         edges=edges,
@@ -647,7 +743,7 @@ def convert(
         raise typer.Exit(2)
     _prepare_out_dir(out_dir)
     local = ray_address is None and depth_file is None
-    model = _load_model_or_exit(weights, device, backend) if local else None
+    model = _load_model_or_exit(weights, device, backend, spec.name, input_size) if local else None
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         if ray_address is not None:
@@ -662,7 +758,7 @@ def convert(
                 weights=weights,
                 device="cpu" if device == "auto" else device,  # GPUs only when asked for
                 skip_existing=skip_existing,
-                model_options={"backend": backend},
+                model_options={"backend": backend, "model": spec.name, "input_size": input_size},
                 **callbacks,
             )
         else:
@@ -835,6 +931,8 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port of the page.")] = 7860,
+    model_name: ModelOption = "midas-small",
+    input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
     backend: BackendOption = "auto",
@@ -873,7 +971,7 @@ def serve(
     except ValueError as error:
         _fail(_message(error, _SERVE_FLAGS))
         raise typer.Exit(2) from None
-    model = _load_model_or_exit(weights, device, backend)
+    model = _load_model_or_exit(weights, device, backend, model_name, input_size)
 
     def ready(url: str) -> None:
         out.print(f"depth2mesh web page: {url} (Ctrl+C stops it)")

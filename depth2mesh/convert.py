@@ -4,8 +4,9 @@ The CLI, the web page, the Ray path and the Blender add-on (through the CLI) all
 :func:`convert_photo`; none keeps a copy of these steps.
 
 Data flow (see docs/architecture.md), one function per stage of :data:`STAGES`: photo
-(EXIF-upright RGB) -> disparity (MiDaS, or ``depth_file``) -> depth in metres
-(``near``/``far``, or metric depth as given) at the mesh grid's size -> points in the OpenCV
+(EXIF-upright RGB) -> disparity (MiDaS small or Depth Anything V2 Small, or ``depth_file``)
+-> depth in metres (``near``/``far``; metric depth, from a metric model or a file, as given)
+at the mesh grid's size -> points in the OpenCV
 camera frame -> depth pictures, point cloud PLY, UV-textured grid mesh GLB, optional Poisson
 mesh GLB + PLY, sidecar JSON. Axes become glTF's ``(x, -y, -z)`` only when files are written.
 """
@@ -282,16 +283,21 @@ STAGES: Final = (
 the keys of its timings ("poisson_mesh" only with a Poisson mesh)."""
 
 
-def depth_paths(out_dir: str | Path, stem: str, *, save_raw: bool = False) -> dict[str, Path]:
+def depth_paths(
+    out_dir: str | Path, stem: str, *, save_raw: bool = False, metric: bool = False
+) -> dict[str, Path]:
     """Return the depth files of one photo, by kind (the names are the interface).
 
     Keys: "depth" (``<stem>_depth.png``, 16-bit), "inferno" (``<stem>_depth_inferno.png``)
     and, with ``save_raw``, "disparity" (``<stem>_disparity.npy``, what ``depth2mesh depth
-    --save-raw`` adds).
+    --save-raw`` adds) or, for a metric model (``metric``), "metres"
+    (``<stem>_depth_metres.npy``).
     """
     out = Path(out_dir)
     paths = {"depth": out / f"{stem}_depth.png", "inferno": out / f"{stem}_depth_inferno.png"}
-    if save_raw:
+    if save_raw and metric:
+        paths["metres"] = out / f"{stem}_depth_metres.npy"
+    elif save_raw:
         paths["disparity"] = out / f"{stem}_disparity.npy"
     return paths
 
@@ -343,6 +349,7 @@ def _output_suffixes() -> tuple[str, ...]:
     """What :func:`output_paths` appends to a stem, for every option, longest first."""
     stem = "stem"
     names = {path.name for path in depth_paths("", stem, save_raw=True).values()}
+    names.update(path.name for path in depth_paths("", stem, save_raw=True, metric=True).values())
     for texture_format in ("jpeg", "png"):
         paths = output_paths("", stem, "both", formats=EXTRA_FORMATS, texture_format=texture_format)
         names.update(path.name for path in paths.values())
@@ -483,16 +490,20 @@ class DepthMaps:
     """What the depth stage gives the others.
 
     Attributes:
-        disparity: (rows, cols) float32 at the mesh grid's size, relative inverse depth.
+        disparity: (rows, cols) float32 at the mesh grid's size, relative inverse depth
+            (1 / metres for metric depth).
         picture: (h, w) float32 disparity at the depth pictures' size (``disparity`` itself
             when that is the grid's size).
         metric: (rows, cols) float32 metres at the grid's size (NaN where unmeasured) from a
-            metric depth file, else None.
+            metric depth file or a metric model, else None.
+        measured: Whether ``metric`` comes from a depth file (a sensor's pixels, kept as they
+            are) rather than from a network (whose depth ramps ``edges="on"`` settles).
     """
 
     disparity: NDArray[np.float32]
     picture: NDArray[np.float32]
     metric: NDArray[np.float32] | None = None
+    measured: bool = False
 
 
 @dataclass(frozen=True)
@@ -552,6 +563,7 @@ def convert_photo(
     """
     opts = options or ConvertOptions()
     opts.check()
+    check_model_options(opts, model, depth_file)
     photo_path = Path(photo_path)
     paths = _paths(photo_path, out_dir, opts)
     _prepare_out_dir(out_dir, paths, overwrite=opts.overwrite)
@@ -592,6 +604,34 @@ def convert_photo(
     return result
 
 
+def check_model_options(
+    options: ConvertOptions, model: DepthModel | None, depth_file: str | Path | None
+) -> None:
+    """Refuse ``near``/``far`` with a metric model: its depth is in metres already.
+
+    Only values other than the defaults can be told apart here (the CLI also refuses the
+    options given at their default values).
+
+    Raises:
+        ParameterError: ``near`` or ``far`` set while a metric model gives the depth.
+    """
+    if depth_file is not None or model is None or model.spec.output != "metric":
+        return
+    changed = [
+        name
+        for name, default in (("near", DEFAULT_NEAR), ("far", DEFAULT_FAR))
+        if getattr(options, name) != default
+    ]
+    if changed:
+        raise ParameterError(
+            f"{{{changed[0]}}} does not apply to the metric model {model.spec.name}, whose "
+            "depth is in metres already: leave {near} and {far} out (they scale relative "
+            "models' disparity)",
+            changed[0],
+            *(name for name in ("near", "far") if name != changed[0]),
+        )
+
+
 def read_stage(photo_path: Path, options: ConvertOptions) -> tuple[Photo, Intrinsics]:
     """Read the photo, no larger than the texture and the grid need, and its camera.
 
@@ -625,9 +665,14 @@ def depth_stage(
         return _depth_from_file(depth_file, photo, sizes, options)
     if model is None:
         raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
-    from depth2mesh.model import predict_disparities
+    from depth2mesh.model import predict_depths, predict_disparities
 
-    # the network sees 256 pixels: its output is resized straight to each size used
+    # the network sees 256 (MiDaS) or ~518 (Depth Anything) pixels: its output is resized
+    # straight to each size used
+    if model.spec.output == "metric":
+        metres = predict_depths(photo.rgb, model, sizes)
+        inverse = [(1.0 / np.maximum(item, MIN_DEPTH_M)).astype(np.float32) for item in metres]
+        return DepthMaps(disparity=inverse[0], picture=inverse[-1], metric=metres[0])
     resized = predict_disparities(photo.rgb, model, sizes)
     return DepthMaps(disparity=resized[0], picture=resized[-1])
 
@@ -647,7 +692,7 @@ def _depth_from_file(
         with np.errstate(divide="ignore", invalid="ignore"):
             loaded = np.where(np.isfinite(loaded), 1.0 / loaded, 0.0).astype(np.float32)
     resized = [_resize(loaded, rows, cols, cv2.INTER_AREA) for rows, cols in sizes]
-    return DepthMaps(disparity=resized[0], picture=resized[-1], metric=metric)
+    return DepthMaps(disparity=resized[0], picture=resized[-1], metric=metric, measured=True)
 
 
 def metric_at_grid(metric: NDArray[np.float32], size: tuple[int, int]) -> NDArray[np.float32]:
@@ -694,7 +739,7 @@ def geometry_stage(
             strong_ratio=options.edge_strong,
         )
         moved = np.zeros(depth.shape, dtype=bool)
-        if maps.metric is None:  # a network's disparity: put its ramps' pixels onto a side
+        if not maps.measured:  # a network's depth: put its ramps' pixels onto a side
             # (metric depth files are measured: a sensor's in-between pixels stay exact)
             # only strong steps: a weak one's sides are too close to tell a ramp from noise
             settled, moved = settle_ramps(
@@ -941,9 +986,16 @@ def _sidecar(
     if depth_file is not None:
         depth_source: dict[str, Any] = {"source": "file", "path": str(depth_file)}
         depth_source["kind"] = options.depth_kind
+    elif model is not None and model.spec.output == "metric":
+        depth_source = {
+            "source": model.spec.title,
+            "kind": "metric",
+            "max_depth_m": model.spec.max_depth,
+        }
     else:
-        depth_source = {"source": "MiDaS v2.1 small", "kind": "disparity"}
-    if options.depth_kind == "disparity" or depth_file is None:
+        title = model.spec.title if model is not None else "MiDaS v2.1 small"
+        depth_source = {"source": title, "kind": "disparity"}
+    if depth_source["kind"] == "disparity":
         depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
     sidecar = {
         "generator": f"depth2mesh {__version__}",

@@ -115,3 +115,34 @@ def write_depth_pictures(
         raw = np.asarray(disparity, dtype=np.float32)
         written.append(write_npy(paths["disparity"], raw, overwrite=overwrite))
     return written
+
+
+def write_metric_depth_pictures(
+    metres: NDArray[np.float32], paths: Mapping[str, Path], *, overwrite: bool = False
+) -> list[Path]:
+    """Write the depth pictures of a metric model's depth, and the metres when ``paths`` asks.
+
+    The pictures are those of :func:`write_depth_pictures` for ``1 / metres`` (near is
+    bright, as for relative models; the scale of a picture is its own min..max, so metres
+    cannot be read from it); "metres" (float32 ``.npy``, metres as predicted) is written when
+    present. Nothing is written when any of them exists and ``overwrite`` is False.
+
+    Args:
+        metres: (H, W) float32 depth, metres (> 0).
+        paths: Output files by kind (:func:`depth2mesh.convert.depth_paths` with ``metric``).
+        overwrite: Replace existing files.
+
+    Returns:
+        The paths written, in order.
+
+    Raises:
+        OutputError: An output exists (without ``overwrite``) or cannot be written.
+    """
+    refuse_existing(list(paths.values()), overwrite=overwrite)
+    inverse = (1.0 / np.maximum(np.asarray(metres, np.float32), 1e-6)).astype(np.float32)
+    pictures = {kind: path for kind, path in paths.items() if kind in ("depth", "inferno")}
+    written = write_depth_pictures(inverse, pictures, overwrite=overwrite)
+    if "metres" in paths:
+        raw = np.asarray(metres, dtype=np.float32)
+        written.append(write_npy(paths["metres"], raw, overwrite=overwrite))
+    return written
