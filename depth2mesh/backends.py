@@ -78,7 +78,11 @@ OUTPUT_NAME = "disparity"
 EXPORT_TAG = "opset17-v1"
 """Part of the MiDaS export's cache file name; bumped whenever the export itself changes."""
 
-EXPORT_TAGS = {EXPORT_PREFIX: EXPORT_TAG, "dav2_small": "opset17-posmat-v1"}
+EXPORT_TAGS = {
+    EXPORT_PREFIX: EXPORT_TAG,
+    "dav2_small": "opset17-posmat-v1",
+    "dav2_small_ort": "opset17-posmat-v1",
+}
 """The export tag of each architecture's prefix (the Depth Anything V2 export takes the
 positional embedding's resampling matrices as inputs: one export for every size)."""
 

@@ -35,9 +35,9 @@ CACHE_SUBDIR = "depth2mesh"
 EXPORT_PREFIX = "midas_v21_small"
 """First part of a MiDaS small export's file name."""
 
-EXPORT_PREFIXES = (EXPORT_PREFIX, "dav2_small")
-"""First parts of the exports' file names, one per architecture (MiDaS small, Depth Anything
-V2 Small)."""
+EXPORT_PREFIXES = (EXPORT_PREFIX, "dav2_small", "dav2_small_ort")
+"""First parts of the exports' file names: MiDaS small, Depth Anything V2 Small for OpenVINO
+and for ONNX Runtime."""
 
 OPENVINO_CACHE = "openvino-cache"
 """Folder inside the cache where OpenVINO keeps compiled networks."""

@@ -221,6 +221,44 @@ class Dinov2Small(nn.Module):
 # --------------------------------------------------------------------------- DPT head
 
 
+def resize_corners(
+    x: torch.Tensor, size: tuple[Any, Any] | None, *, gathered: bool
+) -> torch.Tensor:
+    """Bilinear resize with ``align_corners=True`` of (N, C, h, w) to ``size`` (None: 2h x 2w).
+
+    ``gathered=False``: ``F.interpolate``, the official call (``scale_factor=2`` without a
+    size). ``gathered=True``: the same arithmetic written as plain operations (what the ONNX
+    export holds): output sample ``d`` of an axis of ``n`` -> ``m`` samples reads source
+    position ``d * float32((n - 1) / (m - 1))`` computed in float32, as torch's kernel does,
+    and mixes its two neighbours. ONNX Runtime's own ``Resize`` places its samples more
+    exactly than torch does, which moved the output of large inputs by up to 6e-5 of its
+    range; this form keeps torch's positions.
+    """
+    if not gathered:
+        if size is None:
+            return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+    if size is None:
+        size = (x.shape[2] * 2, x.shape[3] * 2)
+    return _resize_axis(_resize_axis(x, 2, size[0]), 3, size[1])
+
+
+def _resize_axis(x: torch.Tensor, dim: int, target: Any) -> torch.Tensor:
+    source = torch.arange(x.shape[dim], device=x.device)
+    outputs = torch.arange(target, device=x.device)
+    scale = source[-1:].float() / outputs[-1:].float()  # float32 (n - 1) / (m - 1)
+    position = outputs.float() * scale
+    first = position.floor().long()
+    second = torch.minimum(first + 1, source[-1:])
+    weight = (position - first.float()).clamp(0.0, 1.0)
+    shape = [1, 1, 1, 1]
+    shape[dim] = -1
+    weight = weight.reshape(shape)
+    low = x.index_select(dim, first)
+    high = x.index_select(dim, second)
+    return low * (1.0 - weight) + high * weight
+
+
 class ResidualConvUnit(nn.Module):
     """ReLU -> 3x3 conv -> ReLU -> 3x3 conv, plus the input (no BatchNorm)."""
 
@@ -246,6 +284,7 @@ class FusionBlock(nn.Module):
         self.out_conv = nn.Conv2d(HEAD_FEATURES, HEAD_FEATURES, 1)
         self.resConfUnit1 = ResidualConvUnit()  # checkpoint key name
         self.resConfUnit2 = ResidualConvUnit()  # checkpoint key name
+        self.gathered = False  # see resize_corners
 
     def forward(
         self,
@@ -257,10 +296,7 @@ class FusionBlock(nn.Module):
         if skip is not None:
             x = x + self.resConfUnit1(skip)
         x = self.resConfUnit2(x)
-        if size is None:
-            x = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
-        else:
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=True)
+        x = resize_corners(x, None if size is None else (size[0], size[1]), gathered=self.gathered)
         out: torch.Tensor = self.out_conv(x)
         return out
 
@@ -300,6 +336,7 @@ class DptHead(nn.Module):
             ]
         )
         self.scratch = Scratch(metric=metric)
+        self.gathered = False  # see resize_corners
 
     def forward(self, tapped: list[torch.Tensor], rows: int, cols: int) -> torch.Tensor:
         """Map four (N, rows*cols, 384) token maps to (N, 1, 14 rows, 14 cols)."""
@@ -315,7 +352,7 @@ class DptHead(nn.Module):
         path = scratch.refinenet2(path, l2, size=l1.shape[2:])
         path = scratch.refinenet1(path, l1)
         out = scratch.output_conv1(path)
-        out = F.interpolate(out, (rows * PATCH, cols * PATCH), mode="bilinear", align_corners=True)
+        out = resize_corners(out, (rows * PATCH, cols * PATCH), gathered=self.gathered)
         result: torch.Tensor = scratch.output_conv2(out)
         return result
 
@@ -476,14 +513,25 @@ COLS_NAME = "pos_cols"
 """Name of the export's third input: (W/14, 37) float32 resampling matrix."""
 
 
-def exportable_network(network: DepthAnythingV2Small) -> DepthAnythingV2Small:
-    """A CPU copy with the explicit attention (what the exporters turn into plain ops)."""
+def exportable_network(
+    network: DepthAnythingV2Small, *, gathered: bool = False
+) -> DepthAnythingV2Small:
+    """A CPU copy for export: explicit attention; with ``gathered``, resizes as gathers.
+
+    The explicit attention is what the exporter writes anyway; gathered resizes keep torch's
+    sample positions (see :func:`resize_corners`).
+    """
     copy = DepthAnythingV2Small(network.max_depth, fused_attention=False)
     copy.load_state_dict(network.state_dict())
+    for module in copy.modules():
+        if isinstance(module, FusionBlock | DptHead):
+            module.gathered = gathered
     return copy.eval()
 
 
-def export_onnx(network: DepthAnythingV2Small, destination: str | Path) -> None:
+def export_onnx(
+    network: DepthAnythingV2Small, destination: str | Path, *, gathered: bool = False
+) -> None:
     """Write the network as one ONNX graph (opset 17) for every input size.
 
     Inputs: ``input`` (1, 3, H, W) float32 with H and W multiples of 14, ``pos_rows``
@@ -494,8 +542,10 @@ def export_onnx(network: DepthAnythingV2Small, destination: str | Path) -> None:
     Args:
         network: The loaded network (any device; exported from a CPU copy).
         destination: The ``.onnx`` file to write (one file, weights included).
+        gathered: Write the bilinear resizes as gathers (for ONNX Runtime, see
+            :func:`resize_corners`) instead of ONNX ``Resize`` (for OpenVINO).
     """
-    copy = exportable_network(network)
+    copy = exportable_network(network, gathered=gathered)
     rows, cols = 37, 40  # any sample size that is not 37 x 37
     sample = torch.zeros(1, 3, rows * PATCH, cols * PATCH)
     row_weights, col_weights = (torch.from_numpy(m) for m in pos_embed_matrices(rows, cols))

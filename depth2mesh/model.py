@@ -329,7 +329,7 @@ def load_model(
     export_path: Path | None = None
     if chosen != "torch":
         export_path = backends.find_export(
-            digest, backends.export_dirs(), legacy=legacy, kind=export_kind(spec)
+            digest, backends.export_dirs(), legacy=legacy, kind=export_kind(spec, chosen)
         )
     network = None
     if export_path is None:  # the eager network is needed: to run, or to export
@@ -371,9 +371,18 @@ class _Stopwatch:
         return self.timings
 
 
-def export_kind(spec: ModelSpec) -> str:
-    """The export cache's file-name prefix of a model's architecture."""
-    return "dav2_small" if spec.architecture == "dav2_small" else EXPORT_PREFIX
+def export_kind(spec: ModelSpec, backend: str) -> str:
+    """The export cache's file-name prefix of a model's architecture, for a backend.
+
+    MiDaS small: one export for both backends. Depth Anything V2: "dav2_small" (bilinear
+    resizes as ONNX ``Resize``) for OpenVINO, "dav2_small_ort" (the resizes as gathers that
+    keep torch's sample positions, see :func:`depth2mesh.dav2_network.resize_corners`) for
+    ONNX Runtime, whose ``Resize`` moved large outputs by up to 6e-5 of their range; each
+    form is the one that stays closest to the official output on its runtime (tested).
+    """
+    if spec.architecture != "dav2_small":
+        return EXPORT_PREFIX
+    return "dav2_small_ort" if backend == "onnxruntime" else "dav2_small"
 
 
 def build_eager(spec: ModelSpec, path: Path) -> Network:
@@ -501,7 +510,8 @@ def _export_and_compile(
         if loaded.spec.architecture == "dav2_small":
             from depth2mesh import dav2_network
 
-            dav2_network.export_onnx(loaded.network, path)  # type: ignore[arg-type]
+            gathered = chosen == "onnxruntime"
+            dav2_network.export_onnx(loaded.network, path, gathered=gathered)  # type: ignore[arg-type]
             return
         from depth2mesh.network import export_onnx
 
@@ -511,7 +521,7 @@ def _export_and_compile(
     if export_path is None:
         mark = time.perf_counter()
         export_path, exported_now = backends.cached_export(
-            loaded.weights_sha256, export, legacy=legacy, kind=export_kind(loaded.spec)
+            loaded.weights_sha256, export, legacy=legacy, kind=export_kind(loaded.spec, chosen)
         )
         if exported_now:
             clock.timings["export"] = time.perf_counter() - mark
