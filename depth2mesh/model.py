@@ -114,9 +114,13 @@ class DepthModel:
     spec: ModelSpec = MODELS[DEFAULT_MODEL]
     """The model's registry entry: name, output kind ("disparity" or "metric"), max depth,
     default input size, licence, release."""
-    input_size: int = MODELS[DEFAULT_MODEL].input_size
+    input_size: int = 0
     """The network input size it runs at (MiDaS: the long side, 256; Depth Anything: the
-    shorter side's least size, a multiple of 14)."""
+    shorter side's least size, a multiple of 14); 0 when made: the model's default."""
+
+    def __post_init__(self) -> None:
+        if self.input_size == 0:
+            object.__setattr__(self, "input_size", self.spec.input_size)
 
     @property
     def output(self) -> str:
