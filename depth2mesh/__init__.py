@@ -31,10 +31,11 @@ if TYPE_CHECKING:
         DeviceError,
         InputError,
         OutputError,
+        OutputKindError,
         UnofficialWeightsWarning,
         WeightsError,
     )
-    from depth2mesh.model import DepthModel, load_model, predict_disparity
+    from depth2mesh.model import DepthModel, load_model, predict_depth, predict_disparity
     from depth2mesh.photo import Photo, read_photo
     from depth2mesh.pictures import colorize_disparity
 
@@ -46,6 +47,7 @@ _LAZY = {
     "Intrinsics": "depth2mesh.camera",
     "load_model": "depth2mesh.model",
     "predict_disparity": "depth2mesh.model",
+    "predict_depth": "depth2mesh.model",
     "DepthModel": "depth2mesh.model",
     "read_photo": "depth2mesh.photo",
     "Photo": "depth2mesh.photo",
@@ -56,6 +58,7 @@ _LAZY = {
     "InputError": "depth2mesh.errors",
     "OutputError": "depth2mesh.errors",
     "DeviceError": "depth2mesh.errors",
+    "OutputKindError": "depth2mesh.errors",
     "UnofficialWeightsWarning": "depth2mesh.errors",
 }
 
@@ -69,6 +72,7 @@ __all__ = [
     "InputError",
     "Intrinsics",
     "OutputError",
+    "OutputKindError",
     "Photo",
     "UnofficialWeightsWarning",
     "WeightsError",
@@ -76,6 +80,7 @@ __all__ = [
     "colorize_disparity",
     "convert_photo",
     "load_model",
+    "predict_depth",
     "predict_disparity",
     "read_photo",
     "write_depth_images",
