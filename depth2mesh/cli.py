@@ -571,7 +571,11 @@ def convert(
         MeshChoice, typer.Option("--mesh", help="Meshes to build: grid, poisson or both.")
     ] = "grid",
     drop_far: Annotated[
-        bool, typer.Option("--drop-far", help="Leave out sky and everything at --far.")
+        bool,
+        typer.Option(
+            "--drop-far",
+            help="Leave out sky and everything at --far (relative models and disparity files).",
+        ),
     ] = False,
     poisson_depth: Annotated[
         int, typer.Option("--poisson-depth", help="Poisson octree depth (5..12).")

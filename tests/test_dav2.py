@@ -549,3 +549,39 @@ def test_cli_refuses_near_far_with_metric_model_and_bad_input_size(tmp_path: Pat
     assert result.returncode == 2
     assert "--input-size of dav2-small must be a multiple of 14" in result.stderr
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow  # a CLI subprocess with the network
+def test_cli_depth_with_metric_model_writes_pictures_and_metres(
+    tmp_path: Path,
+    dav2_dir: Path,
+    upcast_weights: dict[str, Path],
+    dav2_models: Callable[[str, str, int], DepthModel],
+) -> None:
+    info = _index(dav2_dir, "metric_hypersim")[FAST]
+    photo = dav2_dir / info["image"]
+    weights = upcast_weights["metric_hypersim"]
+    result = run_cli(
+        "depth",
+        photo,
+        "-o",
+        tmp_path,
+        "--model",
+        "dav2-metric-indoor",
+        "--weights",
+        weights,
+        "--input-size",
+        "392",
+        "--backend",
+        "torch",
+        "--save-raw",
+    )
+    assert result.returncode == 0, result.stderr
+    stem = photo.stem
+    names = sorted(path.name for path in tmp_path.iterdir())
+    assert names == [f"{stem}_depth.png", f"{stem}_depth_inferno.png", f"{stem}_depth_metres.npy"]
+    expected = predict_depth(_image(dav2_dir, info), dav2_models("metric_hypersim", "torch", 392))
+    np.testing.assert_allclose(np.load(tmp_path / f"{stem}_depth_metres.npy"), expected, atol=1e-4)
+    picture = cv2.imread(str(tmp_path / f"{stem}_depth.png"), cv2.IMREAD_UNCHANGED)
+    nearest = np.unravel_index(np.argmin(expected), expected.shape)
+    assert picture[nearest] == 65535  # near is bright, as for disparity
