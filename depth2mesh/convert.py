@@ -52,7 +52,17 @@ from depth2mesh.geometry import (
     sample_colors,
     srgb_to_linear,
 )
-from depth2mesh.gltf import DEFAULT_TEXTURE_SIZE, GltfCamera, encode_glb
+from depth2mesh.gltf import (
+    DEFAULT_GLB_COMPRESSION,
+    DEFAULT_TEXTURE_SIZE,
+    DRACO,
+    GLB_COMPRESSIONS,
+    QUANTIZATION,
+    GlbCompression,
+    GltfCamera,
+    encode_glb,
+    position_error_bound,
+)
 from depth2mesh.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
@@ -133,6 +143,10 @@ class ConvertOptions:
         face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
         texture_size: Longest side of the GLB texture, pixels.
         texture_format: "jpeg" (default) or "png" (lossless, larger).
+        glb_compression: How the GLBs store their vertex data: "quantized" (default,
+            ``KHR_mesh_quantization``: 16-bit positions and texture coordinates, 16-bit
+            indices, within 1e-4 of the depth range), "draco" (``KHR_draco_mesh_compression``,
+            smallest, needs the ``draco`` extra) or "none" (float32, as before).
         jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
             is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
             second loss, no encoding time), anything else is encoded at
@@ -165,6 +179,7 @@ class ConvertOptions:
     face_budget: int | None = None
     texture_size: int = DEFAULT_TEXTURE_SIZE
     texture_format: Literal["jpeg", "png"] = "jpeg"
+    glb_compression: GlbCompression = DEFAULT_GLB_COMPRESSION
     jpeg_quality: int | None = None
     depth_size: DepthSize = "grid"
     camera: CameraOptions = field(default_factory=CameraOptions)
@@ -225,6 +240,16 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{texture_size}} must be at least 16, got {self.texture_size}", "texture_size"
             )
+        if self.glb_compression not in GLB_COMPRESSIONS:
+            raise ParameterError(
+                f"{{glb_compression}} must be one of {', '.join(GLB_COMPRESSIONS)}, "
+                f"got {self.glb_compression!r}",
+                "glb_compression",
+            )
+        if self.glb_compression == "draco":
+            from depth2mesh.draco import require_draco
+
+            require_draco()
         if self.depth_size not in ("grid", "photo"):
             raise ParameterError(
                 f"{{depth_size}} must be grid or photo, got {self.depth_size!r}", "depth_size"
@@ -571,11 +596,13 @@ def convert_photo(
         grid_files, grid, texture, notes = grid_mesh_stage(photo, geometry, camera, paths, opts)
         written += grid_files
     counts = _counts(geometry, grid)
+    meshes = {"grid": grid.vertices}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
             poisson_files, surface = poisson_stage(photo, intrinsics, geometry, camera, paths, opts)
             written += poisson_files
         counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
+        meshes["poisson"] = surface.vertices
     files = [*written, paths["sidecar"]]
     result = ConvertResult(
         photo_path,
@@ -587,7 +614,10 @@ def convert_photo(
         {kind: path for kind, path in paths.items() if path in files},
     )
     with timer.stage("sidecar"):
-        sidecar = _sidecar(result, photo, opts, model, depth_file, written, texture, maps.picture)
+        glb = glb_record(opts.glb_compression, meshes)
+        sidecar = _sidecar(
+            result, photo, opts, model, depth_file, written, texture, maps.picture, glb
+        )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
 
@@ -772,6 +802,7 @@ def grid_mesh_stage(
         camera=camera,
         name=photo.path.stem,
         generator=f"depth2mesh {__version__}",
+        compression=options.glb_compression,
     )
     written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
     if "obj" in options.formats and grid.uvs is not None:
@@ -824,7 +855,14 @@ def poisson_stage(
         surface,
         colors=sample_colors(photo.rgb, project_points(surface.vertices, photo_camera)),
     )
-    files = _write_poisson(colored, paths, camera, photo.path.stem, overwrite=options.overwrite)
+    files = _write_poisson(
+        colored,
+        paths,
+        camera,
+        photo.path.stem,
+        compression=options.glb_compression,
+        overwrite=options.overwrite,
+    )
     return files, colored
 
 
@@ -889,6 +927,7 @@ def _write_poisson(
     camera: GltfCamera,
     name: str,
     *,
+    compression: GlbCompression,
     overwrite: bool,
 ) -> list[Path]:
     if surface.colors is None or surface.normals is None:
@@ -901,6 +940,7 @@ def _write_poisson(
         camera=camera,
         name=f"{name} (Poisson)",
         generator=f"depth2mesh {__version__}",
+        compression=compression,
     )
     ply = encode_ply_mesh(
         camera_to_gltf(surface.vertices),
@@ -926,6 +966,39 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
     }
 
 
+def glb_record(
+    compression: GlbCompression, meshes: dict[str, NDArray[np.float32]]
+) -> dict[str, Any]:
+    """What the sidecar says about the GLBs' storage: compression, extension, error bounds.
+
+    Args:
+        compression: The GLBs' compression.
+        meshes: (N, 3) float32 vertices (metres, any frame whose z is the depth axis) of each
+            GLB's mesh, by name ("grid", "poisson").
+
+    Returns:
+        ``{"compression", "quantized", "extension", "meshes": {name: {"depth_range_m",
+        "position_error_bound_m"}}}``: the extension the GLBs require (None for "none"), and
+        per mesh its extent along z and the largest per-axis position error the storage adds
+        (0 when the positions stayed float32), both in metres.
+    """
+    extension = {"none": None, "quantized": QUANTIZATION, "draco": DRACO}[compression]
+    record: dict[str, Any] = {
+        "compression": compression,
+        "quantized": compression != "none",
+        "extension": extension,
+        "meshes": {},
+    }
+    for name, vertices in meshes.items():
+        depth_range = float(np.ptp(vertices[:, 2])) if len(vertices) else 0.0
+        bound = position_error_bound(vertices, compression) if len(vertices) else 0.0
+        record["meshes"][name] = {
+            "depth_range_m": round(depth_range, 6),
+            "position_error_bound_m": bound,
+        }
+    return record
+
+
 def _sidecar(
     result: ConvertResult,
     photo: Photo,
@@ -935,6 +1008,7 @@ def _sidecar(
     written: list[Path],
     texture: Texture,
     picture: NDArray[np.float32],
+    glb: dict[str, Any],
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -969,6 +1043,7 @@ def _sidecar(
             "source": texture.source,
             "quality": texture.quality,
         },
+        "glb": glb,
         "depth_pictures": {"width": picture.shape[1], "height": picture.shape[0]},
         "files": [path.name for path in written],
         "timings_s": result.timings_s,

@@ -198,3 +198,41 @@ def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.round(np.asarray(cloud.colors) * 255).astype(np.uint8),
         np.asarray(cloud.normals),
     )
+
+
+def canonical_triangles(faces: np.ndarray) -> np.ndarray:
+    """Triangles as sorted rows, each rotated to start at its smallest index (winding kept)."""
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    start = faces.argmin(axis=1)
+    rows = np.arange(len(faces))[:, None]
+    rotated = faces[rows, (start[:, None] + np.arange(3)) % 3]
+    return rotated[np.lexsort(rotated.T[::-1])]
+
+
+def assert_same_triangles(
+    reference: np.ndarray,
+    reference_faces: np.ndarray,
+    positions: np.ndarray,
+    faces: np.ndarray,
+    *,
+    atol: float,
+) -> float:
+    """Require that a decoded mesh has the reference's triangles, winding included.
+
+    Every decoded vertex is matched to its nearest reference vertex (within ``atol`` per
+    axis), so files that reorder, split or share vertices (Draco, primitives' windows) compare
+    by what they draw. Returns the largest per-axis distance of a matched vertex.
+    """
+    points = np.asarray(reference, np.float64)
+    query = np.asarray(positions, np.float64)
+    search = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(points))
+    search.knn_index()
+    found, _ = search.knn_search(o3d.core.Tensor(query), 1)
+    nearest = found.numpy().reshape(-1).astype(np.int64)
+    used = np.unique(np.asarray(faces).reshape(-1))
+    largest = float(np.abs(points[nearest[used]] - query[used]).max())
+    assert largest <= atol, f"a vertex moved {largest:.3g} > {atol:.3g}"
+    np.testing.assert_array_equal(
+        canonical_triangles(nearest[faces]), canonical_triangles(reference_faces)
+    )
+    return largest
