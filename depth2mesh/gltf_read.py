@@ -18,7 +18,14 @@ from numpy.typing import NDArray
 
 from depth2mesh.gltf import DRACO, GltfCamera, split_glb
 
-__all__ = ["GlbMesh", "accessor_array", "glb_part_sizes", "node_matrices", "read_glb_mesh"]
+__all__ = [
+    "GlbMesh",
+    "accessor_array",
+    "glb_part_sizes",
+    "node_matrices",
+    "position_bounds",
+    "read_glb_mesh",
+]
 
 _COMPONENTS: Final[dict[int, np.dtype[Any]]] = {
     5120: np.dtype("<i1"),
@@ -149,6 +156,42 @@ def _local_matrix(node: dict[str, Any]) -> NDArray[np.float64]:
     matrix[:3, :3] = rotation * np.asarray(node.get("scale", [1.0, 1.0, 1.0]))
     matrix[:3, 3] = node.get("translation", [0.0, 0.0, 0.0])
     return matrix
+
+
+def position_bounds(document: dict[str, Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The scene's bounding box from the POSITION accessors' ``min``/``max`` (no data read).
+
+    Each accessor's box (dequantised when normalised) is carried through its node's world
+    matrix by its eight corners.
+
+    Args:
+        document: The glTF JSON document.
+
+    Returns:
+        (3,) float64 minimum and maximum corners, metres, scene coordinates.
+
+    Raises:
+        ValueError: No mesh in the scene, or a POSITION accessor without min/max.
+    """
+    corners = []
+    for index, world in node_matrices(document):
+        node = document["nodes"][index]
+        if "mesh" not in node:
+            continue
+        for primitive in document["meshes"][node["mesh"]]["primitives"]:
+            spec = document["accessors"][primitive["attributes"]["POSITION"]]
+            if "min" not in spec or "max" not in spec:
+                raise ValueError("the GLB has a POSITION accessor without min/max bounds")
+            box = np.array([spec["min"], spec["max"]], dtype=np.float64)
+            if spec.get("normalized") and spec["componentType"] != 5126:
+                box = np.maximum(box / np.iinfo(_COMPONENTS[spec["componentType"]]).max, -1.0)
+            pick = np.array([[i >> k & 1 for k in range(3)] for i in range(8)])
+            points = box[pick, np.arange(3)]
+            corners.append(points @ world[:3, :3].T + world[:3, 3])
+    if not corners:
+        raise ValueError("the GLB holds no mesh")
+    every = np.concatenate(corners)
+    return every.min(axis=0), every.max(axis=0)
 
 
 def read_glb_mesh(data: bytes) -> GlbMesh:
