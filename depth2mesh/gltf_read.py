@@ -43,7 +43,9 @@ class GlbMesh:
     """Every triangle (or point) of a GLB's scene as one mesh, in scene coordinates.
 
     Primitives are concatenated in file order; vertices that two primitives share (the
-    windows of a split grid) appear once per primitive.
+    windows of a split grid) appear once per primitive. Where some primitives lack an
+    attribute that others have, glTF's defaults fill in: texture coordinates (0, 0), colour
+    white; normals are kept only when every primitive has them.
 
     Attributes:
         positions: (N, 3) float32 metres, glTF axes, node transforms applied.
@@ -204,8 +206,7 @@ def read_glb_mesh(data: bytes) -> GlbMesh:
         The mesh (see :class:`GlbMesh`).
 
     Raises:
-        ValueError: Not a GLB, no mesh in the scene, primitives that disagree on which
-            attributes they have, or data that cannot be read.
+        ValueError: Not a GLB, no mesh in the scene, or data that cannot be read.
         ParameterError: A Draco file without DracoPy installed.
     """
     document, binary = split_glb(data)
@@ -218,9 +219,16 @@ def read_glb_mesh(data: bytes) -> GlbMesh:
             parts.append(_transformed(_primitive_arrays(document, binary, primitive), world))
     if not parts:
         raise ValueError("the GLB's scene holds no mesh")
-    names = set(parts[0])
-    if any(set(part) != names for part in parts):
-        raise ValueError("the GLB's primitives have different attributes")
+    names = set().union(*parts) - {"faces"}
+    if any("normals" not in part for part in parts):
+        names.discard("normals")
+    for part in parts:  # glTF's defaults where a primitive lacks an attribute
+        count = len(part["positions"])
+        if "uvs" in names and "uvs" not in part:
+            part["uvs"] = np.zeros((count, 2), np.float32)
+        if "colors_linear" in names and "colors_linear" not in part:
+            width = max(p["colors_linear"].shape[1] for p in parts if "colors_linear" in p)
+            part["colors_linear"] = np.ones((count, width), np.float32)
     offsets = np.cumsum([0] + [len(part["positions"]) for part in parts[:-1]])
     faces = np.concatenate(
         [part["faces"] + offset for part, offset in zip(parts, offsets, strict=True)]

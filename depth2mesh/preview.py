@@ -241,8 +241,10 @@ def _glb_geometry(o3d: Any, path: Path) -> Any:
     if mesh.uvs is not None and mesh.texture is not None:
         import cv2
 
-        encoded = np.frombuffer(mesh.texture, np.uint8)
-        image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        decoded = cv2.imdecode(np.frombuffer(mesh.texture, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise InputError(f"{path}: its texture does not decode")
+        image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
         # as Open3D's own reader stores them: v up, the image bottom row first
         corners = mesh.uvs[mesh.faces.reshape(-1)].astype(np.float64)
         corners[:, 1] = 1.0 - corners[:, 1]

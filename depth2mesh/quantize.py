@@ -4,9 +4,10 @@ Pure functions over numpy arrays; :mod:`depth2mesh.gltf` writes what they return
 extension, glTF allows vertex attributes stored as normalised integers (``value = q / 65535``
 for an unsigned short, ``max(q / 127, -1)`` for a signed byte):
 
-- positions: (N, 3) uint16 over the mesh's bounding box; the node's ``translation`` and
-  ``scale`` turn them back into metres (``p = translation + scale * q / 65535``). The largest
-  error is half a step, ``scale / 131070`` per axis;
+- positions: (N, 3) uint16 on a cube grid over the mesh's bounding box (one step for every
+  axis, so that the node's scale is uniform and leaves normals' directions alone); the node's
+  ``translation`` and ``scale`` turn them back into metres (``p = translation + scale * q /
+  65535``). The largest error is half a step, ``scale / 131070`` per axis;
 - texture coordinates in [0, 1]: uint16, error at most 1 / 131070;
 - unit normals: int8, error at most 1 / 254 per component;
 - linear colours in [0, 1]: uint16 (uint8 would band the dark tones of linear colour).
@@ -58,8 +59,8 @@ class QuantizedPositions:
     Attributes:
         values: (N, 3) uint16, ``q``; the position is ``translation + scale * q / 65535``.
         translation: (3,) float64 metres, the bounding box's minimum corner.
-        scale: (3,) float64 metres, the bounding box's size per axis (1 for a flat axis,
-            whose values are all 0).
+        scale: (3,) float64 metres, the bounding box's largest size, the same for each axis
+            (1 when every point is the same).
         max_error: Largest distance per axis between a position and its quantised value,
             metres (measured, not the bound).
     """
@@ -91,7 +92,7 @@ def quantize_unit_interval(values: NDArray[np.floating]) -> NDArray[np.uint16]:
 
 
 def quantize_positions(positions: NDArray[np.floating]) -> QuantizedPositions:
-    """Quantise positions over their bounding box to normalised unsigned shorts.
+    """Quantise positions to unsigned shorts on a cube grid over their bounding box.
 
     Args:
         positions: (N, 3) float positions, metres; N >= 1, finite.
@@ -101,8 +102,8 @@ def quantize_positions(positions: NDArray[np.floating]) -> QuantizedPositions:
     """
     points = np.asarray(positions, dtype=np.float64)
     low = points.min(axis=0)
-    size = points.max(axis=0) - low
-    scale = np.where(size > 0.0, size, 1.0)
+    size = float((points.max(axis=0) - low).max())
+    scale = np.full(3, size if size > 0.0 else 1.0)
     steps = (points - low) * (UINT16_LEVELS / scale)
     values = np.rint(steps).astype(np.uint16)
     restored = dequantize_positions(values, low, scale)
