@@ -62,6 +62,7 @@ from depth2mesh.gltf import (
     GltfCamera,
     encode_glb,
     position_error_bound,
+    read_glb_json,
 )
 from depth2mesh.mesh import (
     DEFAULT_DENSITY_QUANTILE,
@@ -77,6 +78,7 @@ from depth2mesh.obj import encode_mtl, encode_obj
 from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
 from depth2mesh.pictures import write_depth_pictures
 from depth2mesh.ply import encode_ply_mesh, encode_ply_points
+from depth2mesh.quantize import bounding_box
 from depth2mesh.texture import Texture, photo_texture
 
 if TYPE_CHECKING:
@@ -596,13 +598,13 @@ def convert_photo(
         grid_files, grid, texture, notes = grid_mesh_stage(photo, geometry, camera, paths, opts)
         written += grid_files
     counts = _counts(geometry, grid)
-    meshes = {"grid": grid.vertices}
+    meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
             poisson_files, surface = poisson_stage(photo, intrinsics, geometry, camera, paths, opts)
             written += poisson_files
         counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
-        meshes["poisson"] = surface.vertices
+        meshes["poisson"] = (surface.vertices, paths["poisson_glb"])
     files = [*written, paths["sidecar"]]
     result = ConvertResult(
         photo_path,
@@ -967,20 +969,22 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
 
 
 def glb_record(
-    compression: GlbCompression, meshes: dict[str, NDArray[np.float32]]
+    compression: GlbCompression, meshes: dict[str, tuple[NDArray[np.float32], Path]]
 ) -> dict[str, Any]:
     """What the sidecar says about the GLBs' storage: compression, extension, error bounds.
 
     Args:
         compression: The GLBs' compression.
-        meshes: (N, 3) float32 vertices (metres, any frame whose z is the depth axis) of each
-            GLB's mesh, by name ("grid", "poisson").
+        meshes: By name ("grid", "poisson"): the mesh's (N, 3) float32 vertices in the OpenCV
+            camera frame (metres), and its GLB (only the JSON chunk is read).
 
     Returns:
-        ``{"compression", "quantized", "extension", "meshes": {name: {"depth_range_m",
-        "position_error_bound_m"}}}``: the extension the GLBs require (None for "none"), and
-        per mesh its extent along z and the largest per-axis position error the storage adds
-        (0 when the positions stayed float32), both in metres.
+        ``{"compression", "quantized", "extension", "meshes": {name: {...}}}``: the extension
+        the GLBs require (None for "none"), and per mesh: "depth_range_m" (its extent along
+        z), "position_error_bound_m" (the largest per-axis position error the storage adds;
+        0 when the positions stayed float32), "bounds_m" (min and max corners in glTF axes,
+        before quantisation), "primitives" and "vertices" (what a glTF reader gets: vertices
+        shared by two primitives count twice; Draco's decoded count), all lengths in metres.
     """
     extension = {"none": None, "quantized": QUANTIZATION, "draco": DRACO}[compression]
     record: dict[str, Any] = {
@@ -989,12 +993,20 @@ def glb_record(
         "extension": extension,
         "meshes": {},
     }
-    for name, vertices in meshes.items():
-        depth_range = float(np.ptp(vertices[:, 2])) if len(vertices) else 0.0
-        bound = position_error_bound(vertices, compression) if len(vertices) else 0.0
+    for name, (vertices, path) in meshes.items():
+        low, high = bounding_box(vertices)  # camera frame; glTF's is (x, -y, -z)
+        bound = position_error_bound(vertices, compression)
+        document = read_glb_json(path)
+        primitives = document["meshes"][0]["primitives"]
+        accessors = document["accessors"]
+        flip = np.array([1.0, -1.0, -1.0])
+        corners = np.sort(np.stack([low * flip, high * flip]), axis=0)
         record["meshes"][name] = {
-            "depth_range_m": round(depth_range, 6),
+            "depth_range_m": round(float(high[2] - low[2]), 6),
             "position_error_bound_m": bound,
+            "bounds_m": corners.tolist(),
+            "primitives": len(primitives),
+            "vertices": sum(accessors[p["attributes"]["POSITION"]]["count"] for p in primitives),
         }
     return record
 

@@ -20,6 +20,7 @@ import json
 import math
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -31,6 +32,7 @@ from depth2mesh.quantize import (
     SHORT_INDEX_VERTICES,
     UINT16_LEVELS,
     FaceChunk,
+    bounding_box,
     quantize_colors,
     quantize_normals,
     quantize_positions,
@@ -51,6 +53,7 @@ __all__ = [
     "decode_glb_json",
     "encode_glb",
     "position_error_bound",
+    "read_glb_json",
 ]
 
 DEFAULT_TEXTURE_SIZE: Final = 4096
@@ -365,8 +368,9 @@ def position_error_bound(positions: ArrayLike, compression: GlbCompression) -> f
     Returns:
         The bound, metres (per axis).
     """
-    points = np.asarray(positions, dtype=np.float64)
-    size = points.max(axis=0) - points.min(axis=0)
+    points = np.asarray(positions)
+    low, high = bounding_box(points)
+    size = high - low
     if compression == "quantized":
         return float(size.max()) / (2 * UINT16_LEVELS) if _quantizable(points) else 0.0
     if compression == "draco":
@@ -383,7 +387,8 @@ def _quantizable(points: NDArray[np.floating]) -> bool:
     Args:
         points: (N, 3) float positions, metres, glTF frame (z: along the camera's axis).
     """
-    size = np.ptp(np.asarray(points, dtype=np.float64), axis=0)
+    low, high = bounding_box(points)
+    size = high - low
     return bool(size.max() / (2 * UINT16_LEVELS) <= MAX_RELATIVE_ERROR * size[2])
 
 
@@ -611,8 +616,9 @@ class _SharedAttribute:
             accessor["normalized"] = True
         if self.values is not None:
             window = self.values[chunk.first_vertex : chunk.first_vertex + chunk.vertex_count]
-            accessor["min"] = [_json_number(v) for v in window.min(axis=0)]
-            accessor["max"] = [_json_number(v) for v in window.max(axis=0)]
+            columns = range(window.shape[1])
+            accessor["min"] = [_json_number(window[:, k].min()) for k in columns]
+            accessor["max"] = [_json_number(window[:, k].max()) for k in columns]
         return accessor
 
 
@@ -909,6 +915,31 @@ def split_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
     if bin_type != _CHUNK_BIN or len(data) < at + 8 + bin_length:
         raise ValueError("GLB second chunk must be a complete binary chunk")
     return document, data[at + 8 : at + 8 + bin_length]
+
+
+def read_glb_json(path: str | Path) -> dict[str, Any]:
+    """Read only the JSON chunk of a GLB file (its header and first chunk, not the buffer).
+
+    Raises:
+        ValueError: The file does not start with a version 2 GLB header and a JSON chunk.
+        OSError: The file cannot be read.
+    """
+    with open(path, "rb") as stream:
+        head = stream.read(20)
+        if len(head) < 20:
+            raise ValueError(f"{path} is shorter than a GLB header")
+        magic, version, _ = struct.unpack_from("<4sII", head, 0)
+        length, kind = struct.unpack_from("<II", head, 12)
+        if magic != _GLB_MAGIC or version != _GLB_VERSION or kind != _CHUNK_JSON:
+            raise ValueError(f"{path} is not a glTF 2 GLB with a JSON chunk first")
+        text = stream.read(length)
+    try:
+        document = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: the GLB JSON chunk is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the GLB JSON chunk is not an object")
+    return document
 
 
 def decode_glb_json(data: bytes) -> dict[str, Any]:

@@ -92,8 +92,8 @@ def test_positions_come_back_within_half_a_step() -> None:
     quantized = quantize_positions(points)
     restored = dequantize_positions(quantized.values, quantized.translation, quantized.scale)
     error = np.abs(restored - points).max(axis=0)
-    np.testing.assert_array_less(error, quantized.scale / 65535 / 2 + 1e-12)
-    assert quantized.max_error == pytest.approx(error.max())
+    np.testing.assert_array_less(error, quantized.step / 2 + 1e-12)
+    assert quantized.step == pytest.approx(np.ptp(points, axis=0).max() / 65535)
     assert np.all(quantized.scale == quantized.scale[0])  # uniform: normals keep direction
     flat = quantize_positions(np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 3.0]]))
     assert flat.scale.tolist() == [1.0, 1.0, 1.0]
