@@ -248,11 +248,16 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
         triangles = counts["grid_faces"] if key == "glb" else counts["poisson_faces"]
         assert report["info"]["totalTriangleCount"] == triangles
 
+    # the quantised grid (307,200 pixels) is split into primitives of at most 65,535 vertices
+    # over windows of one vertex array: trimesh makes one geometry of each
+    record = json.loads(paths["sidecar"].read_text())["glb"]["meshes"]
     scene = trimesh.load(paths["glb"], force="scene", process=False)
-    grid = next(iter(scene.geometry.values()))
-    assert len(grid.vertices) == counts["grid_vertices"]
-    assert len(grid.faces) == counts["grid_faces"]
-    assert grid.visual.material.baseColorTexture.size == (640, 480)
+    parts = list(scene.geometry.values())
+    assert len(parts) == record["grid"]["primitives"] > 1
+    assert sum(len(part.vertices) for part in parts) == record["grid"]["vertices"]
+    assert record["grid"]["vertices"] > counts["grid_vertices"]  # shared rows count twice
+    assert sum(len(part.faces) for part in parts) == counts["grid_faces"]
+    assert {part.visual.material.baseColorTexture.size for part in parts} == {(640, 480)}
     poisson = next(
         iter(trimesh.load(paths["poisson_glb"], force="scene", process=False).geometry.values())
     )
