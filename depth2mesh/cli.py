@@ -204,7 +204,7 @@ def _run_batch(
     run: Callable[..., list[Outcome]],
     verb: str,
 ) -> None:
-    """Run a batch with a progress bar and one line per photo; exit 0/1/130.
+    """Run a batch with a progress bar and one line per photo; exit 0/1/2/130.
 
     A batch of several photos ends with a summary table; one photo's line says it all.
     """
@@ -240,8 +240,9 @@ def _run_batch(
             raise typer.Exit(130) from None
     if len(items) > 1:
         _print_summary(outcomes, len(items), out_dir, verb)
-    if any(outcome.status == "failed" for outcome in outcomes):
-        raise typer.Exit(1)
+    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+    if failed:  # 2 when every failure was a usage error (e.g. --depth-at pins that contradict)
+        raise typer.Exit(2 if all(isinstance(o.error, ParameterError) for o in failed) else 1)
 
 
 def _print_outcome(outcome: Outcome) -> None:
@@ -424,11 +425,36 @@ def convert(
     photos: PhotosArgument,
     out_dir: OutOption,
     near: Annotated[
-        float, typer.Option("--near", help="Depth of the nearest content, metres.")
-    ] = DEFAULT_NEAR,
+        float | None,
+        typer.Option(
+            "--near",
+            help=f"Depth of the nearest content, metres. Default: {DEFAULT_NEAR:g}.",
+            show_default=False,
+        ),
+    ] = None,
     far: Annotated[
-        float, typer.Option("--far", help="Depth of the farthest content and sky, metres.")
-    ] = DEFAULT_FAR,
+        float | None,
+        typer.Option(
+            "--far",
+            help=f"Depth of the farthest content and sky, metres. Default: {DEFAULT_FAR:g}.",
+            show_default=False,
+        ),
+    ] = None,
+    depth_at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--depth-at",
+            metavar="U,V=METRES",
+            help="A known depth instead of the --near/--far guess: pixel column U, row V of "
+            "the photo as shown (upright; 0,0 is the centre of the top-left pixel; fractions "
+            "allowed) lies METRES away along the camera's axis (a tape measure, a depth "
+            "camera, a known object). Once: the whole scene is scaled so that it holds. "
+            "Twice, on a near and a far pixel (--depth-at 120,400=1.2 --depth-at 500,150=4.8): "
+            "scale and shift are both fixed, and both pixels lie exactly at their depths. "
+            "With --depth-kind metric it corrects the depth file the same way. One photo only.",
+            show_default=False,
+        ),
+    ] = None,
     fov: Annotated[
         float | None,
         typer.Option("--fov", help="Horizontal field of view, degrees. Default: EXIF, else 60."),
@@ -599,11 +625,20 @@ def convert(
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
     from depth2mesh.batch import convert_many, find_photos
-    from depth2mesh.convert import CameraOptions, ConvertOptions
+    from depth2mesh.convert import CameraOptions, ConvertOptions, pins_with_near_far
+    from depth2mesh.geometry import parse_depth_pin
 
+    try:
+        pins = tuple(parse_depth_pin(text) for text in depth_at or ())
+        if pins and (near is not None or far is not None):
+            raise pins_with_near_far()
+    except ParameterError as error:
+        _fail(_message(error))
+        raise typer.Exit(2) from None
     options = ConvertOptions(
-        near=near,
-        far=far,
+        near=DEFAULT_NEAR if near is None else near,
+        far=DEFAULT_FAR if far is None else far,
+        depth_at=pins,
         grid=grid,
         edge_threshold=edge_threshold,
         edges=edges,
@@ -642,9 +677,10 @@ def convert(
         _fail("--ray converts on the cluster's workers: --depth and --jobs are for local runs")
         raise typer.Exit(2)
     items = find_photos(photos, recursive=recursive)
-    if depth_file is not None and len(items) != 1:
-        _fail(f"--depth goes with exactly one photo, got {len(items)}")
-        raise typer.Exit(2)
+    for given, flag in ((depth_file is not None, "--depth"), (bool(pins), "--depth-at")):
+        if given and len(items) != 1:
+            _fail(f"{flag} goes with exactly one photo, got {len(items)}")
+            raise typer.Exit(2)
     _prepare_out_dir(out_dir)
     local = ray_address is None and depth_file is None
     model = _load_model_or_exit(weights, device, backend) if local else None
