@@ -18,12 +18,12 @@ Read back from the written files (glTF axes undone, vertices projected to their 
 
 - pin error: the largest relative error of the GLB's depth at the two pinned pixels (and of
   the point cloud PLY's), against the ground truth there. The contract: below 0.1 %.
-- AbsRel and delta<1.25 of the GLB's depth per pixel against the ground truth over the valid
-  pixels (0.1 < gt < 10 m), as written (no alignment, no cap), and with the prediction capped
-  at 10 m as ``evaluate`` caps it.
-- the fitted AbsRel and delta<1.25 that ``depth2mesh evaluate DISPARITY GT`` reports for the
-  same disparity (least-squares scale and shift against all the ground truth: the best any
-  affine map can do, and what two pins approach with two pixels).
+- pinned: AbsRel, delta<1.25 and RMSE of the GLB's depth per pixel against the ground truth,
+  as ``depth2mesh evaluate --metric`` scores metric depth (:func:`evaluate_depth`: no
+  alignment; valid pixels 0.1 < gt < 10 m; predictions capped at 10 m).
+- fitted: the same figures that ``depth2mesh evaluate DISPARITY GT`` reports for the same
+  disparity (least-squares scale and shift against all the ground truth: the best any affine
+  map of the disparity can do; two pins get there from two pixels).
 - one pin: AbsRel with the near pin alone (scale only, the default near/far shape).
 
 Prints the CPU and a markdown table.
@@ -50,7 +50,7 @@ from edges import NYU, mesh_on_pixels, read_cloud_depth, read_glb_mesh  # noqa: 
 from machine import cpu_model  # noqa: E402
 
 from depth2mesh.convert import ConvertOptions, convert_photo  # noqa: E402
-from depth2mesh.evaluate import evaluate_disparity  # noqa: E402
+from depth2mesh.evaluate import EvalResult, evaluate_depth, evaluate_disparity  # noqa: E402
 from depth2mesh.geometry import DepthPin  # noqa: E402
 
 SHARED = Path(os.environ.get("DEPTH2MESH_SHARED", REPO.parent / "shared")).resolve()
@@ -68,12 +68,9 @@ class PinScores:
     pins: tuple[DepthPin, DepthPin]
     glb_pin_error: float
     ply_pin_error: float
-    abs_rel: float
-    delta1: float
-    abs_rel_capped: float
-    fitted_abs_rel: float
-    fitted_delta1: float
-    one_pin_abs_rel: float
+    pinned: EvalResult
+    fitted: EvalResult
+    one_pin: EvalResult
 
 
 def choose_pins(gt: NDArray[np.float64]) -> tuple[DepthPin, DepthPin]:
@@ -99,16 +96,6 @@ def glb_depth(glb: Path, shape: tuple[int, int]) -> NDArray[np.float64]:
     """The grid mesh's depth per pixel, from the GLB's vertices (NaN where none)."""
     positions, faces = read_glb_mesh(glb)
     return mesh_on_pixels(positions, faces, shape)[1]
-
-
-def scores(depth: NDArray[np.float64], gt: NDArray[np.float64]) -> tuple[float, float, float]:
-    """AbsRel and delta<1.25 as written, and AbsRel with predictions capped at 10 m."""
-    valid = (gt > MIN_DEPTH) & (gt < MAX_DEPTH) & np.isfinite(depth)
-    pred, truth = depth[valid], gt[valid]
-    abs_rel = float(np.mean(np.abs(pred - truth) / truth))
-    delta1 = float(np.mean(np.maximum(pred / truth, truth / pred) < 1.25))
-    capped = np.minimum(pred, MAX_DEPTH)
-    return abs_rel, delta1, float(np.mean(np.abs(capped - truth) / truth))
 
 
 def convert(frame: str, pins: tuple[DepthPin, ...], out: Path) -> tuple[Path, Path]:
@@ -137,22 +124,21 @@ def score_frame(frame: str, work: Path) -> PinScores:
         name: max(abs(d[int(p.v), int(p.u)] / p.metres - 1.0) for p in pins)
         for name, d in (("glb", mesh), ("ply", cloud))
     }
-    abs_rel, delta1, capped = scores(mesh, gt)
     disparity = np.load(folder / "midas_small_outputs" / f"disparity_{frame}.npy")
-    fitted = evaluate_disparity(disparity, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH)
     one_glb, _ = convert(frame, pins[:1], work / "one")
-    one_pin = scores(glb_depth(one_glb, gt.shape), gt)[0]
     return PinScores(
         pins,
         errors["glb"],
         errors["ply"],
-        abs_rel,
-        delta1,
-        capped,
-        fitted.abs_rel,
-        fitted.delta1,
-        one_pin,
+        evaluate_depth(mesh, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH),
+        evaluate_disparity(disparity, gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH),
+        evaluate_depth(glb_depth(one_glb, gt.shape), gt, min_depth=MIN_DEPTH, max_depth=MAX_DEPTH),
     )
+
+
+def exact(pin: DepthPin) -> str:
+    """A pin as ``--depth-at`` takes it, its depth in full (the float16 ground truth's)."""
+    return f"{pin.u:g},{pin.v:g}={pin.metres!r}"
 
 
 def main() -> None:
@@ -164,26 +150,28 @@ def main() -> None:
     print()
     print(
         "| frame | near pin (u,v=m) | far pin (u,v=m) | pin error GLB | pin error PLY "
-        "| AbsRel pinned | delta<1.25 pinned | AbsRel pinned, capped 10 m "
-        "| AbsRel fitted (evaluate) | delta<1.25 fitted | AbsRel one pin (near) |"
+        "| AbsRel pinned (evaluate --metric) | AbsRel fitted (evaluate) | delta<1.25 pinned "
+        "| delta<1.25 fitted | RMSE pinned (m) | RMSE fitted (m) | AbsRel one pin (near) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     commands = []
     for frame in args.frames:
         with tempfile.TemporaryDirectory() as work:
             s = score_frame(frame, Path(work))
         near, far = s.pins
+        pinned, fitted = s.pinned, s.fitted
         print(
             f"| {frame} | {near} | {far} | {s.glb_pin_error:.1e} | {s.ply_pin_error:.1e} "
-            f"| {s.abs_rel:.3f} | {s.delta1:.3f} | {s.abs_rel_capped:.3f} "
-            f"| {s.fitted_abs_rel:.3f} | {s.fitted_delta1:.3f} | {s.one_pin_abs_rel:.3f} |"
+            f"| {pinned.abs_rel:.3f} | {fitted.abs_rel:.3f} | {pinned.delta1:.3f} "
+            f"| {fitted.delta1:.3f} | {pinned.rmse:.3f} | {fitted.rmse:.3f} "
+            f"| {s.one_pin.abs_rel:.3f} |"
         )
         folder = "$DEPTH2MESH_SHARED/real_midas"
         commands.append(
             f"depth2mesh convert {folder}/rgb_{frame}.png -o out/ --depth "
             f"{folder}/midas_small_outputs/disparity_{frame}.npy --depth-kind disparity "
             f"--grid 640 --fx {NYU.fx} --fy {NYU.fy} --cx {NYU.cx} --cy {NYU.cy} "
-            f"--depth-at {near} --depth-at {far}"
+            f"--depth-at {exact(near)} --depth-at {exact(far)}"
         )
     print("\nEach row's two-pin conversion, as a command:\n")
     print("\n".join(commands))

@@ -756,17 +756,33 @@ def _check_camera_options(options: ConvertOptions) -> None:
 
 @app.command()
 def evaluate(
-    disparity_file: Annotated[
+    prediction_file: Annotated[
         Path,
-        typer.Argument(help="Predicted disparity (.npy or .pfm), e.g. from depth --save-raw."),
+        typer.Argument(
+            help="Predicted disparity (.npy or .pfm, e.g. from depth --save-raw); with --metric "
+            "predicted depth in metres (.npy, .pfm or a 16-bit PNG).",
+        ),
     ],
     truth_file: Annotated[
         Path, typer.Argument(help="Ground-truth depth: .npy in metres or a 16-bit PNG.")
     ],
+    metric: Annotated[
+        bool,
+        typer.Option(
+            "--metric",
+            help="The prediction is depth in metres: score it as it is, without alignment.",
+        ),
+    ] = False,
     truth_png_scale: Annotated[
         float,
         typer.Option(
             "--truth-png-scale", help="Metres per PNG unit: 0.001 for NYU (mm), 1/256 for KITTI."
+        ),
+    ] = 0.001,
+    depth_png_scale: Annotated[
+        float,
+        typer.Option(
+            "--depth-png-scale", help="Metres per unit of a 16-bit prediction PNG (--metric)."
         ),
     ] = 0.001,
     min_depth: Annotated[
@@ -776,26 +792,34 @@ def evaluate(
         float, typer.Option("--max-depth", help="... and below this; predictions are capped.")
     ] = 10.0,
 ) -> None:
-    """Score a disparity map against ground-truth depth (scale-and-shift aligned).
+    """Score predicted disparity (aligned) or metric depth (--metric, as is) against ground truth.
 
-    Aligns s * disparity + t to 1 / depth by least squares over valid pixels, then reports
-    AbsRel (mean |pred - gt| / gt) and delta<1.25 (fraction within 25 %): the standard
-    protocol for affine-invariant inverse-depth models such as MiDaS.
+    Disparity (relative inverse depth, as MiDaS gives it) is first aligned: s * disparity + t
+    is fitted to 1 / depth by least squares over the valid pixels, the standard protocol for
+    affine-invariant models. With --metric the prediction is metres and is not aligned: a
+    wrong scale counts. Both report AbsRel (mean |pred - gt| / gt), delta<1.25 (fraction
+    within 25 %) and RMSE (metres) over the pixels with min-depth < gt < max-depth, the
+    prediction capped at max-depth.
+
+    Example: depth2mesh evaluate pred_depth.npy gt.png --metric --truth-png-scale 0.001
     """
-    from depth2mesh.evaluate import evaluate_disparity
+    from depth2mesh.evaluate import evaluate_depth, evaluate_disparity
     from depth2mesh.photo import read_depth_file
 
+    score = evaluate_depth if metric else evaluate_disparity
     try:
-        disparity = read_depth_file(disparity_file, png_scale=1.0)
+        prediction = read_depth_file(prediction_file, png_scale=depth_png_scale if metric else 1.0)
         truth = read_depth_file(truth_file, png_scale=truth_png_scale)
-        result = evaluate_disparity(disparity, truth, min_depth=min_depth, max_depth=max_depth)
+        result = score(prediction, truth, min_depth=min_depth, max_depth=max_depth)
     except (Depth2MeshError, ValueError) as error:
         _fail(_message(error))
         raise typer.Exit(1) from None
+    alignment = (
+        "metric, not aligned" if metric else f"scale {result.scale:.6g}, shift {result.shift:.6g}"
+    )
     out.print(
-        f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  "
-        f"({result.valid_pixels:,} valid pixels, scale {result.scale:.6g}, "
-        f"shift {result.shift:.6g})"
+        f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  RMSE {result.rmse:.4f} m  "
+        f"({result.valid_pixels:,} valid pixels, {alignment})"
     )
 
 
