@@ -123,10 +123,9 @@ def evaluate_depth(
     Args:
         depth: (h, w) any real dtype, predicted depth in metres. Resized to the ground
             truth's size with bilinear interpolation when the sizes differ.
-        gt_depth: (H, W) any real dtype, ground-truth depth in metres; 0, negative or
-            non-finite values are invalid.
-        valid: (H, W) bool, optional: further restricts the evaluated pixels.
-        min_depth: Ground truth must be above this, metres (0 <= min_depth < max_depth).
+        gt_depth: (H, W) ground-truth metres, as for :func:`evaluate_disparity`.
+        valid: (H, W) bool, optional, as for :func:`evaluate_disparity`.
+        min_depth: Ground truth must be above this, metres.
         max_depth: Ground truth must be below this, metres; predictions are capped here.
 
     Returns:
