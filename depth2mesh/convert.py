@@ -43,11 +43,16 @@ from depth2mesh.geometry import (
     DEFAULT_NEAR,
     MAX_DEPTH_M,
     MIN_DEPTH_M,
+    DepthPin,
+    PinFit,
     camera_facing_normals,
     camera_to_gltf,
+    check_pins,
     depth_to_points,
     disparity_to_depth,
+    disparity_to_depth_pinned,
     far_mask,
+    metric_depth_pinned,
     project_points,
     sample_colors,
     srgb_to_linear,
@@ -124,8 +129,15 @@ class ConvertOptions:
     """Every tuning option of a conversion, with the documented defaults.
 
     Attributes:
-        near: Depth of the nearest content, metres (disparity input only).
-        far: Depth of the farthest content (and of sky), metres (disparity input only).
+        near: Depth of the nearest content, metres (disparity input only; not with
+            ``depth_at``).
+        far: Depth of the farthest content (and of sky), metres (disparity input only; not
+            with ``depth_at``).
+        depth_at: Pins, each a pixel of the upright photo and its known depth
+            (:class:`~depth2mesh.geometry.DepthPin`; ``--depth-at U,V=METRES``): one scales
+            the scene so that the pin holds, two fix the scale and the shift of inverse depth
+            so that both hold (see :func:`~depth2mesh.geometry.disparity_to_depth_pinned` and
+            :func:`~depth2mesh.geometry.metric_depth_pinned`). Empty: ``near``/``far``.
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
         edges: "on": tear the grid mesh at occlusion edges, where a smooth ramp of the depth
@@ -167,6 +179,7 @@ class ConvertOptions:
 
     near: float = DEFAULT_NEAR
     far: float = DEFAULT_FAR
+    depth_at: tuple[DepthPin, ...] = ()
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
     edges: EdgesMode = "off"
@@ -207,6 +220,9 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {self.far}", "far"
             )
+        check_pins(self.depth_at)
+        if self.depth_at and (self.near, self.far) != (DEFAULT_NEAR, DEFAULT_FAR):
+            raise pins_with_near_far()
         if self.grid < 2:
             raise ParameterError(f"{{grid}} must be at least 2 vertices, got {self.grid}", "grid")
         if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):
@@ -269,6 +285,16 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
             )
+
+
+def pins_with_near_far() -> ParameterError:
+    """The error for ``depth_at`` given together with ``near`` or ``far`` (a usage error)."""
+    return ParameterError(
+        "{depth_at} sets the depth scale itself: leave out {near} and {far}",
+        "depth_at",
+        "near",
+        "far",
+    )
 
 
 @dataclass(frozen=True)
@@ -537,6 +563,7 @@ class Geometry:
         moved: (rows, cols) bool pixels that floated on a depth ramp beside a cut and were
             moved onto the nearer surface (in ``depth``, ``points`` and so in the cloud, the
             grid mesh and the Poisson input alike), or None with ``edges="off"``.
+        pins: How ``depth_at`` set the depth, or None without pins.
     """
 
     depth: NDArray[np.float32]
@@ -546,6 +573,7 @@ class Geometry:
     colors: NDArray[np.uint8]
     cuts: NDArray[np.bool_] | None = None
     moved: NDArray[np.bool_] | None = None
+    pins: PinFit | None = None
 
 
 def convert_photo(
@@ -618,7 +646,16 @@ def convert_photo(
     with timer.stage("sidecar"):
         glb = glb_record(opts.glb_compression, meshes)
         sidecar = _sidecar(
-            result, photo, opts, model, depth_file, written, texture, maps.picture, glb
+            result,
+            photo,
+            opts,
+            model,
+            depth_file,
+            written,
+            texture,
+            maps.picture,
+            glb,
+            geometry.pins,
         )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
@@ -629,10 +666,14 @@ def read_stage(photo_path: Path, options: ConvertOptions) -> tuple[Photo, Intrin
 
     Returns:
         The upright photo, and its intrinsics at its full (stored) size.
+
+    Raises:
+        ParameterError: A ``depth_at`` pin outside the photo (before the network runs).
     """
     # nothing needs more pixels than the texture and the grid: huge JPEGs are decoded smaller
     needed = max(options.texture_size, options.grid)
     photo = read_photo(photo_path, max_pixels=options.max_pixels, min_side=needed)
+    check_pins(options.depth_at, photo.size)
     return photo, _intrinsics(photo, options.camera)
 
 
@@ -701,16 +742,31 @@ def geometry_stage(
 ) -> Geometry:
     """Depth in metres, back-projected points, normals and colours at the grid's size.
 
-    Disparity becomes depth between ``near`` and ``far`` (metric depth is taken as it is);
-    transparent pixels, unmeasured ones and (with ``drop_far``) the far plane are not valid.
+    Disparity becomes depth between ``near`` and ``far``, or as the ``depth_at`` pins say
+    (metric depth is taken as it is, or corrected by the pins); transparent pixels, unmeasured
+    ones and (with ``drop_far``) the far plane are not valid.
+
+    Raises:
+        ParameterError: Pins that contradict the depth (see
+            :func:`~depth2mesh.geometry.disparity_to_depth_pinned`).
     """
     rows, cols = maps.disparity.shape
+    pins = None
     if maps.metric is not None:
         depth = maps.metric
+        if options.depth_at:
+            depth, pins = metric_depth_pinned(depth, options.depth_at, photo_size=photo.size)
         valid = np.isfinite(depth)
     else:
-        depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
-        valid = ~far_mask(depth, options.far) if options.drop_far else np.ones(depth.shape, bool)
+        far = options.far
+        if options.depth_at:
+            depth, pins = disparity_to_depth_pinned(
+                maps.disparity, options.depth_at, photo_size=photo.size
+            )
+            far = pins.far
+        else:
+            depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
+        valid = ~far_mask(depth, far) if options.drop_far else np.ones(depth.shape, bool)
     if photo.alpha is not None:  # transparent pixels are not part of the scene
         valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
     colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
@@ -735,7 +791,7 @@ def geometry_stage(
             depth = np.where(moved, settled, depth).astype(np.float32)
     points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
     normals = camera_facing_normals(points, valid=valid)
-    return Geometry(depth, valid, points, normals, colors, cuts, moved)
+    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins)
 
 
 def cloud_arrays(
@@ -1021,6 +1077,7 @@ def _sidecar(
     texture: Texture,
     picture: NDArray[np.float32],
     glb: dict[str, Any],
+    pins: PinFit | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -1029,7 +1086,11 @@ def _sidecar(
         depth_source["kind"] = options.depth_kind
     else:
         depth_source = {"source": "MiDaS v2.1 small", "kind": "disparity"}
-    if options.depth_kind == "disparity" or depth_file is None:
+    if pins is not None:
+        depth_source["depth_at"] = pins.to_dict()
+        if options.depth_kind == "disparity" or depth_file is None:
+            depth_source.update(drop_far=options.drop_far)
+    elif options.depth_kind == "disparity" or depth_file is None:
         depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
     sidecar = {
         "generator": f"depth2mesh {__version__}",
