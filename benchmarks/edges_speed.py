@@ -7,9 +7,10 @@ Makes the 4032x3024 JPEG of ``benchmarks/speed.py`` (samples/coffee.png cropped,
 plus luminance noise; or --photo PATH), then times ``python -m depth2mesh convert PHOTO -o OUT
 --weights W --device cpu`` as a whole process with default settings (edges on) and with
 ``--edges off``: one untimed warm-up of each, then ``--repeats`` rounds of both in a shuffled
-order (a fresh output folder per run), wall time and the child's own peak RSS (speed.py's
-launcher). Then, unless ``--batch-count 0``, one ``depth2mesh convert FOLDER`` of that many
-shifted copies per setting, in a shuffled order: seconds per photo and peak RSS.
+order (a fresh output folder per run), wall time, the child's own peak RSS (speed.py's
+launcher) and the geometry stage's seconds from the sidecar (where the edges work is done).
+Then, unless ``--batch-count 0``, one ``depth2mesh convert FOLDER`` of that many shifted copies
+per setting, in a shuffled order: seconds per photo and peak RSS.
 
 Prints the CPU model and load, the medians against the README's targets (``convert`` <= 4 s,
 batch <= 2 s per photo, peak RSS <= 1.5 GB) and the ratio on / off of the medians. On a
@@ -19,6 +20,7 @@ loaded machine quote the ratio: both settings share the load alike.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -42,9 +44,16 @@ from speed import (
 SETTINGS: dict[str, tuple[str, ...]] = {"on (default)": (), "off": ("--edges", "off")}
 
 
-def time_converts(photo: Path, weights: Path, repeats: int, work: Path) -> dict[str, list[Run]]:
-    """Warm-up, then ``repeats`` shuffled rounds of one convert per setting."""
+def time_converts(
+    photo: Path, weights: Path, repeats: int, work: Path
+) -> tuple[dict[str, list[Run]], dict[str, list[float]]]:
+    """Warm-up, then ``repeats`` shuffled rounds of one convert per setting.
+
+    Returns the runs and each run's geometry stage, seconds (the sidecar's ``timings_s``: the
+    occlusion cuts and the settling happen there).
+    """
     runs: dict[str, list[Run]] = {name: [] for name in SETTINGS}
+    geometry: dict[str, list[float]] = {name: [] for name in SETTINGS}
     order = list(SETTINGS)
     shuffle = random.Random(0)
     for index in range(repeats + 1):
@@ -52,12 +61,14 @@ def time_converts(photo: Path, weights: Path, repeats: int, work: Path) -> dict[
         for name in order:
             out = work / "out"
             run = run_process(convert_command(photo, out, weights, *SETTINGS[name]))
+            sidecar = json.loads((out / photo.with_suffix(".json").name).read_text())
             shutil.rmtree(out)
             label = "warm-up" if index == 0 else f"round {index}/{repeats}"
             log(f"{label} edges {name}: {run.wall_s:.2f} s, {run.peak_rss_bytes / MIB:.0f} MiB")
             if index:
                 runs[name].append(run)
-    return runs
+                geometry[name].append(sidecar["timings_s"]["geometry"])
+    return runs, geometry
 
 
 def time_batches(photo: Path, weights: Path, count: int, work: Path) -> dict[str, Run]:
@@ -93,13 +104,16 @@ def main() -> None:
         if photo is None:
             photo = work / "photo_4032x3024.jpg"
             write_jpeg(photo, large_photo(REPO / "samples" / "coffee.png"))
-        runs = time_converts(photo, args.weights, args.repeats, work)
+        runs, geometry = time_converts(photo, args.weights, args.repeats, work)
         batches = (
             time_batches(photo, args.weights, args.batch_count, work) if args.batch_count else {}
         )
     print(f"\nconvert 4032x3024 JPEG, whole process, median of {args.repeats} shuffled rounds\n")
-    print("| --edges | median s | min s | peak RSS (median) | batch s/photo | batch peak RSS |")
-    print("|---|---:|---:|---:|---:|---:|")
+    head = (
+        "| --edges | median s | min s | geometry stage s | peak RSS | batch s/photo | batch RSS |"
+    )
+    print(head)
+    print("|---|---:|---:|---:|---:|---:|---:|")
     medians = {}
     for name in SETTINGS:
         walls = [run.wall_s for run in runs[name]]
@@ -109,7 +123,8 @@ def main() -> None:
         per_photo = f"{batch.wall_s / args.batch_count:.2f}" if batch else "-"
         batch_rss = f"{batch.peak_rss_bytes / 1e9:.2f} GB" if batch else "-"
         print(
-            f"| {name} | {medians[name]:.2f} | {min(walls):.2f} | {rss:.2f} GB | {per_photo} "
+            f"| {name} | {medians[name]:.2f} | {min(walls):.2f} "
+            f"| {statistics.median(geometry[name]):.3f} | {rss:.2f} GB | {per_photo} "
             f"| {batch_rss} |"
         )
     ratio = medians["on (default)"] / medians["off"]
