@@ -68,13 +68,13 @@ PLY_VERTEX = np.dtype(
 )  # fmt: skip
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "default (--edges off)": {"edges": "off"},
+    "--edges off": {"edges": "off"},
     "cut 1.03 (--edges off)": {"edges": "off", "edge_threshold": 1.03},
     "--edges on --edge-radius 0.0125": {"edges": "on", "edge_radius": 0.0125},
     "--edges on --edge-radius 0.016": {"edges": "on", "edge_radius": 0.016},
     "--edges on --edge-step 1.05": {"edges": "on", "edge_step": 1.05},
     "--edges on --edge-strong 1.1": {"edges": "on", "edge_strong": 1.1},
-    "--edges on": {"edges": "on"},
+    "--edges on (default)": {"edges": "on"},
 }
 """Named settings: ConvertOptions fields over the grid-640 NYU options."""
 

@@ -24,6 +24,7 @@ from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_RADIUS,
     DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_EDGES,
     DEFAULT_FAR,
     DEFAULT_NEAR,
     DEFAULT_STEP_RATIO,
@@ -484,12 +485,13 @@ def convert(
         Literal["on", "off"],
         typer.Option(
             "--edges",
-            help="on: also tear the grid mesh at occlusion edges, where a smooth depth ramp "
-            "meets an edge of the photo, and move the ramp's floating points onto a side "
-            "(experimental: it also slits textured surfaces that slope away, such as an "
-            "open door); off: only --edge-threshold cuts.",
+            help="on (default): also tear the grid mesh at occlusion edges, where a smooth "
+            "depth ramp meets an edge of the photo, and move the ramp's floating points onto a "
+            "side, so no rubber sheets join near objects to what is behind them; off: only "
+            "--edge-threshold cuts (the earlier mesh). Known limit: a textured surface that "
+            "slopes away, such as an open door, is cut into strands with holes.",
         ),
-    ] = "off",
+    ] = DEFAULT_EDGES,
     edge_radius: Annotated[
         float,
         typer.Option(

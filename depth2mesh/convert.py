@@ -39,6 +39,7 @@ from depth2mesh.edges import (
 from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_EDGES,
     DEFAULT_FAR,
     DEFAULT_NEAR,
     MAX_DEPTH_M,
@@ -140,10 +141,11 @@ class ConvertOptions:
             :func:`~depth2mesh.geometry.metric_depth_pinned`). Empty: ``near``/``far``.
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
-        edges: "on": tear the grid mesh at occlusion edges, where a smooth ramp of the depth
-            meets a photo edge (see :mod:`depth2mesh.edges`), and move a network's ramp
-            pixels onto a side; "off" (default, for now: "on" also slits textured surfaces
-            that slope away, see docs/benchmarks.md): only ``edge_threshold`` cuts.
+        edges: "on" (default, :data:`~depth2mesh.geometry.DEFAULT_EDGES`): tear the grid
+            mesh at occlusion edges, where a smooth ramp of the depth meets a photo edge (see
+            :mod:`depth2mesh.edges`), and move a network's ramp pixels onto a side; "off":
+            only ``edge_threshold`` cuts (the earlier mesh). Known limit: a textured surface
+            that slopes away, such as an open door, is cut into strands (docs/benchmarks.md).
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
             side (0, 0.1].
         edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
@@ -182,7 +184,7 @@ class ConvertOptions:
     depth_at: tuple[DepthPin, ...] = ()
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
-    edges: EdgesMode = "off"
+    edges: EdgesMode = DEFAULT_EDGES
     edge_radius: float = DEFAULT_EDGE_RADIUS
     edge_step: float = DEFAULT_STEP_RATIO
     edge_strong: float = DEFAULT_STRONG_RATIO

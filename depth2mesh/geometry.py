@@ -48,6 +48,13 @@ of depth change per pixel), and cuts the triangles that would stretch across an 
 boundary, where the depth changes by more than 10 % from one pixel to the next.
 """
 
+DEFAULT_EDGES: Final = "on"
+"""Occlusion edges (``--edges``): "on" tears the grid mesh where a smooth depth ramp meets a
+photo edge (see :mod:`depth2mesh.edges`) and moves the ramp's floating points onto a side;
+"off" cuts by :data:`DEFAULT_EDGE_THRESHOLD` only (the earlier mesh, with rubber sheets from
+near objects to what is behind them). Known limit: a textured surface that slopes away, such as
+an open door that the network makes a ramp, is cut into strands with holes."""
+
 DEFAULT_EDGE_RADIUS: Final = 0.014
 """Half-width of the ramp looked for, as a fraction of the grid's long side (9 pixels of a
 640 grid: about three of the 256 pixels the network sees)."""
