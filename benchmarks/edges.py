@@ -52,7 +52,7 @@ from machine import cpu_model  # noqa: E402
 
 from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo  # noqa: E402
 from depth2mesh.evaluate import evaluate_disparity  # noqa: E402
-from depth2mesh.gltf import split_glb  # noqa: E402
+from depth2mesh.gltf_read import read_glb_mesh as read_glb  # noqa: E402
 
 SHARED = Path(os.environ.get("DEPTH2MESH_SHARED", REPO.parent / "shared")).resolve()
 FRAMES = ("00065", "00122", "00438", "00439", "00445", "00543")
@@ -68,13 +68,13 @@ PLY_VERTEX = np.dtype(
 )  # fmt: skip
 
 SETTINGS: dict[str, dict[str, Any]] = {
-    "default (--edges off)": {"edges": "off"},
+    "--edges off": {"edges": "off"},
     "cut 1.03 (--edges off)": {"edges": "off", "edge_threshold": 1.03},
     "--edges on --edge-radius 0.0125": {"edges": "on", "edge_radius": 0.0125},
     "--edges on --edge-radius 0.016": {"edges": "on", "edge_radius": 0.016},
     "--edges on --edge-step 1.05": {"edges": "on", "edge_step": 1.05},
     "--edges on --edge-strong 1.1": {"edges": "on", "edge_strong": 1.1},
-    "--edges on": {"edges": "on"},
+    "--edges on (default)": {"edges": "on"},
 }
 """Named settings: ConvertOptions fields over the grid-640 NYU options."""
 
@@ -93,22 +93,9 @@ class Figures:
 
 
 def read_glb_mesh(path: Path) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Return the first primitive's positions (glTF axes) and triangles of a GLB file."""
-    document, binary = split_glb(path.read_bytes())
-    primitive = document["meshes"][0]["primitives"][0]
-
-    def accessor(index: int, dtype: Any, width: int) -> NDArray[Any]:
-        spec = document["accessors"][index]
-        view = document["bufferViews"][spec["bufferView"]]
-        start = view.get("byteOffset", 0) + spec.get("byteOffset", 0)
-        count = spec["count"] * width
-        return np.frombuffer(binary, dtype, count=count, offset=start).reshape(-1, width)
-
-    positions = accessor(primitive["attributes"]["POSITION"], np.float32, 3)
-    spec = document["accessors"][primitive["indices"]]
-    index_type = {5121: np.uint8, 5123: np.uint16, 5125: np.uint32}[spec["componentType"]]
-    faces = accessor(primitive["indices"], index_type, 1).reshape(-1, 3).astype(np.int64)
-    return positions, faces
+    """Return a GLB's positions (glTF axes, dequantised) and triangles, every primitive."""
+    mesh = read_glb(path.read_bytes())
+    return mesh.positions, mesh.faces
 
 
 def mesh_on_pixels(

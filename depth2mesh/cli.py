@@ -24,12 +24,13 @@ from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_RADIUS,
     DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_EDGES,
     DEFAULT_FAR,
     DEFAULT_NEAR,
     DEFAULT_STEP_RATIO,
     DEFAULT_STRONG_RATIO,
 )
-from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
+from depth2mesh.gltf import DEFAULT_GLB_COMPRESSION, DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
 from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
 from depth2mesh.photo import MAX_PIXELS
 
@@ -228,7 +229,7 @@ def _run_batch(
     run: Callable[..., list[Outcome]],
     verb: str,
 ) -> None:
-    """Run a batch with a progress bar and one line per photo; exit 0/1/130.
+    """Run a batch with a progress bar and one line per photo; exit 0/1/2/130.
 
     A batch of several photos ends with a summary table; one photo's line says it all.
     """
@@ -264,8 +265,9 @@ def _run_batch(
             raise typer.Exit(130) from None
     if len(items) > 1:
         _print_summary(outcomes, len(items), out_dir, verb)
-    if any(outcome.status == "failed" for outcome in outcomes):
-        raise typer.Exit(1)
+    failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+    if failed:  # 2 when every failure was a usage error (e.g. --depth-at pins that contradict)
+        raise typer.Exit(2 if all(isinstance(o.error, ParameterError) for o in failed) else 1)
 
 
 def _print_outcome(outcome: Outcome) -> None:
@@ -496,8 +498,8 @@ def convert(
         float | None,
         typer.Option(
             "--near",
-            help=f"Depth of the nearest content, metres [default: {DEFAULT_NEAR:g}] (relative "
-            "models only: metric models give metres themselves).",
+            help=f"Depth of the nearest content, metres. Default: {DEFAULT_NEAR:g}. Relative "
+            "models only: metric models give metres themselves.",
             show_default=False,
         ),
     ] = None,
@@ -505,8 +507,23 @@ def convert(
         float | None,
         typer.Option(
             "--far",
-            help=f"Depth of the farthest content and sky, metres [default: {DEFAULT_FAR:g}] "
-            "(relative models only).",
+            help=f"Depth of the farthest content and sky, metres. Default: {DEFAULT_FAR:g}. "
+            "Relative models only.",
+            show_default=False,
+        ),
+    ] = None,
+    depth_at: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--depth-at",
+            metavar="U,V=METRES",
+            help="A known depth instead of the --near/--far guess: pixel column U, row V of "
+            "the photo as shown (upright; 0,0 is the centre of the top-left pixel; fractions "
+            "allowed) lies METRES away along the camera's axis (a tape measure, a depth "
+            "camera, a known object). Once: the whole scene is scaled so that it holds. "
+            "Twice, on a near and a far pixel (--depth-at 120,400=1.2 --depth-at 500,150=4.8): "
+            "scale and shift are both fixed, and both pixels lie exactly at their depths. "
+            "With --depth-kind metric it corrects the depth file the same way. One photo only.",
             show_default=False,
         ),
     ] = None,
@@ -539,12 +556,13 @@ def convert(
         Literal["on", "off"],
         typer.Option(
             "--edges",
-            help="on: also tear the grid mesh at occlusion edges, where a smooth depth ramp "
-            "meets an edge of the photo, and move the ramp's floating points onto a side "
-            "(experimental: it also slits textured surfaces that slope away, such as an "
-            "open door); off: only --edge-threshold cuts.",
+            help="on (default): also tear the grid mesh at occlusion edges, where a smooth "
+            "depth ramp meets an edge of the photo, and move the ramp's floating points onto a "
+            "side, so no rubber sheets join near objects to what is behind them; off: only "
+            "--edge-threshold cuts (the earlier mesh). Known limit: a textured surface that "
+            "slopes away, such as an open door, is cut into strands with holes.",
         ),
-    ] = "off",
+    ] = DEFAULT_EDGES,
     edge_radius: Annotated[
         float,
         typer.Option(
@@ -592,6 +610,16 @@ def convert(
         Literal["jpeg", "png"],
         typer.Option("--texture-format", help="GLB texture encoding."),
     ] = "jpeg",
+    glb_compression: Annotated[
+        Literal["none", "quantized", "draco"],
+        typer.Option(
+            "--glb-compression",
+            help="How the GLBs store vertices: quantized (KHR_mesh_quantization: 16-bit "
+            "positions and texture coordinates, 16-bit indices; about 40 % smaller, within "
+            "1e-4 of the depth range), draco (KHR_draco_mesh_compression: smallest; needs pip "
+            "install 'depth2mesh[draco]'; not every viewer decodes it) or none (float32).",
+        ),
+    ] = DEFAULT_GLB_COMPRESSION,
     texture_size: Annotated[
         int,
         typer.Option(
@@ -684,26 +712,31 @@ def convert(
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
     from depth2mesh.batch import convert_many, find_photos
-    from depth2mesh.convert import CameraOptions, ConvertOptions
+    from depth2mesh.convert import CameraOptions, ConvertOptions, pins_with_near_far
+    from depth2mesh.geometry import parse_depth_pin
     from depth2mesh.registry import check_input_size, get_model
 
     try:
         spec = get_model(model_name)
         check_input_size(spec, input_size)
+        pins = tuple(parse_depth_pin(text) for text in depth_at or ())
+        if pins and (near is not None or far is not None):
+            raise pins_with_near_far()
     except ParameterError as error:
         _fail(_message(error))
         raise typer.Exit(2) from None
-    given = [flag for flag, value in (("--near", near), ("--far", far)) if value is not None]
-    if spec.output == "metric" and given and depth_file is None:
+    scaling = [flag for flag, value in (("--near", near), ("--far", far)) if value is not None]
+    if spec.output == "metric" and scaling and depth_file is None:
         _fail(
-            f"{' and '.join(given)} do{'es' if len(given) == 1 else ''} not apply to the metric "
-            f"model {spec.name}, whose depth is in metres already: leave --near and --far out "
-            "(they scale relative models' disparity)"
+            f"{' and '.join(scaling)} do{'es' if len(scaling) == 1 else ''} not apply to the "
+            f"metric model {spec.name}, whose depth is in metres already: leave --near and "
+            "--far out (they scale relative models' disparity)"
         )
         raise typer.Exit(2)
     options = ConvertOptions(
         near=DEFAULT_NEAR if near is None else near,
         far=DEFAULT_FAR if far is None else far,
+        depth_at=pins,
         grid=grid,
         edge_threshold=edge_threshold,
         edges=edges,
@@ -716,6 +749,7 @@ def convert(
         density_quantile=density_quantile,
         face_budget=face_budget,
         texture_format=texture_format,
+        glb_compression=glb_compression,
         texture_size=texture_size,
         jpeg_quality=jpeg_quality,
         depth_size=depth_size,
@@ -742,9 +776,10 @@ def convert(
         _fail("--ray converts on the cluster's workers: --depth and --jobs are for local runs")
         raise typer.Exit(2)
     items = find_photos(photos, recursive=recursive)
-    if depth_file is not None and len(items) != 1:
-        _fail(f"--depth goes with exactly one photo, got {len(items)}")
-        raise typer.Exit(2)
+    for given, flag in ((depth_file is not None, "--depth"), (bool(pins), "--depth-at")):
+        if given and len(items) != 1:
+            _fail(f"{flag} goes with exactly one photo, got {len(items)}")
+            raise typer.Exit(2)
     _prepare_out_dir(out_dir)
     local = ray_address is None and depth_file is None
     model = _load_model_or_exit(weights, device, backend, spec.name, input_size) if local else None
@@ -820,17 +855,33 @@ def _check_camera_options(options: ConvertOptions) -> None:
 
 @app.command()
 def evaluate(
-    disparity_file: Annotated[
+    prediction_file: Annotated[
         Path,
-        typer.Argument(help="Predicted disparity (.npy or .pfm), e.g. from depth --save-raw."),
+        typer.Argument(
+            help="Predicted disparity (.npy or .pfm, e.g. from depth --save-raw); with --metric "
+            "predicted depth in metres (.npy, .pfm or a 16-bit PNG).",
+        ),
     ],
     truth_file: Annotated[
         Path, typer.Argument(help="Ground-truth depth: .npy in metres or a 16-bit PNG.")
     ],
+    metric: Annotated[
+        bool,
+        typer.Option(
+            "--metric",
+            help="The prediction is depth in metres: score it as it is, without alignment.",
+        ),
+    ] = False,
     truth_png_scale: Annotated[
         float,
         typer.Option(
             "--truth-png-scale", help="Metres per PNG unit: 0.001 for NYU (mm), 1/256 for KITTI."
+        ),
+    ] = 0.001,
+    depth_png_scale: Annotated[
+        float,
+        typer.Option(
+            "--depth-png-scale", help="Metres per unit of a 16-bit prediction PNG (--metric)."
         ),
     ] = 0.001,
     min_depth: Annotated[
@@ -840,26 +891,34 @@ def evaluate(
         float, typer.Option("--max-depth", help="... and below this; predictions are capped.")
     ] = 10.0,
 ) -> None:
-    """Score a disparity map against ground-truth depth (scale-and-shift aligned).
+    """Score predicted disparity (aligned) or metric depth (--metric, as is) against ground truth.
 
-    Aligns s * disparity + t to 1 / depth by least squares over valid pixels, then reports
-    AbsRel (mean |pred - gt| / gt) and delta<1.25 (fraction within 25 %): the standard
-    protocol for affine-invariant inverse-depth models such as MiDaS.
+    Disparity (relative inverse depth, as MiDaS gives it) is first aligned: s * disparity + t
+    is fitted to 1 / depth by least squares over the valid pixels, the standard protocol for
+    affine-invariant models. With --metric the prediction is metres and is not aligned: a
+    wrong scale counts. Both report AbsRel (mean |pred - gt| / gt), delta<1.25 (fraction
+    within 25 %) and RMSE (metres) over the pixels with min-depth < gt < max-depth, the
+    prediction capped at max-depth.
+
+    Example: depth2mesh evaluate pred_depth.npy gt.png --metric --truth-png-scale 0.001
     """
-    from depth2mesh.evaluate import evaluate_disparity
+    from depth2mesh.evaluate import evaluate_depth, evaluate_disparity
     from depth2mesh.photo import read_depth_file
 
+    score = evaluate_depth if metric else evaluate_disparity
     try:
-        disparity = read_depth_file(disparity_file, png_scale=1.0)
+        prediction = read_depth_file(prediction_file, png_scale=depth_png_scale if metric else 1.0)
         truth = read_depth_file(truth_file, png_scale=truth_png_scale)
-        result = evaluate_disparity(disparity, truth, min_depth=min_depth, max_depth=max_depth)
+        result = score(prediction, truth, min_depth=min_depth, max_depth=max_depth)
     except (Depth2MeshError, ValueError) as error:
         _fail(_message(error))
         raise typer.Exit(1) from None
+    alignment = (
+        "metric, not aligned" if metric else f"scale {result.scale:.6g}, shift {result.shift:.6g}"
+    )
     out.print(
-        f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  "
-        f"({result.valid_pixels:,} valid pixels, scale {result.scale:.6g}, "
-        f"shift {result.shift:.6g})"
+        f"AbsRel {result.abs_rel:.4f}  delta<1.25 {result.delta1:.4f}  RMSE {result.rmse:.4f} m  "
+        f"({result.valid_pixels:,} valid pixels, {alignment})"
     )
 
 

@@ -40,20 +40,37 @@ from depth2mesh.edges import (
 from depth2mesh.errors import InputError, OutputError, ParameterError
 from depth2mesh.geometry import (
     DEFAULT_EDGE_THRESHOLD,
+    DEFAULT_EDGES,
     DEFAULT_FAR,
     DEFAULT_NEAR,
     MAX_DEPTH_M,
     MIN_DEPTH_M,
+    DepthPin,
+    PinFit,
     camera_facing_normals,
     camera_to_gltf,
+    check_pins,
     depth_to_points,
     disparity_to_depth,
+    disparity_to_depth_pinned,
     far_mask,
+    metric_depth_pinned,
     project_points,
     sample_colors,
     srgb_to_linear,
 )
-from depth2mesh.gltf import DEFAULT_TEXTURE_SIZE, GltfCamera, encode_glb
+from depth2mesh.gltf import (
+    DEFAULT_GLB_COMPRESSION,
+    DEFAULT_TEXTURE_SIZE,
+    DRACO,
+    GLB_COMPRESSIONS,
+    QUANTIZATION,
+    GlbCompression,
+    GltfCamera,
+    encode_glb,
+    position_error_bound,
+    read_glb_json,
+)
 from depth2mesh.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
@@ -68,6 +85,7 @@ from depth2mesh.obj import encode_mtl, encode_obj
 from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
 from depth2mesh.pictures import write_depth_pictures
 from depth2mesh.ply import encode_ply_mesh, encode_ply_points
+from depth2mesh.quantize import bounding_box
 from depth2mesh.texture import Texture, photo_texture
 
 if TYPE_CHECKING:
@@ -113,14 +131,22 @@ class ConvertOptions:
     """Every tuning option of a conversion, with the documented defaults.
 
     Attributes:
-        near: Depth of the nearest content, metres (disparity input only).
-        far: Depth of the farthest content (and of sky), metres (disparity input only).
+        near: Depth of the nearest content, metres (disparity input only; not with
+            ``depth_at``).
+        far: Depth of the farthest content (and of sky), metres (disparity input only; not
+            with ``depth_at``).
+        depth_at: Pins, each a pixel of the upright photo and its known depth
+            (:class:`~depth2mesh.geometry.DepthPin`; ``--depth-at U,V=METRES``): one scales
+            the scene so that the pin holds, two fix the scale and the shift of inverse depth
+            so that both hold (see :func:`~depth2mesh.geometry.disparity_to_depth_pinned` and
+            :func:`~depth2mesh.geometry.metric_depth_pinned`). Empty: ``near``/``far``.
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
-        edges: "on": tear the grid mesh at occlusion edges, where a smooth ramp of the depth
-            meets a photo edge (see :mod:`depth2mesh.edges`), and move a network's ramp
-            pixels onto a side; "off" (default, for now: "on" also slits textured surfaces
-            that slope away, see docs/benchmarks.md): only ``edge_threshold`` cuts.
+        edges: "on" (default, :data:`~depth2mesh.geometry.DEFAULT_EDGES`): tear the grid
+            mesh at occlusion edges, where a smooth ramp of the depth meets a photo edge (see
+            :mod:`depth2mesh.edges`), and move a network's ramp pixels onto a side; "off":
+            only ``edge_threshold`` cuts (the earlier mesh). Known limit: a textured surface
+            that slopes away, such as an open door, is cut into strands (docs/benchmarks.md).
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
             side (0, 0.1].
         edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
@@ -134,6 +160,10 @@ class ConvertOptions:
         face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
         texture_size: Longest side of the GLB texture, pixels.
         texture_format: "jpeg" (default) or "png" (lossless, larger).
+        glb_compression: How the GLBs store their vertex data: "quantized" (default,
+            ``KHR_mesh_quantization``: 16-bit positions and texture coordinates, 16-bit
+            indices, within 1e-4 of the depth range), "draco" (``KHR_draco_mesh_compression``,
+            smallest, needs the ``draco`` extra) or "none" (float32, as before).
         jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
             is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
             second loss, no encoding time), anything else is encoded at
@@ -152,9 +182,10 @@ class ConvertOptions:
 
     near: float = DEFAULT_NEAR
     far: float = DEFAULT_FAR
+    depth_at: tuple[DepthPin, ...] = ()
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
-    edges: EdgesMode = "off"
+    edges: EdgesMode = DEFAULT_EDGES
     edge_radius: float = DEFAULT_EDGE_RADIUS
     edge_step: float = DEFAULT_STEP_RATIO
     edge_strong: float = DEFAULT_STRONG_RATIO
@@ -166,6 +197,7 @@ class ConvertOptions:
     face_budget: int | None = None
     texture_size: int = DEFAULT_TEXTURE_SIZE
     texture_format: Literal["jpeg", "png"] = "jpeg"
+    glb_compression: GlbCompression = DEFAULT_GLB_COMPRESSION
     jpeg_quality: int | None = None
     depth_size: DepthSize = "grid"
     camera: CameraOptions = field(default_factory=CameraOptions)
@@ -191,6 +223,9 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {self.far}", "far"
             )
+        check_pins(self.depth_at)
+        if self.depth_at and (self.near, self.far) != (DEFAULT_NEAR, DEFAULT_FAR):
+            raise pins_with_near_far()
         if self.grid < 2:
             raise ParameterError(f"{{grid}} must be at least 2 vertices, got {self.grid}", "grid")
         if not (math.isfinite(self.edge_threshold) and self.edge_threshold > 1.0):
@@ -226,6 +261,16 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{texture_size}} must be at least 16, got {self.texture_size}", "texture_size"
             )
+        if self.glb_compression not in GLB_COMPRESSIONS:
+            raise ParameterError(
+                f"{{glb_compression}} must be one of {', '.join(GLB_COMPRESSIONS)}, "
+                f"got {self.glb_compression!r}",
+                "glb_compression",
+            )
+        if self.glb_compression == "draco":
+            from depth2mesh.draco import require_draco
+
+            require_draco()
         if self.depth_size not in ("grid", "photo"):
             raise ParameterError(
                 f"{{depth_size}} must be grid or photo, got {self.depth_size!r}", "depth_size"
@@ -243,6 +288,16 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
             )
+
+
+def pins_with_near_far() -> ParameterError:
+    """The error for ``depth_at`` given together with ``near`` or ``far`` (a usage error)."""
+    return ParameterError(
+        "{depth_at} sets the depth scale itself: leave out {near} and {far}",
+        "depth_at",
+        "near",
+        "far",
+    )
 
 
 @dataclass(frozen=True)
@@ -521,6 +576,7 @@ class Geometry:
         moved: (rows, cols) bool pixels that floated on a depth ramp beside a cut and were
             moved onto the nearer surface (in ``depth``, ``points`` and so in the cloud, the
             grid mesh and the Poisson input alike), or None with ``edges="off"``.
+        pins: How ``depth_at`` set the depth, or None without pins.
     """
 
     depth: NDArray[np.float32]
@@ -530,6 +586,7 @@ class Geometry:
     colors: NDArray[np.uint8]
     cuts: NDArray[np.bool_] | None = None
     moved: NDArray[np.bool_] | None = None
+    pins: PinFit | None = None
 
 
 def convert_photo(
@@ -583,11 +640,13 @@ def convert_photo(
         grid_files, grid, texture, notes = grid_mesh_stage(photo, geometry, camera, paths, opts)
         written += grid_files
     counts = _counts(geometry, grid)
+    meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
             poisson_files, surface = poisson_stage(photo, intrinsics, geometry, camera, paths, opts)
             written += poisson_files
         counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
+        meshes["poisson"] = (surface.vertices, paths["poisson_glb"])
     files = [*written, paths["sidecar"]]
     result = ConvertResult(
         photo_path,
@@ -599,7 +658,19 @@ def convert_photo(
         {kind: path for kind, path in paths.items() if path in files},
     )
     with timer.stage("sidecar"):
-        sidecar = _sidecar(result, photo, opts, model, depth_file, written, texture, maps.picture)
+        glb = glb_record(opts.glb_compression, meshes)
+        sidecar = _sidecar(
+            result,
+            photo,
+            opts,
+            model,
+            depth_file,
+            written,
+            texture,
+            maps.picture,
+            glb,
+            geometry.pins,
+        )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
 
@@ -637,10 +708,14 @@ def read_stage(photo_path: Path, options: ConvertOptions) -> tuple[Photo, Intrin
 
     Returns:
         The upright photo, and its intrinsics at its full (stored) size.
+
+    Raises:
+        ParameterError: A ``depth_at`` pin outside the photo (before the network runs).
     """
     # nothing needs more pixels than the texture and the grid: huge JPEGs are decoded smaller
     needed = max(options.texture_size, options.grid)
     photo = read_photo(photo_path, max_pixels=options.max_pixels, min_side=needed)
+    check_pins(options.depth_at, photo.size)
     return photo, _intrinsics(photo, options.camera)
 
 
@@ -714,16 +789,31 @@ def geometry_stage(
 ) -> Geometry:
     """Depth in metres, back-projected points, normals and colours at the grid's size.
 
-    Disparity becomes depth between ``near`` and ``far`` (metric depth is taken as it is);
-    transparent pixels, unmeasured ones and (with ``drop_far``) the far plane are not valid.
+    Disparity becomes depth between ``near`` and ``far``, or as the ``depth_at`` pins say
+    (metric depth is taken as it is, or corrected by the pins); transparent pixels, unmeasured
+    ones and (with ``drop_far``) the far plane are not valid.
+
+    Raises:
+        ParameterError: Pins that contradict the depth (see
+            :func:`~depth2mesh.geometry.disparity_to_depth_pinned`).
     """
     rows, cols = maps.disparity.shape
+    pins = None
     if maps.metric is not None:
         depth = maps.metric
+        if options.depth_at:
+            depth, pins = metric_depth_pinned(depth, options.depth_at, photo_size=photo.size)
         valid = np.isfinite(depth)
     else:
-        depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
-        valid = ~far_mask(depth, options.far) if options.drop_far else np.ones(depth.shape, bool)
+        far = options.far
+        if options.depth_at:
+            depth, pins = disparity_to_depth_pinned(
+                maps.disparity, options.depth_at, photo_size=photo.size
+            )
+            far = pins.far
+        else:
+            depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
+        valid = ~far_mask(depth, far) if options.drop_far else np.ones(depth.shape, bool)
     if photo.alpha is not None:  # transparent pixels are not part of the scene
         valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
     colors = _resize(photo.rgb, rows, cols, cv2.INTER_AREA)
@@ -748,7 +838,7 @@ def geometry_stage(
             depth = np.where(moved, settled, depth).astype(np.float32)
     points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
     normals = camera_facing_normals(points, valid=valid)
-    return Geometry(depth, valid, points, normals, colors, cuts, moved)
+    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins)
 
 
 def cloud_arrays(
@@ -817,6 +907,7 @@ def grid_mesh_stage(
         camera=camera,
         name=photo.path.stem,
         generator=f"depth2mesh {__version__}",
+        compression=options.glb_compression,
     )
     written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
     if "obj" in options.formats and grid.uvs is not None:
@@ -869,7 +960,14 @@ def poisson_stage(
         surface,
         colors=sample_colors(photo.rgb, project_points(surface.vertices, photo_camera)),
     )
-    files = _write_poisson(colored, paths, camera, photo.path.stem, overwrite=options.overwrite)
+    files = _write_poisson(
+        colored,
+        paths,
+        camera,
+        photo.path.stem,
+        compression=options.glb_compression,
+        overwrite=options.overwrite,
+    )
     return files, colored
 
 
@@ -934,6 +1032,7 @@ def _write_poisson(
     camera: GltfCamera,
     name: str,
     *,
+    compression: GlbCompression,
     overwrite: bool,
 ) -> list[Path]:
     if surface.colors is None or surface.normals is None:
@@ -946,6 +1045,7 @@ def _write_poisson(
         camera=camera,
         name=f"{name} (Poisson)",
         generator=f"depth2mesh {__version__}",
+        compression=compression,
     )
     ply = encode_ply_mesh(
         camera_to_gltf(surface.vertices),
@@ -971,6 +1071,49 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
     }
 
 
+def glb_record(
+    compression: GlbCompression, meshes: dict[str, tuple[NDArray[np.float32], Path]]
+) -> dict[str, Any]:
+    """What the sidecar says about the GLBs' storage: compression, extension, error bounds.
+
+    Args:
+        compression: The GLBs' compression.
+        meshes: By name ("grid", "poisson"): the mesh's (N, 3) float32 vertices in the OpenCV
+            camera frame (metres), and its GLB (only the JSON chunk is read).
+
+    Returns:
+        ``{"compression", "quantized", "extension", "meshes": {name: {...}}}``: the extension
+        the GLBs require (None for "none"), and per mesh: "depth_range_m" (its extent along
+        z), "position_error_bound_m" (the largest per-axis position error the storage adds;
+        0 when the positions stayed float32), "bounds_m" (min and max corners in glTF axes,
+        before quantisation), "primitives" and "vertices" (what a glTF reader gets: vertices
+        shared by two primitives count twice; Draco's decoded count), all lengths in metres.
+    """
+    extension = {"none": None, "quantized": QUANTIZATION, "draco": DRACO}[compression]
+    record: dict[str, Any] = {
+        "compression": compression,
+        "quantized": compression != "none",
+        "extension": extension,
+        "meshes": {},
+    }
+    for name, (vertices, path) in meshes.items():
+        low, high = bounding_box(vertices)  # camera frame; glTF's is (x, -y, -z)
+        bound = position_error_bound(vertices, compression)
+        document = read_glb_json(path)
+        primitives = document["meshes"][0]["primitives"]
+        accessors = document["accessors"]
+        flip = np.array([1.0, -1.0, -1.0])
+        corners = np.sort(np.stack([low * flip, high * flip]), axis=0)
+        record["meshes"][name] = {
+            "depth_range_m": round(float(high[2] - low[2]), 6),
+            "position_error_bound_m": bound,
+            "bounds_m": corners.tolist(),
+            "primitives": len(primitives),
+            "vertices": sum(accessors[p["attributes"]["POSITION"]]["count"] for p in primitives),
+        }
+    return record
+
+
 def _sidecar(
     result: ConvertResult,
     photo: Photo,
@@ -980,6 +1123,8 @@ def _sidecar(
     written: list[Path],
     texture: Texture,
     picture: NDArray[np.float32],
+    glb: dict[str, Any],
+    pins: PinFit | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -995,7 +1140,11 @@ def _sidecar(
     else:
         title = model.spec.title if model is not None else "MiDaS v2.1 small"
         depth_source = {"source": title, "kind": "disparity"}
-    if depth_source["kind"] == "disparity":
+    if pins is not None:
+        depth_source["depth_at"] = pins.to_dict()
+        if depth_source["kind"] == "disparity":
+            depth_source.update(drop_far=options.drop_far)
+    elif depth_source["kind"] == "disparity":
         depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
     sidecar = {
         "generator": f"depth2mesh {__version__}",
@@ -1021,6 +1170,7 @@ def _sidecar(
             "source": texture.source,
             "quality": texture.quality,
         },
+        "glb": glb,
         "depth_pictures": {"width": picture.shape[1], "height": picture.shape[0]},
         "files": [path.name for path in written],
         "timings_s": result.timings_s,

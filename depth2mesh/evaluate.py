@@ -11,7 +11,11 @@ to the ground truth in inverse-depth space, then compared as depth. The protocol
 4. ``depth = 1 / max(s * disparity + t, 1 / max_depth)``: the aligned disparity is clamped,
    which caps the depth at ``max_depth`` and never divides by zero.
 5. ``AbsRel = mean(|depth - gt| / gt)`` and ``delta1 = mean(max(depth / gt, gt / depth) < 1.25)``
-   over the valid pixels. No crop.
+   over the valid pixels, and ``RMSE = sqrt(mean((depth - gt)^2))`` in metres. No crop.
+
+Metric depth (a metric model's output, a depth file in metres, a pinned mesh's depth) is
+scored by :func:`evaluate_depth` with the same valid pixels, cap and metrics but without any
+alignment (steps 3 and 4 become ``depth = min(prediction, max_depth)``): a wrong scale counts.
 """
 
 from __future__ import annotations
@@ -52,9 +56,11 @@ class EvalResult:
     Attributes:
         abs_rel: Mean absolute relative depth error, ``mean(|depth - gt| / gt)`` (unitless).
         delta1: Fraction of valid pixels with ``max(depth / gt, gt / depth) < 1.25``, in [0, 1].
-        scale: The fitted scale ``s`` (1/metres per disparity unit).
-        shift: The fitted shift ``t`` (1/metres).
+        scale: The fitted scale ``s`` (1/metres per disparity unit); 1 for metric depth,
+            which is not aligned (its disparity ``1 / depth`` is taken as it is).
+        shift: The fitted shift ``t`` (1/metres); 0 for metric depth.
         valid_pixels: How many pixels were evaluated.
+        rmse: Root mean square depth error, metres.
     """
 
     abs_rel: float
@@ -62,6 +68,7 @@ class EvalResult:
     scale: float
     shift: float
     valid_pixels: int
+    rmse: float
 
 
 def evaluate_disparity(
@@ -89,14 +96,72 @@ def evaluate_disparity(
     Raises:
         ValueError: Bad shapes, a bad depth range, or fewer than two valid pixels.
     """
-    d = np.asarray(disparity)
+    d, gt, mask = _prepare(disparity, gt_depth, valid, min_depth, max_depth, cv2.INTER_CUBIC)
+    x = d[mask]
+    target = 1.0 / gt[mask]
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    (scale, shift), *_ = np.linalg.lstsq(design, target, rcond=None)
+    aligned = np.maximum(scale * x + shift, 1.0 / max_depth)
+    return _scores(1.0 / aligned, gt[mask], float(scale), float(shift))
+
+
+def evaluate_depth(
+    depth: npt.ArrayLike,
+    gt_depth: npt.ArrayLike,
+    *,
+    valid: npt.ArrayLike | None = None,
+    min_depth: float = DEFAULT_MIN_DEPTH,
+    max_depth: float = DEFAULT_MAX_DEPTH,
+) -> EvalResult:
+    """Evaluate metric depth against ground-truth depth, without any alignment.
+
+    The same protocol as :func:`evaluate_disparity` (valid pixels, predictions capped at
+    ``max_depth``, the same metrics) but the prediction is taken as it is: metres against
+    metres, so a wrong scale or shift counts in full. Pixels where the prediction is not a
+    positive finite number (a hole of a depth file) are not evaluated.
+
+    Args:
+        depth: (h, w) any real dtype, predicted depth in metres. Resized to the ground
+            truth's size with bilinear interpolation when the sizes differ.
+        gt_depth: (H, W) ground-truth metres, as for :func:`evaluate_disparity`.
+        valid: (H, W) bool, optional, as for :func:`evaluate_disparity`.
+        min_depth: Ground truth must be above this, metres.
+        max_depth: Ground truth must be below this, metres; predictions are capped here.
+
+    Returns:
+        The metrics, with ``scale`` 1 and ``shift`` 0 (no alignment).
+
+    Raises:
+        ValueError: Bad shapes, a bad depth range, or fewer than two valid pixels.
+    """
+    z, gt, mask = _prepare(depth, gt_depth, valid, min_depth, max_depth, cv2.INTER_LINEAR)
+    with np.errstate(invalid="ignore"):
+        mask &= z > 0
+    _check_count(mask, min_depth, max_depth)
+    return _scores(np.minimum(z[mask], max_depth), gt[mask], 1.0, 0.0)
+
+
+def _prepare(
+    prediction: npt.ArrayLike,
+    gt_depth: npt.ArrayLike,
+    valid: npt.ArrayLike | None,
+    min_depth: float,
+    max_depth: float,
+    interpolation: int,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Check the inputs; return the prediction at the truth's size, the truth and the mask.
+
+    The mask holds the pixels with ground truth in (min_depth, max_depth), a finite
+    prediction, and ``valid``; at least two of them.
+    """
+    d = np.asarray(prediction)
     gt = np.asarray(gt_depth)
     if d.ndim != 2 or gt.ndim != 2:
         raise ValueError(
-            f"disparity and gt_depth must be 2-D arrays, got shapes {d.shape} and {gt.shape}"
+            f"prediction and gt_depth must be 2-D arrays, got shapes {d.shape} and {gt.shape}"
         )
     if d.size == 0 or gt.size == 0:
-        raise ValueError(f"disparity and gt_depth must not be empty, got {d.shape}, {gt.shape}")
+        raise ValueError(f"prediction and gt_depth must not be empty, got {d.shape}, {gt.shape}")
     if not (math.isfinite(min_depth) and math.isfinite(max_depth) and 0 <= min_depth < max_depth):
         raise ValueError(
             "depth range must satisfy 0 <= min_depth < max_depth, both finite, got "
@@ -104,7 +169,7 @@ def evaluate_disparity(
         )
     gt = gt.astype(np.float64)
     if d.shape != gt.shape:
-        d = cv2.resize(d.astype(np.float32), gt.shape[::-1], interpolation=cv2.INTER_CUBIC)
+        d = cv2.resize(d.astype(np.float32), gt.shape[::-1], interpolation=interpolation)
     d = d.astype(np.float64)
 
     with np.errstate(invalid="ignore"):
@@ -116,21 +181,26 @@ def evaluate_disparity(
                 f"valid must have the ground truth's shape {gt.shape}, got {extra.shape}"
             )
         mask &= extra.astype(bool)
+    _check_count(mask, min_depth, max_depth)
+    return d, gt, mask
+
+
+def _check_count(mask: NDArray[np.bool_], min_depth: float, max_depth: float) -> None:
     count = int(mask.sum())
     if count < 2:
         raise ValueError(
             f"need at least 2 valid pixels ({min_depth} < gt < {max_depth} m), got {count}"
         )
-    x = d[mask]
-    target = 1.0 / gt[mask]
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    (scale, shift), *_ = np.linalg.lstsq(design, target, rcond=None)
-    aligned = np.maximum(scale * x + shift, 1.0 / max_depth)
-    depth = 1.0 / aligned
-    truth = gt[mask]
+
+
+def _scores(
+    depth: NDArray[np.float64], truth: NDArray[np.float64], scale: float, shift: float
+) -> EvalResult:
+    """The metrics of depth against truth (both (N,) metres, over the valid pixels)."""
     abs_rel = float(np.mean(np.abs(depth - truth) / truth))
     delta1 = float(np.mean(np.maximum(depth / truth, truth / depth) < DELTA1_THRESHOLD))
-    return EvalResult(abs_rel, delta1, float(scale), float(shift), count)
+    rmse = float(np.sqrt(np.mean((depth - truth) ** 2)))
+    return EvalResult(abs_rel, delta1, scale, shift, int(truth.size), rmse)
 
 
 def load_ground_truth_depth(

@@ -20,19 +20,40 @@ import json
 import math
 import struct
 from dataclasses import dataclass
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from depth2mesh.geometry import unit_lengths
+from depth2mesh.quantize import (
+    MAX_RELATIVE_ERROR,
+    SHORT_INDEX_VERTICES,
+    UINT16_LEVELS,
+    FaceChunk,
+    bounding_box,
+    quantize_colors,
+    quantize_normals,
+    quantize_positions,
+    quantize_unit_interval,
+    split_for_short_indices,
+)
 
 __all__ = [
+    "DEFAULT_GLB_COMPRESSION",
     "DEFAULT_JPEG_QUALITY",
     "DEFAULT_TEXTURE_SIZE",
+    "DRACO",
+    "GLB_COMPRESSIONS",
+    "QUANTIZATION",
+    "GlbCompression",
     "GltfCamera",
+    "check_compression",
     "decode_glb_json",
     "encode_glb",
+    "position_error_bound",
+    "read_glb_json",
 ]
 
 DEFAULT_TEXTURE_SIZE: Final = 4096
@@ -47,6 +68,7 @@ _CHUNK_JSON = 0x4E4F534A
 _CHUNK_BIN = 0x004E4942
 
 _FLOAT = 5126
+_BYTE = 5120
 _UNSIGNED_SHORT = 5123
 _UNSIGNED_INT = 5125
 _ARRAY_BUFFER = 34962
@@ -55,6 +77,22 @@ _LINEAR = 9729
 _CLAMP_TO_EDGE = 33071
 _MODE_POINTS = 0
 _MODE_TRIANGLES = 4
+
+QUANTIZATION: Final = "KHR_mesh_quantization"
+"""The glTF extension for integer vertex attributes (``--glb-compression quantized``)."""
+
+DRACO: Final = "KHR_draco_mesh_compression"
+"""The glTF extension for Draco-compressed primitives (``--glb-compression draco``)."""
+
+GlbCompression = Literal["none", "quantized", "draco"]
+"""How vertex data is stored: float32 ("none"), ``KHR_mesh_quantization`` ("quantized") or
+``KHR_draco_mesh_compression`` ("draco", needs the ``draco`` extra)."""
+
+GLB_COMPRESSIONS: Final[tuple[GlbCompression, ...]] = ("none", "quantized", "draco")
+"""Every :data:`GlbCompression`, in order of size (largest first)."""
+
+DEFAULT_GLB_COMPRESSION: Final[GlbCompression] = "quantized"
+"""What ``depth2mesh convert`` writes unless told otherwise."""
 
 _IMAGE_MAGIC = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}
 
@@ -155,9 +193,11 @@ class _BinaryBuilder:
         self.buffer_views: list[dict[str, Any]] = []
         self.accessors: list[dict[str, Any]] = []
 
-    def add_view(self, data: bytes, target: int | None) -> int:
+    def add_view(self, data: bytes, target: int | None, stride: int | None = None) -> int:
         """Append ``data`` 4-byte aligned as a bufferView; return its index."""
         view: dict[str, Any] = {"buffer": 0, "byteOffset": self.length, "byteLength": len(data)}
+        if stride is not None:
+            view["byteStride"] = stride
         if target is not None:
             view["target"] = target
         padded = _pad(data, b"\x00")
@@ -230,6 +270,7 @@ def encode_glb(
     camera: GltfCamera | None = None,
     name: str = "depth2mesh",
     generator: str = "depth2mesh",
+    compression: GlbCompression = "none",
 ) -> bytes:
     """Encode a triangle mesh or a point cloud as a binary glTF 2.0 file (GLB).
 
@@ -241,6 +282,20 @@ def encode_glb(
     of shape (N, 4) and some alpha below 1 the material is alpha-blended.
 
     Triangles that repeat a vertex index draw nothing; they are dropped.
+
+    ``compression`` "quantized" stores the vertex data as ``KHR_mesh_quantization`` allows
+    (see :mod:`depth2mesh.quantize`): positions as unsigned shorts (not normalised) on a
+    65,535-step grid over their bounding box, whose corner and step become the mesh node's
+    ``translation`` and ``scale`` (the camera node stays as it is); texture coordinates and
+    linear colours as normalised unsigned shorts; normals as normalised signed bytes; unsigned
+    short indices, the triangles split into primitives of at most 65,535 vertices that share
+    the material. Positions stay float32 when their bounding box is so much wider than deep
+    (more than 13 times) that half a step would exceed 1e-4 of the depth range (the extent
+    along z; :func:`position_error_bound`); texture coordinates outside [0, 1] stay float32
+    too. "draco" compresses the primitive with ``KHR_draco_mesh_compression`` (DracoPy, the
+    ``draco`` extra; see :mod:`depth2mesh.draco`), positions quantised within the same bound.
+    Either extension is
+    listed in ``extensionsUsed`` and ``extensionsRequired``.
 
     Args:
         positions: (N, 3) float32 vertex positions in metres, in the glTF frame (Y up, -Z
@@ -258,6 +313,7 @@ def encode_glb(
         camera: The photo's camera, written as a perspective camera at the origin.
         name: Name of the mesh and of its node.
         generator: ``asset.generator`` string.
+        compression: "none" (float32 vertex data), "quantized" or "draco", see above.
 
     Returns:
         The GLB file content.
@@ -265,9 +321,11 @@ def encode_glb(
     Raises:
         ValueError: An array has the wrong shape or dtype, holds NaN or infinity, a face
             index is out of range, a normal is not unit length, a colour is outside [0, 1],
-            ``uvs`` and ``texture`` are not given together, or the texture is not the
-            declared image format.
+            ``uvs`` and ``texture`` are not given together, the texture is not the
+            declared image format, or ``compression`` is unknown.
+        MissingExtraError: "draco" without DracoPy installed.
     """
+    check_compression(compression)
     vertices, triangles = _check_mesh(
         positions, faces, normals, uvs, colors_linear, texture, texture_mime
     )
@@ -279,7 +337,59 @@ def encode_glb(
         camera=camera,
         name=name,
         generator=generator,
+        compression=compression,
     )
+
+
+def check_compression(compression: str) -> None:
+    """Refuse anything but a :data:`GlbCompression`.
+
+    Raises:
+        ValueError: ``compression`` is not "none", "quantized" or "draco".
+    """
+    if compression not in GLB_COMPRESSIONS:
+        raise ValueError(
+            f"compression must be one of {', '.join(GLB_COMPRESSIONS)}, got {compression!r}"
+        )
+
+
+def position_error_bound(positions: ArrayLike, compression: GlbCompression) -> float:
+    """The largest position error that :func:`encode_glb` adds for ``compression``, metres.
+
+    "quantized": half a step of the 65,535 steps over the widest axis of the bounding box, or
+    0 when that exceeds :data:`~depth2mesh.quantize.MAX_RELATIVE_ERROR` of the depth range
+    (the extent along z; the positions are then written as float32). "draco": half a step of
+    Draco's grid (:func:`depth2mesh.draco.position_bits`). "none": 0.
+
+    Args:
+        positions: (N, 3) float positions in metres, glTF frame; N >= 1.
+        compression: The compression.
+
+    Returns:
+        The bound, metres (per axis).
+    """
+    points = np.asarray(positions)
+    low, high = bounding_box(points)
+    size = high - low
+    if compression == "quantized":
+        return float(size.max()) / (2 * UINT16_LEVELS) if _quantizable(points) else 0.0
+    if compression == "draco":
+        from depth2mesh.draco import position_bits
+
+        bits = position_bits(float(size.max()), float(size[2]))
+        return float(size.max()) / (2 * ((1 << bits) - 1))
+    return 0.0
+
+
+def _quantizable(points: NDArray[np.floating]) -> bool:
+    """Whether 16-bit positions stay within ``MAX_RELATIVE_ERROR`` of the depth range.
+
+    Args:
+        points: (N, 3) float positions, metres, glTF frame (z: along the camera's axis).
+    """
+    low, high = bounding_box(points)
+    size = high - low
+    return bool(size.max() / (2 * UINT16_LEVELS) <= MAX_RELATIVE_ERROR * size[2])
 
 
 def _check_mesh(
@@ -321,23 +431,38 @@ def _assemble_glb(
     camera: GltfCamera | None,
     name: str,
     generator: str,
+    compression: GlbCompression = "none",
 ) -> bytes:
     """Build the glTF document and its buffer from checked inputs, and pack them as a GLB.
 
-    The buffer holds, in this order: positions, normals, UVs, colours, indices, the image
-    (each only when present). The order of the calls below fixes it, hence the file's bytes.
+    The buffer holds, in this order: positions, normals, UVs, colours, indices (per primitive),
+    the image (each only when present); with Draco, the compressed primitive instead of the
+    vertex data and indices. The order of the calls below fixes it, hence the file's bytes.
     """
     binary = _BinaryBuilder()
-    primitive = _add_primitive(binary, vertices, triangles)
+    node: dict[str, Any] = {"name": name, "mesh": 0}
+    extension = None
+    if compression == "draco" and triangles.shape[0]:
+        primitives = [_add_draco_primitive(binary, vertices, triangles)]
+        extension = DRACO
+    elif compression in ("quantized", "draco"):  # Draco needs triangles: points are quantised
+        primitives, transform = _add_quantized_primitives(binary, vertices, triangles)
+        node.update(transform)
+        extension = QUANTIZATION
+    else:
+        primitives = [_add_primitive(binary, vertices, triangles)]
     pbr, material = _material(name, blend=vertices.translucent)
     document: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": generator},
         "scene": 0,
         "scenes": [{"name": name, "nodes": [0]}],
-        "nodes": [{"name": name, "mesh": 0}],
-        "meshes": [{"name": name, "primitives": [primitive]}],
+        "nodes": [node],
+        "meshes": [{"name": name, "primitives": primitives}],
         "materials": [material],
     }
+    if extension is not None:
+        document["extensionsUsed"] = [extension]
+        document["extensionsRequired"] = [extension]
     if texture is not None:
         document.update(_texture_entries(binary, texture, texture_mime))
         pbr["baseColorTexture"] = {"index": 0}
@@ -452,15 +577,226 @@ def _add_primitive(
 
     primitive: dict[str, Any] = {"attributes": attributes, "material": 0}
     if triangles.shape[0]:
-        wide = vertices.count > 65535
-        flat = triangles.reshape(-1).astype("<u4" if wide else "<u2")
-        primitive["indices"] = binary.add_accessor(
-            flat, _UNSIGNED_INT if wide else _UNSIGNED_SHORT, "SCALAR", _ELEMENT_ARRAY_BUFFER
-        )
-        primitive["mode"] = _MODE_TRIANGLES
+        _add_indices(binary, primitive, triangles, vertices.count)
     else:
         primitive["mode"] = _MODE_POINTS
     return primitive
+
+
+@dataclass(frozen=True)
+class _SharedAttribute:
+    """One vertex attribute of every primitive: a bufferView over all N vertices.
+
+    Attributes:
+        view: The bufferView's index.
+        stride: Bytes from one vertex to the next (a multiple of 4).
+        component_type: The glTF component type.
+        accessor_type: "VEC2", "VEC3" or "VEC4".
+        normalized: Whether integers are normalised (``q / max``).
+        values: (N, K) the stored values (without padding), for POSITION's bounds; else None.
+    """
+
+    view: int
+    stride: int
+    component_type: int
+    accessor_type: str
+    normalized: bool
+    values: NDArray[Any] | None = None
+
+    def accessor(self, chunk: FaceChunk) -> dict[str, Any]:
+        """An accessor over this attribute's window of ``chunk``."""
+        accessor: dict[str, Any] = {
+            "bufferView": self.view,
+            "byteOffset": chunk.first_vertex * self.stride,
+            "componentType": self.component_type,
+            "count": chunk.vertex_count,
+            "type": self.accessor_type,
+        }
+        if self.normalized:
+            accessor["normalized"] = True
+        if self.values is not None:
+            window = self.values[chunk.first_vertex : chunk.first_vertex + chunk.vertex_count]
+            columns = range(window.shape[1])
+            accessor["min"] = [_json_number(window[:, k].min()) for k in columns]
+            accessor["max"] = [_json_number(window[:, k].max()) for k in columns]
+        return accessor
+
+
+def _json_number(value: Any) -> float | int:
+    """A numpy scalar as JSON: integers as int, floats as float."""
+    return int(value) if np.issubdtype(type(value), np.integer) else float(value)
+
+
+def _padded(values: NDArray[Any], columns: int) -> NDArray[Any]:
+    """``values`` (N, K) with zero columns added up to ``columns`` (4-byte aligned vertices)."""
+    if values.shape[1] == columns:
+        return np.ascontiguousarray(values)
+    padded = np.zeros((values.shape[0], columns), dtype=values.dtype)
+    padded[:, : values.shape[1]] = values
+    return padded
+
+
+def _shared(
+    binary: _BinaryBuilder,
+    values: NDArray[Any],
+    component_type: int,
+    *,
+    normalized: bool,
+    bounds: bool = False,
+) -> _SharedAttribute:
+    """Add ``values`` (N, K), padded to 4-byte vertices, as one strided bufferView."""
+    kind = f"VEC{values.shape[1]}"
+    columns = -(-values.shape[1] * values.itemsize // 4) * 4 // values.itemsize
+    stored = _padded(values, columns).astype(values.dtype.newbyteorder("<"), copy=False)
+    stride = columns * values.itemsize
+    view = binary.add_view(stored.tobytes(), _ARRAY_BUFFER, stride)
+    return _SharedAttribute(
+        view, stride, component_type, kind, normalized, values if bounds else None
+    )
+
+
+def _add_quantized_primitives(
+    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Add the vertex data quantised (``KHR_mesh_quantization``) and the primitives over it.
+
+    Each attribute is one strided bufferView over all vertices; each primitive's accessors are
+    windows of it (:func:`~depth2mesh.quantize.split_for_short_indices`), so vertices shared by
+    two primitives are stored once.
+
+    Args:
+        binary: The buffer being built.
+        vertices: The checked vertex arrays.
+        triangles: (M, 3) int64 non-degenerate triangles; M = 0 makes one ``POINTS`` primitive.
+
+    Returns:
+        The primitives, and the mesh node's ``translation`` and ``scale`` (empty when the
+        positions stay float32).
+    """
+    transform: dict[str, Any] = {}
+    if _quantizable(vertices.positions):
+        quantized = quantize_positions(vertices.positions)
+        # not normalised: the node's scale is one step, so that readers which ignore
+        # ``normalized`` (trimesh) still get the positions right
+        position = _shared(binary, quantized.values, _UNSIGNED_SHORT, normalized=False, bounds=True)
+        transform = {
+            "translation": [float(v) for v in quantized.translation],
+            "scale": [float(v) / UINT16_LEVELS for v in quantized.scale],
+        }
+    else:
+        position = _shared(binary, vertices.positions, _FLOAT, normalized=False, bounds=True)
+    attributes = {"POSITION": position}
+    if vertices.normals is not None:
+        normals = quantize_normals(vertices.normals)
+        attributes["NORMAL"] = _shared(binary, normals, _BYTE, normalized=True)
+    if vertices.uvs is not None:
+        uvs = vertices.uvs
+        inside = float(uvs.min(initial=0.0)) >= 0.0 and float(uvs.max(initial=0.0)) <= 1.0
+        attributes["TEXCOORD_0"] = (
+            _shared(binary, quantize_unit_interval(uvs), _UNSIGNED_SHORT, normalized=True)
+            if inside
+            else _shared(binary, uvs, _FLOAT, normalized=False)
+        )
+    if vertices.colors is not None:
+        colors = quantize_colors(vertices.colors)
+        attributes["COLOR_0"] = _shared(binary, colors, _UNSIGNED_SHORT, normalized=True)
+
+    count = vertices.count
+    if not triangles.shape[0]:
+        chunks: list[FaceChunk] | None = [FaceChunk(triangles, 0, count)]
+    elif count <= SHORT_INDEX_VERTICES:
+        chunks = [FaceChunk(triangles, 0, count)]
+    else:
+        chunks = split_for_short_indices(triangles)
+    if chunks is None:  # a triangle spans more than a window: one primitive, 32-bit indices
+        chunks = [FaceChunk(triangles, 0, count)]
+    primitives = []
+    for chunk in chunks:
+        primitive: dict[str, Any] = {
+            "attributes": {name: shared.accessor(chunk) for name, shared in attributes.items()},
+            "material": 0,
+        }
+        binary.accessors += list(primitive["attributes"].values())
+        first = len(binary.accessors) - len(attributes)
+        primitive["attributes"] = {name: first + i for i, name in enumerate(attributes)}
+        if chunk.faces.shape[0]:
+            _add_indices(binary, primitive, chunk.faces, chunk.vertex_count)
+        else:
+            primitive["mode"] = _MODE_POINTS
+        primitives.append(primitive)
+    return primitives, transform
+
+
+def _add_indices(
+    binary: _BinaryBuilder, primitive: dict[str, Any], faces: NDArray[np.int64], count: int
+) -> None:
+    """Add ``faces`` as the primitive's indices: unsigned short when ``count`` allows it.
+
+    Args:
+        binary: The buffer being built.
+        primitive: The primitive; gets "indices" and mode TRIANGLES.
+        faces: (M, 3) int64 indices in [0, count).
+        count: The number of vertices the primitive's accessors hold.
+    """
+    wide = count > SHORT_INDEX_VERTICES
+    flat = faces.reshape(-1).astype("<u4" if wide else "<u2")
+    primitive["indices"] = binary.add_accessor(
+        flat, _UNSIGNED_INT if wide else _UNSIGNED_SHORT, "SCALAR", _ELEMENT_ARRAY_BUFFER
+    )
+    primitive["mode"] = _MODE_TRIANGLES
+
+
+def _add_draco_primitive(
+    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64]
+) -> dict[str, Any]:
+    """Add the mesh compressed with Draco (``KHR_draco_mesh_compression``); return the primitive.
+
+    The accessors describe the decoded data (Draco reorders and may split vertices, so their
+    counts are the decoded ones) and point at no bufferView; the compressed bytes are one
+    bufferView that the primitive's extension names.
+
+    Raises:
+        MissingExtraError: DracoPy is not installed.
+    """
+    from depth2mesh.draco import compress_mesh
+
+    compressed = compress_mesh(
+        vertices.positions,
+        triangles,
+        uvs=vertices.uvs,
+        normals=vertices.normals,
+        colors_linear=vertices.colors,
+    )
+    view = binary.add_view(compressed.data, None)
+    attributes: dict[str, int] = {}
+    for semantic, (component_type, kind, normalized) in compressed.accessors.items():
+        accessor: dict[str, Any] = {
+            "componentType": component_type,
+            "count": compressed.vertex_count,
+            "type": kind,
+        }
+        if normalized:
+            accessor["normalized"] = True
+        if semantic == "POSITION":
+            accessor["min"] = [float(v) for v in compressed.position_min]
+            accessor["max"] = [float(v) for v in compressed.position_max]
+        binary.accessors.append(accessor)
+        attributes[semantic] = len(binary.accessors) - 1
+    wide = compressed.vertex_count > SHORT_INDEX_VERTICES
+    binary.accessors.append(
+        {
+            "componentType": _UNSIGNED_INT if wide else _UNSIGNED_SHORT,
+            "count": 3 * compressed.face_count,
+            "type": "SCALAR",
+        }
+    )
+    return {
+        "attributes": attributes,
+        "indices": len(binary.accessors) - 1,
+        "material": 0,
+        "mode": _MODE_TRIANGLES,
+        "extensions": {DRACO: {"bufferView": view, "attributes": compressed.attribute_ids}},
+    }
 
 
 def _material(name: str, *, blend: bool) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -579,6 +915,31 @@ def split_glb(data: bytes) -> tuple[dict[str, Any], bytes]:
     if bin_type != _CHUNK_BIN or len(data) < at + 8 + bin_length:
         raise ValueError("GLB second chunk must be a complete binary chunk")
     return document, data[at + 8 : at + 8 + bin_length]
+
+
+def read_glb_json(path: str | Path) -> dict[str, Any]:
+    """Read only the JSON chunk of a GLB file (its header and first chunk, not the buffer).
+
+    Raises:
+        ValueError: The file does not start with a version 2 GLB header and a JSON chunk.
+        OSError: The file cannot be read.
+    """
+    with open(path, "rb") as stream:
+        head = stream.read(20)
+        if len(head) < 20:
+            raise ValueError(f"{path} is shorter than a GLB header")
+        magic, version, _ = struct.unpack_from("<4sII", head, 0)
+        length, kind = struct.unpack_from("<II", head, 12)
+        if magic != _GLB_MAGIC or version != _GLB_VERSION or kind != _CHUNK_JSON:
+            raise ValueError(f"{path} is not a glTF 2 GLB with a JSON chunk first")
+        text = stream.read(length)
+    try:
+        document = json.loads(text.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: the GLB JSON chunk is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: the GLB JSON chunk is not an object")
+    return document
 
 
 def decode_glb_json(data: bytes) -> dict[str, Any]:

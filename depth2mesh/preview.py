@@ -205,10 +205,53 @@ def _read_geometry(o3d: Any, path: Path) -> Any:
         if not cloud.has_points():
             raise InputError(f"{path} holds no points")
         return cloud
+    if path.suffix.lower() == ".glb":
+        return _glb_geometry(o3d, path)
     mesh = o3d.io.read_triangle_mesh(str(path), True)
     if not mesh.has_triangles():
         raise InputError(f"{path} holds no triangles")
     return mesh
+
+
+def _glb_geometry(o3d: Any, path: Path) -> Any:
+    """Read a GLB with depth2mesh's own reader and build the Open3D mesh Open3D's reader would.
+
+    Open3D's glTF reader does not dequantise ``KHR_mesh_quantization`` accessors (nor decode
+    Draco), so the preview reads every GLB itself (:func:`depth2mesh.gltf_read.read_glb_mesh`):
+    scene coordinates, per-corner texture coordinates and the texture as Open3D's reader
+    stores them (v up, rows bottom first), the ``COLOR_0`` values and normals as they are.
+    """
+    from depth2mesh.gltf_read import read_glb_mesh
+
+    try:
+        mesh = read_glb_mesh(path.read_bytes())
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path} is not a GLB that depth2mesh can read: {error}") from None
+    if not len(mesh.faces):
+        raise InputError(f"{path} holds no triangles")
+    result = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(mesh.positions.astype(np.float64)),
+        o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)),
+    )
+    if mesh.normals is not None:
+        result.vertex_normals = o3d.utility.Vector3dVector(mesh.normals.astype(np.float64))
+    if mesh.colors_linear is not None:
+        colors = mesh.colors_linear[:, :3].astype(np.float64)
+        result.vertex_colors = o3d.utility.Vector3dVector(colors)
+    if mesh.uvs is not None and mesh.texture is not None:
+        import cv2
+
+        decoded = cv2.imdecode(np.frombuffer(mesh.texture, np.uint8), cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise InputError(f"{path}: its texture does not decode")
+        image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+        # as Open3D's own reader stores them: v up, the image bottom row first
+        corners = mesh.uvs[mesh.faces.reshape(-1)].astype(np.float64)
+        corners[:, 1] = 1.0 - corners[:, 1]
+        result.triangle_uvs = o3d.utility.Vector2dVector(corners)
+        result.textures = [o3d.geometry.Image(np.ascontiguousarray(image[::-1]))]
+        result.triangle_material_ids = o3d.utility.IntVector(np.zeros(len(mesh.faces), np.int32))
+    return result
 
 
 def _ply_has_faces(path: Path) -> bool:

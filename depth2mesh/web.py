@@ -66,7 +66,8 @@ from depth2mesh.convert import (
 )
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
-from depth2mesh.gltf import decode_glb_json, pack_glb, split_glb
+from depth2mesh.gltf import DRACO, decode_glb_json, encode_glb, pack_glb, split_glb
+from depth2mesh.gltf_read import position_bounds, read_glb_mesh
 from depth2mesh.mesh import DEFAULT_GRID
 from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
 from depth2mesh.pictures import encode_png
@@ -200,25 +201,15 @@ class ResultStore:
 
 
 def glb_bounds(data: bytes) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Return the (min, max) corners of the meshes' POSITION bounds in a GLB, metres.
+    """Return the (min, max) corners of the scene's meshes in a GLB, metres.
+
+    From the POSITION accessors' bounds through their nodes' transforms (a quantised GLB keeps
+    its dequantisation there; see :func:`depth2mesh.gltf_read.position_bounds`).
 
     Raises:
         ValueError: Not a GLB, no mesh, or a POSITION accessor without bounds.
     """
-    document = decode_glb_json(data)
-    accessors = document.get("accessors", [])
-    lows: list[list[float]] = []
-    highs: list[list[float]] = []
-    for mesh in document.get("meshes", []):
-        for primitive in mesh.get("primitives", []):
-            accessor = accessors[primitive["attributes"]["POSITION"]]
-            if "min" not in accessor or "max" not in accessor:
-                raise ValueError("the GLB has a POSITION accessor without min/max bounds")
-            lows.append(accessor["min"])
-            highs.append(accessor["max"])
-    if not lows:
-        raise ValueError("the GLB holds no mesh")
-    return np.min(lows, axis=0).astype(np.float64), np.max(highs, axis=0).astype(np.float64)
+    return position_bounds(decode_glb_json(data))
 
 
 def viewer_glb(
@@ -232,6 +223,10 @@ def viewer_glb(
     axis, so that the box centre lies on it and a camera at the origin can look straight down
     -z, as the photo's camera did. The downloads are the unchanged files.
 
+    The viewer (Babylon.js) decodes ``KHR_mesh_quantization`` itself, but would fetch its Draco
+    decoder from the internet: a Draco GLB's copy is re-encoded quantised
+    (:func:`viewer_source`), so the page works offline.
+
     Args:
         glb_path: A GLB that :func:`convert_photo` wrote.
         out_path: Where to write the copy.
@@ -242,7 +237,7 @@ def viewer_glb(
     Raises:
         ValueError: The file is not a GLB with a binary chunk and POSITION bounds.
     """
-    data = Path(glb_path).read_bytes()
+    data = viewer_source(Path(glb_path).read_bytes())
     document, binary = split_glb(data)
     low, high = glb_bounds(data)
     if not binary or len(binary) % 4:
@@ -278,6 +273,36 @@ def viewer_glb(
     out = Path(out_path)
     out.write_bytes(pack_glb(document, binary + extra))
     return out, np.array([-half_x, -half_y, low[2]]), np.array([half_x, half_y, high[2]])
+
+
+def viewer_source(data: bytes) -> bytes:
+    """The GLB the page's viewer can show offline: ``data`` itself, or a quantised copy of Draco.
+
+    Args:
+        data: A GLB that :func:`convert_photo` wrote.
+
+    Returns:
+        ``data`` unless it uses ``KHR_draco_mesh_compression``; then the same mesh, texture
+        and camera re-encoded with ``KHR_mesh_quantization`` (decoding needs DracoPy, which
+        wrote it).
+    """
+    document = decode_glb_json(data)
+    if DRACO not in document.get("extensionsUsed", []):
+        return data
+    mesh = read_glb_mesh(data)
+    return encode_glb(
+        mesh.positions,
+        mesh.faces,
+        normals=mesh.normals,
+        uvs=mesh.uvs,
+        colors_linear=mesh.colors_linear,
+        texture=mesh.texture,
+        texture_mime=mesh.texture_mime or "image/jpeg",
+        camera=mesh.camera,
+        name=document["meshes"][0].get("name", "depth2mesh"),
+        generator=document.get("asset", {}).get("generator", "depth2mesh"),
+        compression="quantized",
+    )
 
 
 def viewer_camera(

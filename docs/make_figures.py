@@ -6,9 +6,9 @@ The 3D pictures come from ``depth2mesh convert --depth`` on the real model's dis
 frame 00065 (NYU's own intrinsics, near 1.2 m, far 5 m), shown by ``depth2mesh view
 --screenshot``: the textured GLB from 25 degrees to the right and 12 degrees above the photo's
 camera, and the point cloud through the photo's camera (the preview window's first view). The
-occlusion-edge pair converts the same frame twice, with ``--edges off`` (the default) and with
-``--edges on``, and shows both GLBs from the same viewpoint (EDGES_ORBIT: right of and a
-little above the photo's camera, beside the open door), side by side.
+occlusion-edge pair converts the same frame a second time, with ``--edges off`` (the earlier
+mesh), and shows it beside the default (``--edges on``) from the same viewpoint (EDGES_ORBIT:
+right of and a little above the photo's camera, beside the open door), side by side.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def depth_figure(shared: Path, frame: str) -> np.ndarray:
 def side_by_side(before: Path, after: Path, width: int = 1280) -> np.ndarray:
     """Return two renders side by side, labelled above, downscaled to ``width`` pixels."""
     pictures = []
-    for path, label in ((before, "--edges off (default)"), (after, "--edges on")):
+    for path, label in ((before, "--edges off"), (after, "--edges on (default)")):
         picture = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         band = np.full((64, picture.shape[1], 3), 255, np.uint8)  # the label above the render
         cv2.putText(band, label, (16, 46), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 0, 0), 3,
@@ -71,13 +71,13 @@ def main() -> None:
         )
         np.save(work / "disparity.npy", disparity.astype(np.float32))
         photo = shared / "real_midas" / f"rgb_{frame}.png"
-        result = work / f"rgb_{frame}"  # the default mesh (--edges off)
-        after = work / "edges_on" / f"rgb_{frame}"
-        for folder, edges in ((work, "off"), (after.parent, "on")):
+        result = work / f"rgb_{frame}"  # the default mesh (--edges on)
+        before = work / "edges_off" / f"rgb_{frame}"
+        for folder, edges in ((work, ()), (before.parent, ("--edges", "off"))):
             depth2mesh(
                 "convert", photo, "-o", folder, "--depth", work / "disparity.npy",
                 "--depth-kind", "disparity", "--near", "1.2", "--far", "5", "--overwrite",
-                *NYU_CAMERA, "--edges", edges,
+                *NYU_CAMERA, *edges,
             )  # fmt: skip
         depth2mesh(
             "view", result.with_suffix(".glb"), "--screenshot", images / f"mesh_nyu_{frame}.png",
@@ -87,7 +87,7 @@ def main() -> None:
             "view", result.with_name(f"rgb_{frame}_points.ply"),
             "--screenshot", images / f"preview_nyu_{frame}.png",
         )  # fmt: skip
-        for glb, name in ((result, "before"), (after, "after")):
+        for glb, name in ((before, "before"), (result, "after")):
             depth2mesh(
                 "view", glb.with_suffix(".glb"), "--screenshot", work / f"{name}.png",
                 "--orbit", *EDGES_ORBIT,

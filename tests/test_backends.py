@@ -481,6 +481,10 @@ def test_describe_is_the_sidecar_model_block(
     assert json.loads(json.dumps(first)) == first
     assert set(first) == {
         "name",
+        "model",
+        "output",
+        "max_depth_m",
+        "input_size",
         "weights_sha256",
         "official_weights",
         "device",

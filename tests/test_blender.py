@@ -82,10 +82,24 @@ def convert(cli: str, photo: Path, out: Path, *options: str) -> dict[str, Any]:
     return sidecar
 
 
-@pytest.fixture(scope="module")
-def landscape(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path, cli: str) -> dict:
-    """NYU frame 00065 with the REAL MiDaS small disparity and NYU's intrinsics (640x480)."""
-    work = tmp_path_factory.mktemp("landscape")
+@pytest.fixture(scope="module", params=["quantized", "draco"])
+def landscape(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_dir: Path,
+    cli: str,
+) -> dict:
+    """NYU frame 00065 with the REAL MiDaS small disparity and NYU's intrinsics (640x480).
+
+    Once with the default quantised GLBs, once with Draco GLBs (Blender ships the decoder).
+    """
+    compression: str = request.param
+    if compression == "draco" and importlib.util.find_spec("DracoPy") is None:
+        message = "DracoPy is missing: pip install -e '.[draco]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    work = tmp_path_factory.mktemp(f"landscape-{compression}")
     disparity = np.load(shared_dir / "real_midas" / "midas_small_outputs" / "disparity_00065.npy")
     np.save(work / "disparity.npy", disparity.astype(np.float32))
     options = [f"--{key}={value}" for key, value in NYU.items()]
@@ -105,6 +119,8 @@ def landscape(tmp_path_factory: pytest.TempPathFactory, shared_dir: Path, cli: s
         "160",
         "--mesh",
         "both",
+        "--glb-compression",
+        compression,
         *options,
     )
 
@@ -235,14 +251,18 @@ def test_imported_objects_have_the_sidecar_counts(landscape: dict, landscape_fac
     counts = landscape["counts"]
     stem = Path(landscape["paths"]["stem"]).name
     objects = landscape_facts["objects"]
-    assert objects[stem]["vertices"] == counts["grid_vertices"]
+    meshes = landscape["glb"]["meshes"]  # what a glTF reader gets (Draco splits a few vertices)
+    if landscape["glb"]["compression"] == "quantized":
+        assert meshes["grid"]["vertices"] == counts["grid_vertices"]  # one primitive here
+        assert meshes["poisson"]["vertices"] == counts["poisson_vertices"]
+    assert objects[stem]["vertices"] == meshes["grid"]["vertices"]
     assert objects[stem]["faces"] == counts["grid_faces"]
     assert objects[f"{stem}_points"]["vertices"] == counts["points"]
     assert objects[f"{stem}_points"]["faces"] == 0
     assert objects[f"{stem}_points"]["evaluated"]["points"] == counts["points"]
     assert objects[f"{stem}_poisson"]["vertices"] == counts["poisson_vertices"]
     assert objects[f"{stem}_poisson"]["faces"] == counts["poisson_faces"]
-    assert objects[f"{stem} (Poisson)"]["vertices"] == counts["poisson_vertices"]
+    assert objects[f"{stem} (Poisson)"]["vertices"] == meshes["poisson"]["vertices"]
     assert objects[f"{stem} (Poisson)"]["faces"] == counts["poisson_faces"]
 
 
@@ -377,7 +397,12 @@ def test_camera_sees_each_vertex_where_the_photo_shows_it(
     # fx and fy of NYU differ by 0.1 %: Blender's square pixels are exact on the long side only.
     anisotropy = abs(intrinsics["fx"] / intrinsics["fy"] - 1)
     tolerance = 1e-4 + anisotropy / 2
-    assert facts["objects"][stem]["projection_vs_uv_max_error"] < tolerance
+    # the GLB's storage moves a vertex by up to its bound per axis: seen from the nearest depth
+    grid = result["glb"]["meshes"]["grid"]
+    nearest = -grid["bounds_m"][1][2]
+    moved = 3**0.5 * grid["position_error_bound_m"] * intrinsics["fx"] / intrinsics["width"]
+    stored = tolerance + moved / nearest + 0.5 / 65535  # and a 16-bit texture coordinate
+    assert facts["objects"][stem]["projection_vs_uv_max_error"] < stored
     assert facts["objects"][f"{stem}_points"]["projection_vs_grid_max_error"] < tolerance
 
 
@@ -385,8 +410,12 @@ def test_camera_sees_each_vertex_where_the_photo_shows_it(
 def test_point_cloud_overlays_the_mesh(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
     grid, points = landscape_facts["objects"][stem], landscape_facts["objects"][f"{stem}_points"]
-    # The same pixel is at the same place (to float32 precision) in the GLB and in the PLY.
-    assert landscape_facts["overlay_max_error"] < 1e-4
+    # The same pixel is at the same place in the GLB and in the PLY: to float32 precision and
+    # the bound that the GLB's storage states per axis (at most 1e-4 of the depth range)
+    grid_record = landscape["glb"]["meshes"]["grid"]
+    assert grid_record["position_error_bound_m"] <= 1e-4 * grid_record["depth_range_m"]
+    tolerance = 1e-5 + 3**0.5 * grid_record["position_error_bound_m"]
+    assert landscape_facts["overlay_max_error"] < tolerance
     # The grid mesh drops only pixels no triangle uses: the boxes are nearly the same.
     np.testing.assert_allclose(points["bbox_min"], grid["bbox_min"], atol=0.1)
     np.testing.assert_allclose(points["bbox_max"], grid["bbox_max"], atol=0.1)
@@ -642,3 +671,34 @@ def test_camera_settings_for_landscape_and_portrait() -> None:
     assert portrait.shift_y == pytest.approx((330.0 - 319.5) / 640)
     assert (portrait.resolution_x, portrait.resolution_y) == (480, 640)
     assert sidecar.sidecar_path("/nowhere/x_points.ply") is None
+
+
+@pytest.mark.slow  # real Blender (a bpy subprocess)
+def test_split_quantised_grid_imports_whole(
+    blender_python: Path, cli: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A grid of more than 65,535 vertices: primitives over windows of one vertex array."""
+    work = tmp_path_factory.mktemp("split")
+    width, height = Image.open(SAMPLES / "coffee.png").size
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    disparity = np.repeat(0.2 + 0.8 * rows, width, axis=1)
+    np.save(work / "disparity.npy", disparity)
+    depth = ["--depth", str(work / "disparity.npy"), "--depth-kind", "disparity"]
+    options = ["--grid", "400", "--fov", "60", *depth]
+    result = convert(cli, SAMPLES / "coffee.png", work / "out", *options)
+    grid = result["glb"]["meshes"]["grid"]
+    assert grid["primitives"] >= 2
+    stem = Path(result["paths"]["stem"]).name
+    spec = legacy({"actions": [{"op": "import", "filepath": result["paths"]["glb"]}]})
+    facts = run_blender(blender_python, work / "blender", spec)
+    imported = facts["objects"][stem]
+    assert imported["faces"] == result["counts"]["grid_faces"]
+    assert result["counts"]["grid_vertices"] <= imported["vertices"] <= grid["vertices"]
+    # Blender's Z-up: glTF (x, y, z) is Blender (x, -z, y)
+    low, high = np.array(grid["bounds_m"])
+    expected_min = [low[0], -high[2], low[1]]
+    expected_max = [high[0], -low[2], high[1]]
+    tolerance = grid["position_error_bound_m"] + 1e-5
+    np.testing.assert_allclose(imported["bbox_min"], expected_min, atol=tolerance)
+    np.testing.assert_allclose(imported["bbox_max"], expected_max, atol=tolerance)
+    assert len(_sources(imported)) >= 1

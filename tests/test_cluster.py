@@ -309,6 +309,27 @@ def test_local_ray_gives_the_local_batch_outcomes_and_resumes(
     assert leftovers(tmp_path) == []
 
 
+def test_pins_cross_to_the_workers(
+    local_ray: Any, tmp_path: Path, parity_weights: Path, reference_model: DepthModel
+) -> None:
+    """``depth_at`` travels in the options: the workers' files are the local ones."""
+    from depth2mesh.cluster import convert_on_ray
+    from depth2mesh.geometry import DepthPin
+
+    photo = make_photos(tmp_path / "photos", 1)[0]
+    items = find_photos([photo])
+    options = ConvertOptions(depth_at=(DepthPin(100.5, 80.0, 3.25),))
+    outcomes = convert_on_ray(
+        items, tmp_path / "ray", ray_address=None, options=options, weights=parity_weights
+    )
+    assert [o.status for o in outcomes] == ["converted"], [o.reason for o in outcomes]
+    convert_many(items, tmp_path / "local", model=reference_model, options=options)
+    same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
+    sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
+    pin = sidecar["depth"]["depth_at"]["pins"][0]
+    assert (pin["u"], pin["v"], pin["metres"]) == (100.5, 80.0, 3.25)
+
+
 def test_a_retried_photo_is_idempotent(
     local_ray: Any, tmp_path: Path, parity_weights: Path
 ) -> None:

@@ -115,7 +115,13 @@ def test_orientation_top_is_up_and_everything_in_front_of_the_camera(
     assert (positions[:, 0, 0] < positions[:, -1, 0]).all()  # photo left is left
     assert (glb["POSITION"][:, 2] < 0).all()  # in front of a glTF camera looking down -Z
     points, _, _ = read_cloud(tmp_path / "out" / "smooth_points.ply")
-    np.testing.assert_allclose(points, glb["POSITION"], atol=1e-6)  # PLY overlays the GLB
+    # the PLY overlays the GLB, to the quantisation's bound (1e-4 of the depth range at most)
+    record = json.loads((tmp_path / "out" / "smooth.json").read_text())["glb"]
+    grid = record["meshes"]["grid"]
+    assert record["compression"] == "quantized"
+    assert 0 < grid["position_error_bound_m"] <= 1e-4 * grid["depth_range_m"]
+    assert grid["depth_range_m"] == pytest.approx(1.5, abs=1e-5)
+    np.testing.assert_allclose(points, glb["POSITION"], atol=grid["position_error_bound_m"] + 1e-6)
     # faces are counter-clockwise seen from the camera: normals towards +Z
     corners = glb["POSITION"][glb["indices"]].astype(np.float64)
     face_normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
@@ -242,11 +248,16 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
         triangles = counts["grid_faces"] if key == "glb" else counts["poisson_faces"]
         assert report["info"]["totalTriangleCount"] == triangles
 
+    # the quantised grid (307,200 pixels) is split into primitives of at most 65,535 vertices
+    # over windows of one vertex array: trimesh makes one geometry of each
+    record = json.loads(paths["sidecar"].read_text())["glb"]["meshes"]
     scene = trimesh.load(paths["glb"], force="scene", process=False)
-    grid = next(iter(scene.geometry.values()))
-    assert len(grid.vertices) == counts["grid_vertices"]
-    assert len(grid.faces) == counts["grid_faces"]
-    assert grid.visual.material.baseColorTexture.size == (640, 480)
+    parts = list(scene.geometry.values())
+    assert len(parts) == record["grid"]["primitives"] > 1
+    assert sum(len(part.vertices) for part in parts) == record["grid"]["vertices"]
+    assert record["grid"]["vertices"] > counts["grid_vertices"]  # shared rows count twice
+    assert sum(len(part.faces) for part in parts) == counts["grid_faces"]
+    assert {part.visual.material.baseColorTexture.size for part in parts} == {(640, 480)}
     poisson = next(
         iter(trimesh.load(paths["poisson_glb"], force="scene", process=False).geometry.values())
     )
@@ -445,7 +456,10 @@ def test_obj_format_loads_in_trimesh_with_its_texture(tmp_path: Path, smooth_pho
     mesh = trimesh.load(out / "smooth.obj", process=False, maintain_order=True)
     assert len(mesh.faces) == result.counts["grid_faces"]
     glb = glb_arrays(out / "smooth.glb")
-    np.testing.assert_allclose(mesh.vertices, glb["POSITION"], atol=1e-5)  # same axes as the GLB
+    bound = json.loads((out / "smooth.json").read_text())["glb"]["meshes"]["grid"]
+    # same axes as the GLB (the GLB's positions are quantised, within the sidecar's bound)
+    tolerance = bound["position_error_bound_m"] + 1e-5
+    np.testing.assert_allclose(mesh.vertices, glb["POSITION"], atol=tolerance)
     assert mesh.visual.material.image.size == (96, 64)
     # OBJ's v runs upwards: trimesh's UVs are the GLB's with v flipped
     np.testing.assert_allclose(mesh.visual.uv[:, 0], glb["TEXCOORD_0"][:, 0], atol=1e-5)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from helpers.cli import run_cli
+from helpers.glb import glb_arrays
 
 from depth2mesh.camera import Intrinsics
 from depth2mesh.convert import ConvertOptions, DepthMaps, cloud_arrays, geometry_stage
@@ -199,11 +202,11 @@ def test_the_cloud_and_the_poisson_input_are_the_settled_points() -> None:
     camera = Intrinsics(300.0, 300.0, (width - 1) / 2, (height - 1) / 2, width, height)
     maps = DepthMaps(disparity=1 / blurred, picture=1 / blurred)  # near 1.2 m, far 3 m
     options = {"near": float(blurred.min()), "far": float(blurred.max())}
-    on = geometry_stage(photo, camera, maps, ConvertOptions(edges="on", **options))  # type: ignore[arg-type]
-    off = geometry_stage(photo, camera, maps, ConvertOptions(**options))  # type: ignore[arg-type]
-    assert on.moved is not None
+    on = geometry_stage(photo, camera, maps, ConvertOptions(**options))  # type: ignore[arg-type]
+    off = geometry_stage(photo, camera, maps, ConvertOptions(edges="off", **options))  # type: ignore[arg-type]
+    assert on.moved is not None  # "on", the default
     assert on.moved.any()
-    assert off.moved is None  # "off", the default
+    assert off.moved is None
     points, normals, colors = cloud_arrays(on)
     assert points.shape == (height * width, 3)  # nothing left out: moved onto a surface
     np.testing.assert_allclose(points[:, 2], on.depth.ravel(), rtol=1e-6)
@@ -221,3 +224,50 @@ def test_settle_ramps_checks_its_inputs() -> None:
         settle_ramps(depth, np.zeros((5, 5), bool), radius=2)
     with pytest.raises(ValueError, match="margin"):
         settle_ramps(depth, np.zeros((10, 10), bool), radius=2, margin=0.5)
+
+
+def _tears(glb: Path, exact: np.ndarray) -> tuple[float, float]:
+    """Tear recall and smooth kept of a GLB of ``exact``'s scene (definitions of issue 14).
+
+    The share of the true occlusion-edge pixels with a cell without a triangle within 2
+    pixels, and the share of the cells 4 pixels or more from them that keep a triangle. The
+    grid is the photo's size and the camera fx = fy = 300 at the centre: each vertex is read
+    back to its pixel; a triangle's smallest column and row are its cell's top-left.
+    """
+    height, width = exact.shape
+    arrays = glb_arrays(glb)
+    x, y, z = arrays["POSITION"].astype(np.float64).T  # glTF axes: (x, -y, -z)
+    u = np.rint(300.0 * x / -z + (width - 1) / 2).astype(int)
+    v = np.rint(300.0 * -y / -z + (height - 1) / 2).astype(int)
+    faces = arrays["indices"]
+    kept = np.zeros((height - 1, width - 1), bool)
+    kept[v[faces].min(axis=1), u[faces].min(axis=1)] = True
+    torn = np.zeros((height, width), bool)
+    torn[:-1, :-1] = ~kept
+    edges = _true_edges(exact)
+    inner = edges.copy()
+    inner[:3] = inner[-3:] = False
+    inner[:, :3] = inner[:, -3:] = False
+    far_from_edges = ~_near(edges, 4)[:-1, :-1]
+    return float(_near(torn, 2)[inner].mean()), float(kept[far_from_edges].mean())
+
+
+def test_the_default_tears_a_network_like_depth_and_edges_off_does_not(tmp_path: Path) -> None:
+    exact, rgb = _scene()
+    photo = tmp_path / "scene.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    depth = tmp_path / "depth.npy"
+    np.save(depth, _network_like(exact))  # 64 pixels wide, blurred: a ramp around the box
+    camera = ("--fx", "300", "--fy", "300", "--cx", "159.5", "--cy", "119.5")
+    for folder, extra in (("default", ()), ("off", ("--edges", "off"))):
+        done = run_cli("convert", photo, "-o", tmp_path / folder, "--depth", depth, *camera, *extra)
+        assert done.returncode == 0, done.stderr
+    assert ConvertOptions().edges == "on"  # the page, Ray and Python callers: the same default
+    sidecar = json.loads((tmp_path / "default" / "scene.json").read_text())
+    assert sidecar["edges"]["mode"] == "on"
+    recall, smooth_kept = _tears(tmp_path / "default" / "scene.glb", exact)
+    assert recall >= 0.95
+    assert smooth_kept >= 0.995
+    recall, smooth_kept = _tears(tmp_path / "off" / "scene.glb", exact)
+    assert recall < 0.5  # rubber sheets from the box to the wall
+    assert smooth_kept >= 0.995

@@ -6,9 +6,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from depth2mesh.cli import app
 from depth2mesh.evaluate import (
     EvalResult,
+    evaluate_depth,
     evaluate_disparity,
     load_ground_truth_depth,
     load_ground_truth_disparity,
@@ -50,6 +53,7 @@ def test_exact_affine_disparity_scores_perfectly() -> None:
     assert result.scale == pytest.approx(1 / 3, rel=1e-10)
     assert result.shift == pytest.approx(-1 / 6, rel=1e-10)
     assert result.valid_pixels == 30 * 40
+    assert result.rmse == pytest.approx(0.0, abs=1e-9)
 
 
 def test_three_point_fit_by_hand() -> None:
@@ -90,6 +94,64 @@ def test_evaluate_rejects_bad_input() -> None:
         evaluate_disparity(np.ones((4, 4)), np.zeros((4, 4)))
     with pytest.raises(ValueError, match="valid"):
         evaluate_disparity(np.ones((4, 4)), gt, valid=np.ones((2, 2), dtype=bool))
+
+
+# --------------------------------------------------------------------------- metric depth
+
+
+def test_metric_depth_is_scored_as_it_is() -> None:
+    rng = np.random.default_rng(1)
+    gt = rng.uniform(0.5, 9.0, size=(30, 40))
+    exact = evaluate_depth(gt, gt)
+    assert (exact.abs_rel, exact.delta1, exact.rmse) == (0.0, 1.0, 0.0)
+    assert (exact.scale, exact.shift, exact.valid_pixels) == (1.0, 0.0, 30 * 40)
+    # 10 % too far everywhere: AbsRel 0.1, all within 25 %, RMSE 0.1 * rms(gt)
+    far = evaluate_depth(1.1 * gt, gt, max_depth=20.0)
+    assert far.abs_rel == pytest.approx(0.1, rel=1e-12)
+    assert far.delta1 == 1.0
+    assert far.rmse == pytest.approx(0.1 * np.sqrt(np.mean(gt**2)), rel=1e-12)
+    # alignment would make 1.1 * gt perfect: the disparity protocol forgives the scale
+    assert evaluate_disparity(1 / (1.1 * gt), gt, max_depth=20.0).abs_rel < 1e-12
+    # 30 % too near on the left half, exact on the right: delta1 exactly one half
+    half = gt.copy()
+    half[:, :20] *= 0.7
+    mixed = evaluate_depth(half, gt, max_depth=20.0)
+    assert mixed.delta1 == 0.5
+    assert mixed.abs_rel == pytest.approx(0.15, rel=1e-12)
+
+
+def test_metric_depth_cap_holes_and_resize() -> None:
+    gt = np.array([[1.0, 2.0, 4.0, 5.0, 8.0]])
+    prediction = np.array([[1.0, np.nan, 0.0, 20.0, 8.0]])  # a hole, no depth, far too far
+    result = evaluate_depth(prediction, gt)  # 20 m is capped at 10: error 1 at gt 5
+    assert result.valid_pixels == 3
+    assert result.abs_rel == pytest.approx(1 / 3)
+    assert result.rmse == pytest.approx(np.sqrt(25 / 3))
+    # a prediction at half the size is resized bilinearly: a plane stays the plane
+    v, u = np.mgrid[0:40, 0:60]
+    plane = 2.0 + 0.01 * u + 0.02 * v
+    small = cv2.resize(plane.astype(np.float32), (30, 20), interpolation=cv2.INTER_AREA)
+    assert evaluate_depth(small, plane).abs_rel < 1e-3
+    with pytest.raises(ValueError, match="at least 2 valid pixels"):
+        evaluate_depth(np.zeros((4, 4)), np.ones((4, 4)))
+
+
+def test_cli_evaluate_metric(tmp_path: Path, shared_dir: Path) -> None:
+    gt = np.load(shared_dir / "real_midas" / "depth_00065.npy").astype(np.float32)
+    truth = tmp_path / "truth.npy"
+    np.save(truth, gt)
+    prediction = tmp_path / "prediction.png"  # 16-bit millimetres, 10 % too far
+    cv2.imwrite(str(prediction), np.round(gt * 1100).astype(np.uint16))
+    result = CliRunner().invoke(app, ["evaluate", str(prediction), str(truth), "--metric"])
+    assert result.exit_code == 0, result.stderr
+    words = result.stdout.split()
+    valid = (gt > 0.1) & (gt < 10) & (np.round(gt * 1100) > 0)
+    expected = evaluate_depth(np.round(gt * 1100) / 1000, gt)
+    assert float(words[1]) == pytest.approx(0.1, abs=1e-4)
+    assert float(words[1]) == pytest.approx(expected.abs_rel, abs=5e-5)
+    assert float(words[3]) == pytest.approx(expected.delta1, abs=5e-5)
+    assert float(words[5]) == pytest.approx(expected.rmse, abs=5e-5)
+    assert f"({np.count_nonzero(valid):,} valid pixels, metric, not aligned)" in result.stdout
 
 
 # --------------------------------------------------------------------------- loaders

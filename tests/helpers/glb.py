@@ -21,7 +21,8 @@ import numpy as np
 import open3d as o3d
 import trimesh
 
-from depth2mesh.gltf import decode_glb_json
+from depth2mesh.gltf import QUANTIZATION, decode_glb_json
+from depth2mesh.gltf_read import accessor_array, read_glb_mesh
 
 ALLOWED_INFOS = {"IMAGE_NPOT_DIMENSIONS"}  # photos are rarely power-of-two sized
 """Validator messages allowed in a clean report (information only)."""
@@ -115,14 +116,23 @@ def check_glb(path: str | Path) -> dict[str, Any]:
             vertices += count
             for name, values in attributes.items():
                 assert np.isfinite(values).all(), f"{name} has non-finite values"
+                spec = document["accessors"][primitive["attributes"][name]]
+                if values.dtype != np.float32:  # integer attributes need the extension
+                    assert QUANTIZATION in document.get("extensionsRequired", []), name
+                    assert QUANTIZATION in document.get("extensionsUsed", []), name
+                    assert spec.get("normalized", False) == (name != "POSITION"), name
             if "NORMAL" in attributes:
-                lengths = np.linalg.norm(attributes["NORMAL"].astype(np.float64), axis=1)
-                np.testing.assert_allclose(lengths, 1.0, atol=5e-4, err_msg="NORMAL not unit")
+                normals = accessor_array(document, binary, primitive["attributes"]["NORMAL"])
+                lengths = np.linalg.norm(normals.astype(np.float64), axis=1)
+                quantized = attributes["NORMAL"].dtype == np.int8  # 1/127 steps: 1 % at most
+                tolerance = 0.01 if quantized else 5e-4
+                np.testing.assert_allclose(lengths, 1.0, atol=tolerance, err_msg="NORMAL not unit")
             if "COLOR_0" in attributes:
                 colors = attributes["COLOR_0"]
-                assert colors.dtype == np.float32
-                assert (colors >= 0).all(), "COLOR_0 below 0"
-                assert (colors <= 1).all(), "COLOR_0 above 1"
+                assert colors.dtype in (np.float32, np.uint16), colors.dtype
+                if colors.dtype == np.float32:
+                    assert (colors >= 0).all(), "COLOR_0 below 0"
+                    assert (colors <= 1).all(), "COLOR_0 above 1"
             if "indices" in primitive:
                 indices = _accessor(document, binary, primitive["indices"]).reshape(-1)
                 assert document["accessors"][primitive["indices"]]["type"] == "SCALAR"
@@ -166,12 +176,23 @@ def _check_texture(document: dict[str, Any], binary: bytes, index: int) -> None:
 
 
 def glb_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Read the first primitive's attributes straight from the GLB's binary chunk."""
-    document, binary = glb_chunks(path.read_bytes())
-    primitive = document["meshes"][0]["primitives"][0]
-    arrays = {name: _accessor(document, binary, i) for name, i in primitive["attributes"].items()}
-    if "indices" in primitive:
-        arrays["indices"] = _accessor(document, binary, primitive["indices"]).reshape(-1, 3)
+    """Read a GLB's mesh in scene coordinates, dequantised (``depth2mesh.gltf_read``).
+
+    Keys as glTF names them: "POSITION" (metres, node transforms applied), "indices" (M, 3),
+    and "TEXCOORD_0", "NORMAL", "COLOR_0" (floats) when present. The file is checked first
+    (``glb_chunks``). Primitives are concatenated in order.
+    """
+    data = path.read_bytes()
+    glb_chunks(data)
+    mesh = read_glb_mesh(data)
+    arrays = {"POSITION": mesh.positions, "indices": mesh.faces}
+    for name, values in (
+        ("TEXCOORD_0", mesh.uvs),
+        ("NORMAL", mesh.normals),
+        ("COLOR_0", mesh.colors_linear),
+    ):
+        if values is not None:
+            arrays[name] = values
     return arrays
 
 
@@ -198,3 +219,41 @@ def read_cloud(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.round(np.asarray(cloud.colors) * 255).astype(np.uint8),
         np.asarray(cloud.normals),
     )
+
+
+def canonical_triangles(faces: np.ndarray) -> np.ndarray:
+    """Triangles as sorted rows, each rotated to start at its smallest index (winding kept)."""
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    start = faces.argmin(axis=1)
+    rows = np.arange(len(faces))[:, None]
+    rotated = faces[rows, (start[:, None] + np.arange(3)) % 3]
+    return rotated[np.lexsort(rotated.T[::-1])]
+
+
+def assert_same_triangles(
+    reference: np.ndarray,
+    reference_faces: np.ndarray,
+    positions: np.ndarray,
+    faces: np.ndarray,
+    *,
+    atol: float,
+) -> float:
+    """Require that a decoded mesh has the reference's triangles, winding included.
+
+    Every decoded vertex is matched to its nearest reference vertex (within ``atol`` per
+    axis), so files that reorder, split or share vertices (Draco, primitives' windows) compare
+    by what they draw. Returns the largest per-axis distance of a matched vertex.
+    """
+    points = np.asarray(reference, np.float64)
+    query = np.asarray(positions, np.float64)
+    search = o3d.core.nns.NearestNeighborSearch(o3d.core.Tensor(points))
+    search.knn_index()
+    found, _ = search.knn_search(o3d.core.Tensor(query), 1)
+    nearest = found.numpy().reshape(-1).astype(np.int64)
+    used = np.unique(np.asarray(faces).reshape(-1))
+    largest = float(np.abs(points[nearest[used]] - query[used]).max())
+    assert largest <= atol, f"a vertex moved {largest:.3g} > {atol:.3g}"
+    np.testing.assert_array_equal(
+        canonical_triangles(nearest[faces]), canonical_triangles(reference_faces)
+    )
+    return largest

@@ -1,0 +1,125 @@
+"""three.js' GLTFLoader (npm ``three``) opens the GLBs of every compression (issue 15).
+
+``tests/three_loader.mjs`` loads the files in headless Chromium (Debian's ``chromium``, through
+playwright-core) with ``GLTFLoader`` and the ``DRACOLoader`` that three ships (its decoder is
+served from ``node_modules/three``, nothing is fetched from elsewhere), and reports the vertex
+and triangle counts and the world bounding box three.js built; they are compared with the
+sidecar. Under CI a missing node, Chromium or ``npm ci`` fails the tests; elsewhere they skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
+from depth2mesh.draco import draco_installed
+
+REPO = Path(__file__).resolve().parents[1]
+DRIVER = Path(__file__).with_name("three_loader.mjs")
+THREE = REPO / "node_modules" / "three"
+PLAYWRIGHT = REPO / "node_modules" / "playwright-core" / "package.json"
+CHROMIUM = Path(os.environ.get("DEPTH2MESH_CHROMIUM", "/usr/bin/chromium"))
+
+pytestmark = pytest.mark.slow  # a browser
+
+
+def _missing(message: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """coffee.png at grid 400 (106,800 vertices: a split grid) with both meshes, per compression."""
+    if shutil.which("node") is None:
+        _missing("node is not on PATH (install Node.js 18+)")
+    if not CHROMIUM.is_file():
+        _missing(f"{CHROMIUM} is missing: apt-get install chromium (or set DEPTH2MESH_CHROMIUM)")
+    for needed in (PLAYWRIGHT, THREE / "package.json"):
+        if not needed.is_file():
+            _missing(f"{needed.parent} is missing: run `npm ci` in {REPO}")
+    compressions = ["none", "quantized"]
+    if draco_installed():
+        compressions.append("draco")
+    elif os.environ.get("CI"):
+        pytest.fail("DracoPy is missing: pip install -e '.[draco]'")
+    work = tmp_path_factory.mktemp("three")
+    photo = REPO / "samples" / "coffee.png"
+    height, width = cv2.imread(str(photo)).shape[:2]
+    rows = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+    cols = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+    disparity = 0.2 + 0.7 * rows + 0.1 * np.sin(9.0 * cols) * (cols > 0.5)
+    np.save(work / "disparity.npy", disparity)
+    results = {}
+    for compression in compressions:
+        options = ConvertOptions(
+            grid=400,
+            mesh="both",
+            depth_kind="disparity",
+            camera=CameraOptions(fov_deg=60.0),
+            glb_compression=compression,  # type: ignore[arg-type]
+        )
+        out = work / compression
+        convert_photo(photo, out, depth_file=work / "disparity.npy", options=options)
+        results[compression] = json.loads((out / "coffee.json").read_text())
+        results[compression]["files"] = [str(out / "coffee.glb"), str(out / "coffee_poisson.glb")]
+    return results
+
+
+@pytest.fixture(scope="module")
+def loaded(converted: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    files = [file for sidecar in converted.values() for file in sidecar["files"]]
+    job = {"files": files, "three": str(THREE), "chromium": str(CHROMIUM)}
+    done = subprocess.run(
+        ["node", str(DRIVER), json.dumps(job)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, f"three.js driver failed:\n{done.stderr[-4000:]}"
+    report: dict[str, Any] = json.loads(done.stdout)
+    assert report["offHost"] == [], report["offHost"]
+    by_file = {result["file"]: result for result in report["results"]}
+    return {name: [by_file[f] for f in sidecar["files"]] for name, sidecar in converted.items()}
+
+
+@pytest.mark.parametrize("compression", ["none", "quantized", "draco"])
+def test_gltfloader_builds_what_the_sidecar_says(
+    compression: str, converted: dict[str, dict[str, Any]], loaded: dict[str, list[dict]]
+) -> None:
+    if compression not in converted:
+        pytest.skip("DracoPy is not installed")
+    sidecar = converted[compression]
+    record = sidecar["glb"]
+    grid, poisson = loaded[compression]
+    for name, result, faces in (
+        ("grid", grid, sidecar["counts"]["grid_faces"]),
+        ("poisson", poisson, sidecar["counts"]["poisson_faces"]),
+    ):
+        assert "error" not in result, result["error"]
+        mesh = record["meshes"][name]
+        assert result["extensionsUsed"] == (
+            [] if record["extension"] is None else [record["extension"]]
+        )
+        assert result["triangles"] == faces
+        assert result["vertices"] == mesh["vertices"]
+        assert result["primitives"] == mesh["primitives"]
+        assert result["cameras"] == 1
+        # three.js' world box: the dequantised vertices, node transforms applied
+        tolerance = mesh["position_error_bound_m"] + 1e-5
+        np.testing.assert_allclose(result["box"], mesh["bounds_m"], atol=tolerance)
+    assert grid["textured"]
+    if compression == "quantized":
+        assert record["meshes"]["grid"]["primitives"] >= 2  # 106,800 vertices: split
