@@ -24,7 +24,6 @@ Like :mod:`depth2mesh.network`, this module is imported only when torch is neede
 from __future__ import annotations
 
 import inspect
-import math
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -570,11 +569,6 @@ def export_onnx(
             do_constant_folding=True,
             **options,
         )
-
-
-def count_parameters(state: Mapping[str, torch.Tensor]) -> int:
-    """The number of values in a state dict (24,785,089 for the official files)."""
-    return sum(math.prod(tensor.shape) for tensor in state.values())
 
 
 def run_eager(network: DepthAnythingV2Small, network_input: np.ndarray, device: str) -> np.ndarray:

@@ -61,11 +61,6 @@ class ModelSpec:
         """The release's own file name (``depth_anything_v2_vits.pth``)."""
         return PurePosixPath(self.url).name
 
-    @property
-    def metric(self) -> bool:
-        """Whether the model outputs metres."""
-        return self.output == "metric"
-
 
 _HF = "https://huggingface.co/depth-anything"
 
