@@ -586,3 +586,28 @@ def test_cli_depth_with_metric_model_writes_pictures_and_metres(
     picture = cv2.imread(str(tmp_path / f"{stem}_depth.png"), cv2.IMREAD_UNCHANGED)
     nearest = np.unravel_index(np.argmin(expected), expected.shape)
     assert picture[nearest] == 65535  # near is bright, as for disparity
+
+
+def test_a_midas_file_for_a_depth_anything_model_is_one_line(
+    parity_weights: Path, isolated_env: dict[str, str]
+) -> None:
+    with pytest.raises(WeightsError) as caught:
+        load_model(parity_weights, model="dav2-small", backend="torch")
+    message = str(caught.value)
+    assert "is not a Depth Anything V2 Small checkpoint" in message
+    assert "\n" not in message
+
+
+def test_cache_lists_and_clears_depth_anything_exports(tmp_path: Path) -> None:
+    from depth2mesh.cache import cache_entries, clear_cache
+
+    names = [
+        f"dav2_small-{'a' * 64}-opset17-posmat-v1-{'b' * 16}.onnx",
+        f"dav2_small_ort-{'a' * 64}-opset17-posmat-v1-{'c' * 16}.onnx",
+        "notes.txt",
+    ]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    assert [entry.path.name for entry in cache_entries(tmp_path)] == sorted(names[:2])
+    assert clear_cache(tmp_path) == (2, 2)
+    assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
