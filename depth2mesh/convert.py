@@ -153,7 +153,9 @@ class ConvertOptions:
         edge_strong: Least depth ratio of a step torn at its middle without a photo edge
             (> 1).
         mesh: "grid" (UV-textured pixel grid), "poisson" or "both".
-        drop_far: Leave out points at the far plane (sky) from the cloud and the meshes.
+        drop_far: Leave out points at the far plane (sky) from the cloud and the meshes; with
+            a metric model, points within :data:`METRIC_SKY_MARGIN` of its ``max_depth``
+            (where its output saturates: sky); no effect on a metric depth file.
         poisson_depth: Octree depth of the Poisson reconstruction (5..12).
         density_quantile: Fraction of lowest-density Poisson vertices trimmed, [0, 1).
         poisson_points: Most points given to the Poisson reconstruction.
@@ -288,6 +290,26 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
             )
+
+
+METRIC_SKY_MARGIN: Final = 0.01
+"""``drop_far`` with a metric model leaves out depth within this fraction of its ``max_depth``.
+
+The metric heads end in a Sigmoid times ``max_depth``: sky and anything farther than the model
+can tell saturate just below ``max_depth`` (the Sigmoid reaches 0.99 at a logit of 4.6), so
+the band of the top 1 % is where sky lands, and little else (20 m indoors, 80 m outdoors)."""
+
+
+def metric_sky_depth(max_depth: float) -> float:
+    """The depth from which ``drop_far`` leaves a metric model's points out, metres.
+
+    Args:
+        max_depth: The model's largest depth, metres.
+
+    Returns:
+        ``max_depth * (1 - METRIC_SKY_MARGIN)`` (19.8 m for 20 m, 79.2 m for 80 m).
+    """
+    return max_depth * (1.0 - METRIC_SKY_MARGIN)
 
 
 def pins_with_near_far() -> ParameterError:
@@ -553,12 +575,15 @@ class DepthMaps:
             metric depth file or a metric model, else None.
         measured: Whether ``metric`` comes from a depth file (a sensor's pixels, kept as they
             are) rather than from a network (whose depth ramps ``edges="on"`` settles).
+        max_depth: A metric model's largest depth (its Sigmoid times ``max_depth``), metres:
+            where its output saturates (sky); None for relative models and depth files.
     """
 
     disparity: NDArray[np.float32]
     picture: NDArray[np.float32]
     metric: NDArray[np.float32] | None = None
     measured: bool = False
+    max_depth: float | None = None
 
 
 @dataclass(frozen=True)
@@ -747,7 +772,12 @@ def depth_stage(
     if model.spec.output == "metric":
         metres = predict_depths(photo.rgb, model, sizes)
         inverse = [(1.0 / np.maximum(item, MIN_DEPTH_M)).astype(np.float32) for item in metres]
-        return DepthMaps(disparity=inverse[0], picture=inverse[-1], metric=metres[0])
+        return DepthMaps(
+            disparity=inverse[0],
+            picture=inverse[-1],
+            metric=metres[0],
+            max_depth=model.spec.max_depth,
+        )
     resized = predict_disparities(photo.rgb, model, sizes)
     return DepthMaps(disparity=resized[0], picture=resized[-1])
 
@@ -791,7 +821,8 @@ def geometry_stage(
 
     Disparity becomes depth between ``near`` and ``far``, or as the ``depth_at`` pins say
     (metric depth is taken as it is, or corrected by the pins); transparent pixels, unmeasured
-    ones and (with ``drop_far``) the far plane are not valid.
+    ones and (with ``drop_far``) the far plane are not valid: for a metric model, its
+    saturation (:data:`METRIC_SKY_MARGIN` below its ``max_depth``, before any pins).
 
     Raises:
         ParameterError: Pins that contradict the depth (see
@@ -801,9 +832,12 @@ def geometry_stage(
     pins = None
     if maps.metric is not None:
         depth = maps.metric
+        valid = np.isfinite(depth)
+        if options.drop_far and maps.max_depth is not None:  # the model's saturation: sky
+            valid &= ~far_mask(depth, maps.max_depth, tolerance=METRIC_SKY_MARGIN)
         if options.depth_at:
             depth, pins = metric_depth_pinned(depth, options.depth_at, photo_size=photo.size)
-        valid = np.isfinite(depth)
+            valid &= np.isfinite(depth)
     else:
         far = options.far
         if options.depth_at:
@@ -1136,7 +1170,10 @@ def _sidecar(
             "source": model.spec.title,
             "kind": "metric",
             "max_depth_m": model.spec.max_depth,
+            "drop_far": options.drop_far,
         }
+        if options.drop_far and model.spec.max_depth is not None:
+            depth_source["drop_far_from_m"] = metric_sky_depth(model.spec.max_depth)
     else:
         title = model.spec.title if model is not None else "MiDaS v2.1 small"
         depth_source = {"source": title, "kind": "disparity"}

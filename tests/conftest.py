@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.dav2 import DAV2_FILES
 from helpers.glb import GlbCheck, check_glb
 from helpers.gltf_validator import assert_khronos_valid
 
@@ -81,6 +82,32 @@ def eager_outputs(shared_dir: Path, parity_model: DepthModel) -> Callable[[str],
         return outputs[name]
 
     return output
+
+
+@pytest.fixture(scope="session")
+def dav2_dir(shared_dir: Path) -> Path:
+    folder = shared_dir / "depth_anything_v2"
+    if not folder.is_dir():
+        message = f"Depth Anything V2 fixtures not found at {folder}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def upcast_weights(dav2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The float32 upcast of each fixture, saved under the official file name (session-wide)."""
+    folder = tmp_path_factory.mktemp("dav2-weights")
+    import torch
+
+    paths = {}
+    for kind, (stored, official) in DAV2_FILES.items():
+        state = torch.load(dav2_dir / stored, map_location="cpu", weights_only=True)
+        path = folder / official
+        torch.save({key: value.float() for key, value in state.items()}, path)
+        paths[kind] = path
+    return paths
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812
 from helpers.cli import run_cli
+from helpers.dav2 import DAV2_FILES
 
 from depth2mesh import dav2_network
 from depth2mesh.backends import backend_installed
@@ -51,15 +52,6 @@ from depth2mesh.weights import cache_file, file_sha256, resolve_model_weights
 KINDS = {"relative": "dav2-small", "metric_hypersim": "dav2-metric-indoor"}
 """Fixture folder -> the model it holds."""
 
-FILES = {
-    "relative": ("dav2_vits_random_init.fp16.pt", "depth_anything_v2_vits.pth"),
-    "metric_hypersim": (
-        "dav2_metric_hypersim_vits_random_init.fp16.pt",
-        "depth_anything_v2_metric_hypersim_vits.pth",
-    ),
-}
-"""Fixture folder -> (the stored float16 file, the official file name of its upcast)."""
-
 NAMES = [
     "astronaut",
     "camera_gray",
@@ -79,30 +71,6 @@ FAST = "input_size_392/astronaut"
 
 TOLERANCE = 5e-5
 """Network and final output: largest difference, as a fraction of the official range."""
-
-
-@pytest.fixture(scope="session")
-def dav2_dir(shared_dir: Path) -> Path:
-    folder = shared_dir / "depth_anything_v2"
-    if not folder.is_dir():
-        message = f"Depth Anything V2 fixtures not found at {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return folder
-
-
-@pytest.fixture(scope="session")
-def upcast_weights(dav2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The float32 upcast of each fixture, saved under the official file name (session-wide)."""
-    folder = tmp_path_factory.mktemp("dav2-weights")
-    paths = {}
-    for kind, (stored, official) in FILES.items():
-        state = torch.load(dav2_dir / stored, map_location="cpu", weights_only=True)
-        path = folder / official
-        torch.save({key: value.float() for key, value in state.items()}, path)
-        paths[kind] = path
-    return paths
 
 
 @pytest.fixture(scope="session")
@@ -282,7 +250,9 @@ def test_checkpoint_check_is_strict_and_one_line(change: Any, text: str) -> None
 
 def test_stored_float16_file_is_refused_with_one_line(dav2_dir: Path) -> None:
     with pytest.raises(WeightsError, match=r"torch.float16, expected .* torch.float32"):
-        dav2_network.read_checkpoint(dav2_dir / FILES["relative"][0], "Depth Anything V2 Small")
+        dav2_network.read_checkpoint(
+            dav2_dir / DAV2_FILES["relative"][0], "Depth Anything V2 Small"
+        )
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -525,6 +495,7 @@ def test_metric_conversion_puts_metres_into_the_mesh(
         "source": model.spec.title,
         "kind": "metric",
         "max_depth_m": 20.0,
+        "drop_far": False,
     }
     assert sidecar["model"]["model"] == "dav2-metric-indoor"
     assert sidecar["model"]["input_size"] == 392
