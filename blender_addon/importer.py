@@ -210,8 +210,8 @@ def _configure_camera(camera, intrinsics: sidecar.Intrinsics, depth: dict | None
     data.shift_x = settings.shift_x
     data.shift_y = settings.shift_y
     near = far = None
-    if isinstance(depth, dict):
-        near, far = depth.get("near_m"), depth.get("far_m")
+    if isinstance(depth, dict):  # a metric model's depth reaches its max depth at most
+        near, far = depth.get("near_m"), depth.get("far_m", depth.get("max_depth_m"))
     if isinstance(near, (int, float)) and near > 0:
         data.clip_start = max(0.001, 0.1 * float(near))
     if isinstance(far, (int, float)) and far > 0:
@@ -314,6 +314,10 @@ def import_result(context, filepath: str, *, use_camera: bool = True, point_size
         raise ResultError(f"{path}: expected a .glb or .ply file written by depth2mesh")
 
     report.objects = list(created)
+    for obj in created:  # which model made it, where its sidecar is (Object Properties)
+        if obj.type != "CAMERA":
+            for key, value in sidecar.result_properties(data, json_path).items():
+                obj[key] = value
     new_cameras = [obj for obj in created if obj.type == "CAMERA"]
     if use_camera:
         result_stem = os.path.splitext(os.path.basename(json_path))[0] if json_path else stem

@@ -7,17 +7,31 @@ operator never lets an exception out, so there is no traceback dialog.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 
 import bpy
-from bpy.props import BoolProperty, CollectionProperty, FloatProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    StringProperty,
+)
 from bpy.types import FileHandler, Operator, OperatorFileListElement
 from bpy_extras.io_utils import ImportHelper, poll_file_object_drop
 
 from . import importer
-from .preferences import get_preferences
-from .runner import ConvertError, ConvertJob, ConvertSettings, build_command, expected_files
+from .preferences import MODEL_ITEMS, get_preferences
+from .runner import (
+    METRIC_MODELS,
+    ConvertError,
+    ConvertJob,
+    ConvertSettings,
+    build_command,
+    expected_files,
+)
 from .sidecar import ResultError
 
 PHOTO_GLOB = "*.jpg;*.jpeg;*.png;*.tif;*.tiff;*.webp;*.bmp"
@@ -99,14 +113,21 @@ class IMPORT_SCENE_FH_depth2mesh(FileHandler):  # noqa: N801 (Blender naming)
         return poll_file_object_drop(context)
 
 
-def _settings_and_output(context, output_dir: str) -> tuple[ConvertSettings, str, bool]:
-    """The conversion settings, the output folder, and whether to import the point cloud."""
+def _settings_and_output(
+    context, output_dir: str, model: str = ""
+) -> tuple[ConvertSettings, str, bool]:
+    """The conversion settings, the output folder, and whether to import the point cloud.
+
+    ``model`` (a ``--model`` name) replaces the preferences' model; "" keeps it.
+    """
     preferences = get_preferences(context)
     if preferences is None:
         settings, folder, points = ConvertSettings(), "", False
     else:
         settings = preferences.convert_settings()
         folder, points = preferences.output_dir, preferences.import_points
+    if model:
+        settings = dataclasses.replace(settings, model=model)
     folder = output_dir or folder
     if folder:
         folder = os.path.abspath(bpy.path.abspath(folder))
@@ -119,12 +140,14 @@ def _settings_and_output(context, output_dir: str) -> tuple[ConvertSettings, str
     return settings, folder, points
 
 
-def _start(context, photo: str, output_dir: str) -> tuple[ConvertJob, str, str, bool]:
-    """Check the photo and start ``depth2mesh convert``."""
+def _start(
+    context, photo: str, output_dir: str, model: str = ""
+) -> tuple[ConvertJob, str, str, bool]:
+    """Check the photo and start ``depth2mesh convert`` (with ``model``, else the preferences')."""
     photo = os.path.abspath(bpy.path.abspath(photo))
     if not os.path.isfile(photo):
         raise ConvertError(f"{photo}: no such photo")
-    settings, folder, points = _settings_and_output(context, output_dir)
+    settings, folder, points = _settings_and_output(context, output_dir, model)
     job = ConvertJob(build_command(settings, photo, folder))
     return job, folder, settings.mesh, points
 
@@ -176,6 +199,14 @@ class IMPORT_SCENE_OT_depth2mesh_photo(Operator, ImportHelper):  # noqa: N801 (B
         default="",
         options={"SKIP_SAVE"},
     )
+    model: EnumProperty(
+        name="Depth model",
+        description="The network that predicts depth (--model); the add-on preferences' "
+        "model unless chosen here",
+        items=MODEL_ITEMS,
+        default="midas-small",
+        options={"SKIP_SAVE"},
+    )
     timeout: FloatProperty(
         name="Timeout",
         description="Seconds to wait for depth2mesh when run from a script (0: no limit)",
@@ -188,17 +219,28 @@ class IMPORT_SCENE_OT_depth2mesh_photo(Operator, ImportHelper):  # noqa: N801 (B
     def invoke(self, context, event):
         """Pick a photo in the file browser; then run in the background (see ``execute``)."""
         self.use_modal = True
+        preferences = get_preferences(context)
+        if preferences is not None and not self.properties.is_property_set("model"):
+            self.model = preferences.model
         return ImportHelper.invoke(self, context, event)
+
+    def _model(self) -> str:
+        """The model chosen for this run: this operator's, else "" (the preferences')."""
+        return self.model if self.properties.is_property_set("model") else ""
 
     def draw(self, context):
         """Show where the result goes and the conversion settings in the file browser."""
         layout = self.layout
         layout.prop(self, "output_dir")
+        layout.prop(self, "model")
         preferences = get_preferences(context)
         if preferences is not None:
             column = layout.column(align=True)
             column.label(text=f"Mesh: {preferences.mesh}")
-            column.label(text=f"Near {preferences.near:g} m, far {preferences.far:g} m")
+            if self.model in METRIC_MODELS:
+                column.label(text="Depth in metres from the model")
+            else:
+                column.label(text=f"Near {preferences.near:g} m, far {preferences.far:g} m")
             column.label(text="(Preferences > Add-ons > depth2mesh)")
 
     def execute(self, context):
@@ -206,14 +248,19 @@ class IMPORT_SCENE_OT_depth2mesh_photo(Operator, ImportHelper):  # noqa: N801 (B
         if self.use_modal and context.window is not None and not bpy.app.background:
             try:
                 result = bpy.ops.import_scene.depth2mesh_photo_job(
-                    "INVOKE_DEFAULT", filepath=self.filepath, output_dir=self.output_dir
+                    "INVOKE_DEFAULT",
+                    filepath=self.filepath,
+                    output_dir=self.output_dir,
+                    model=self.model,
                 )
             except RuntimeError as error:  # the job reported an error: pass on its line
                 self.report({"ERROR"}, _report_text(error))
                 return {"CANCELLED"}
             return {"FINISHED"} if "RUNNING_MODAL" in result else {"CANCELLED"}
         try:
-            job, folder, mesh, points = _start(context, self.filepath, self.output_dir)
+            job, folder, mesh, points = _start(
+                context, self.filepath, self.output_dir, self._model()
+            )
             code = job.wait(timeout=self.timeout or None)
             if code != 0:
                 self.report({"ERROR"}, f"depth2mesh failed: {job.failure(code)}")
@@ -235,12 +282,14 @@ class IMPORT_SCENE_OT_depth2mesh_photo_job(Operator):  # noqa: N801 (Blender nam
 
     filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
     output_dir: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})
+    model: EnumProperty(items=MODEL_ITEMS, default="midas-small", options={"SKIP_SAVE"})
 
     def invoke(self, context, _event):
         """Start depth2mesh and poll it with a timer."""
         try:
+            model = self.model if self.properties.is_property_set("model") else ""
             self._job, self._folder, self._mesh, self._points = _start(
-                context, self.filepath, self.output_dir
+                context, self.filepath, self.output_dir, model
             )
         except ConvertError as error:
             self.report({"ERROR"}, f"depth2mesh: {error}")

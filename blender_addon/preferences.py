@@ -6,7 +6,7 @@ from __future__ import annotations
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 from bpy.types import AddonPreferences
 
-from .runner import ConvertSettings
+from .runner import METRIC_MODELS, MODELS, ConvertSettings
 
 ADDON_PACKAGE = __package__
 
@@ -15,6 +15,10 @@ MESH_ITEMS = (
     ("poisson", "Poisson", "The Poisson surface with vertex colours (slower)"),
     ("both", "Both", "The grid mesh and the Poisson surface"),
 )
+
+
+MODEL_ITEMS = tuple((name, title, summary) for name, title, summary, _ in MODELS)
+"""The depth model choice: depth2mesh's ``--model`` names (see ``runner.MODELS``)."""
 
 
 class Depth2MeshPreferences(AddonPreferences):
@@ -34,16 +38,24 @@ class Depth2MeshPreferences(AddonPreferences):
     weights: StringProperty(
         name="Weights",
         description=(
-            "MiDaS v2.1 small checkpoint (.pt) passed as --weights; empty: depth2mesh finds "
-            "it ($DEPTH2MESH_WEIGHTS, the torch.hub cache) or downloads it once"
+            "MiDaS v2.1 small checkpoint (.pt) passed as --weights with that model; empty: "
+            "depth2mesh finds it ($DEPTH2MESH_WEIGHTS, the torch.hub cache) or downloads it "
+            "once. The other models' weights: their own variable "
+            "($DEPTH2MESH_WEIGHTS_DAV2_SMALL, ...) or the torch.hub cache"
         ),
         subtype="FILE_PATH",
         default="",
     )
+    model: EnumProperty(
+        name="Depth model",
+        description="The network that predicts depth (depth2mesh convert --model)",
+        items=MODEL_ITEMS,
+        default="midas-small",
+    )
     mesh: EnumProperty(name="Mesh", items=MESH_ITEMS, default="grid")
     near: FloatProperty(
         name="Near",
-        description="Depth of the nearest content, metres",
+        description="Depth of the nearest content, metres (relative models only)",
         default=1.0,
         min=0.001,
         soft_max=100.0,
@@ -51,7 +63,7 @@ class Depth2MeshPreferences(AddonPreferences):
     )
     far: FloatProperty(
         name="Far",
-        description="Depth of the farthest content and sky, metres",
+        description="Depth of the farthest content and sky, metres (relative models only)",
         default=10.0,
         min=0.002,
         soft_max=1000.0,
@@ -96,9 +108,12 @@ class Depth2MeshPreferences(AddonPreferences):
         layout.prop(self, "output_dir")
         layout.prop(self, "overwrite")
         column = layout.column(heading="Conversion")
+        column.prop(self, "model")
         column.prop(self, "mesh")
-        column.prop(self, "near")
-        column.prop(self, "far")
+        scaled = column.column()
+        scaled.active = self.model not in METRIC_MODELS  # metric models give metres
+        scaled.prop(self, "near")
+        scaled.prop(self, "far")
         column.prop(self, "fov")
         column.prop(self, "extra_args")
         layout.prop(self, "import_points")
@@ -110,6 +125,7 @@ class Depth2MeshPreferences(AddonPreferences):
         return ConvertSettings(
             executable=bpy.path.abspath(self.executable) if self.executable else "",
             weights=bpy.path.abspath(self.weights) if self.weights else "",
+            model=self.model,
             mesh=self.mesh,
             near=self.near,
             far=self.far,

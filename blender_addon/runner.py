@@ -19,6 +19,43 @@ from dataclasses import dataclass
 
 MESH_KINDS = ("grid", "poisson", "both")
 
+MODELS = (
+    (
+        "midas-small",
+        "MiDaS v2.1 small",
+        "fastest; relative depth, scaled by Near and Far",
+        "disparity",
+    ),
+    (
+        "dav2-small",
+        "Depth Anything V2 Small",
+        "sharper, more accurate relative depth; several times slower",
+        "disparity",
+    ),
+    (
+        "dav2-metric-indoor",
+        "Depth Anything V2 Metric Indoor Small (Hypersim)",
+        "depth in metres for rooms, up to 20 m; no Near/Far",
+        "metric",
+    ),
+    (
+        "dav2-metric-outdoor",
+        "Depth Anything V2 Metric Outdoor Small (Virtual KITTI 2)",
+        "depth in metres for streets and landscapes, up to 80 m; no Near/Far",
+        "metric",
+    ),
+)
+"""depth2mesh's models: (``--model`` name, title, one-line summary, output kind).
+
+A copy of ``depth2mesh.registry.MODELS`` (the add-on never imports depth2mesh); a test keeps
+the two equal."""
+
+METRIC_MODELS = tuple(name for name, _, _, output in MODELS if output == "metric")
+"""Models that give metres themselves: ``--near``/``--far`` are not passed with them."""
+
+SCALE_OPTIONS = ("--depth-at",)
+"""Options of ``extra_args`` that set the depth scale themselves (no ``--near``/``--far``)."""
+
 
 class ConvertError(Exception):
     """The conversion could not start or failed (message: one line)."""
@@ -30,10 +67,14 @@ class ConvertSettings:
 
     Attributes:
         executable: Path or name of the ``depth2mesh`` executable ("" finds it on PATH).
-        weights: MiDaS checkpoint (.pt) for ``--weights``; "" lets depth2mesh find it.
+        weights: MiDaS small checkpoint (.pt) for ``--weights``, passed only with the
+            ``midas-small`` model; "" lets depth2mesh find it. The other models' checkpoints
+            are found by depth2mesh (their variable, e.g. ``DEPTH2MESH_WEIGHTS_DAV2_SMALL``,
+            or the torch.hub cache), or given as ``--weights`` in ``extra_args``.
+        model: The depth model, a ``--model`` name of :data:`MODELS`.
         mesh: ``grid``, ``poisson`` or ``both``.
-        near: Depth of the nearest content, metres.
-        far: Depth of the farthest content, metres.
+        near: Depth of the nearest content, metres (relative models without ``--depth-at``).
+        far: Depth of the farthest content, metres (likewise).
         fov: Horizontal field of view, degrees; 0 lets depth2mesh decide (EXIF, else 60).
         extra_args: More options, split like a POSIX shell would (never run by one).
         overwrite: Replace an earlier result of the same photo in the output folder.
@@ -41,6 +82,7 @@ class ConvertSettings:
 
     executable: str = ""
     weights: str = ""
+    model: str = "midas-small"
     mesh: str = "grid"
     near: float = 1.0
     far: float = 10.0
@@ -74,8 +116,17 @@ def resolve_executable(executable: str) -> str:
     return found
 
 
+def sets_scale(extra: list[str]) -> bool:
+    """Whether split extra arguments set the depth scale themselves (``--depth-at``)."""
+    return any(arg == name or arg.startswith(name + "=") for arg in extra for name in SCALE_OPTIONS)
+
+
 def build_command(settings: ConvertSettings, photo: str, out_dir: str) -> list[str]:
     """Build the argument list of ``depth2mesh convert`` (no shell ever parses it).
+
+    ``--near``/``--far`` are passed for relative models only, and not when ``extra_args``
+    holds ``--depth-at`` (either would be a usage error of the CLI); ``--weights`` only with
+    ``midas-small``.
 
     Raises:
         ConvertError: An option is out of range, or ``extra_args`` cannot be split.
@@ -84,10 +135,9 @@ def build_command(settings: ConvertSettings, photo: str, out_dir: str) -> list[s
         raise ConvertError(
             f"mesh kind must be one of {', '.join(MESH_KINDS)}, got {settings.mesh!r}"
         )
-    if not 0 < settings.near < settings.far:
-        raise ConvertError(
-            f"near and far must satisfy 0 < near < far, got near={settings.near} far={settings.far}"
-        )
+    names = [name for name, *_ in MODELS]
+    if settings.model not in names:
+        raise ConvertError(f"model must be one of {', '.join(names)}, got {settings.model!r}")
     if settings.fov < 0 or settings.fov >= 180:
         raise ConvertError(
             f"fov must be in (0, 180) degrees or 0 for automatic, got {settings.fov}"
@@ -96,22 +146,27 @@ def build_command(settings: ConvertSettings, photo: str, out_dir: str) -> list[s
         extra = shlex.split(settings.extra_args)
     except ValueError as error:
         raise ConvertError(f"cannot split the extra arguments: {error}") from None
+    scaled = settings.model not in METRIC_MODELS and not sets_scale(extra)
+    if scaled and not 0 < settings.near < settings.far:
+        raise ConvertError(
+            f"near and far must satisfy 0 < near < far, got near={settings.near} far={settings.far}"
+        )
     command = [
         resolve_executable(settings.executable),
         "convert",
         photo,
         "--out",
         out_dir,
+        "--model",
+        settings.model,
         "--mesh",
         settings.mesh,
-        "--near",
-        repr(float(settings.near)),
-        "--far",
-        repr(float(settings.far)),
     ]
+    if scaled:
+        command += ["--near", repr(float(settings.near)), "--far", repr(float(settings.far))]
     if settings.fov > 0:
         command += ["--fov", repr(float(settings.fov))]
-    if settings.weights.strip():
+    if settings.weights.strip() and settings.model == "midas-small":
         command += ["--weights", os.path.abspath(os.path.expanduser(settings.weights.strip()))]
     if settings.overwrite:
         command.append("--overwrite")

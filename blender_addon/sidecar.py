@@ -171,6 +171,48 @@ def camera_settings(intrinsics: Intrinsics) -> CameraSettings:
     )
 
 
+PROPERTY_PREFIX = "depth2mesh_"
+"""Custom properties that :func:`result_properties` puts on imported objects start with this."""
+
+
+def result_properties(data: dict | None, json_path: str | None) -> dict[str, str | float]:
+    """Custom properties for a result's imported objects: where it came from, which model.
+
+    Args:
+        data: The sidecar (None when there is none: no properties).
+        json_path: The sidecar's path.
+
+    Returns:
+        ``depth2mesh_sidecar`` (its path), ``depth2mesh_depth_source`` ("network" or
+        "file"), ``depth2mesh_depth_kind`` ("disparity" or "metric") and, for a network's
+        result, ``depth2mesh_model`` (the ``--model`` name), ``depth2mesh_model_title``,
+        ``depth2mesh_input_size`` and, for a metric model, ``depth2mesh_max_depth_m``.
+        Values that the sidecar lacks or that are of another type are left out.
+    """
+    if not isinstance(data, dict) or json_path is None:
+        return {}
+    found: dict[str, str | float] = {PROPERTY_PREFIX + "sidecar": json_path}
+    depth = data.get("depth")
+    if isinstance(depth, dict):
+        found[PROPERTY_PREFIX + "depth_source"] = (
+            "file" if depth.get("source") == "file" else "network"
+        )
+        if isinstance(depth.get("kind"), str):
+            found[PROPERTY_PREFIX + "depth_kind"] = depth["kind"]
+    model = data.get("model")
+    if isinstance(model, dict):
+        for key, name, kind in (
+            ("model", "model", str),
+            ("name", "model_title", str),
+            ("input_size", "input_size", int),
+            ("max_depth_m", "max_depth_m", float),
+        ):
+            value = model.get(key)
+            if isinstance(value, kind) or (kind is float and isinstance(value, int)):
+                found[PROPERTY_PREFIX + name] = float(value) if kind is float else value
+    return found
+
+
 def point_radius_per_metre(data: dict | None, point_count: int) -> float:
     """Radius of a rendered point per metre of distance from the camera.
 

@@ -1019,7 +1019,10 @@ def serve(
 
     Needs the web extra: pip install 'depth2mesh[web]'. One conversion runs at a time (others
     queue); uploads and results live in a temporary folder that is deleted when the page
-    stops (Ctrl+C).
+    stops (Ctrl+C). The page offers every model: --model is the one it starts with (loaded
+    now; --weights is its checkpoint), the others load when first chosen (their weights from
+    their own variable, e.g. DEPTH2MESH_WEIGHTS_DAV2_SMALL, or the torch.hub cache), one in
+    memory at a time. --input-size applies to the Depth Anything models.
     """
     try:
         from depth2mesh import web
@@ -1037,6 +1040,16 @@ def serve(
         _fail(_message(error, _SERVE_FLAGS))
         raise typer.Exit(2) from None
     model = _load_model_or_exit(weights, device, backend, model_name, input_size)
+    models = web.WebModels(
+        model.spec.name,
+        web.model_loader(
+            device=device,
+            backend=backend,
+            weights={model.spec.name: weights} if weights is not None else None,
+            input_size=input_size,
+        ),
+        model,
+    )
 
     def ready(url: str) -> None:
         out.print(f"depth2mesh web page: {url} (Ctrl+C stops it)")
@@ -1045,7 +1058,7 @@ def serve(
         web.serve(
             host=host,
             port=port,
-            model=model,
+            model=models,
             max_upload_mb=max_upload_mb,
             max_megapixels=max_megapixels,
             keep_results=keep_results,

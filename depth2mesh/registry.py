@@ -42,6 +42,7 @@ class ModelSpec:
         input_size: Default network input size, pixels: MiDaS's long side (fixed, 256), Depth
             Anything's least side (518; any multiple of 14 may be chosen).
         weights_env: The environment variable that may name this model's checkpoint.
+        summary: One line for people choosing a model (the web page, the Blender add-on).
     """
 
     name: str
@@ -55,6 +56,7 @@ class ModelSpec:
     max_depth: float | None
     input_size: int
     weights_env: str
+    summary: str = ""
 
     @property
     def checkpoint_name(self) -> str:
@@ -79,6 +81,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             max_depth=None,
             input_size=256,
             weights_env="DEPTH2MESH_WEIGHTS",
+            summary="fastest; relative depth, scaled by Near and Far",
         ),
         ModelSpec(
             name="dav2-small",
@@ -92,6 +95,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             max_depth=None,
             input_size=518,
             weights_env="DEPTH2MESH_WEIGHTS_DAV2_SMALL",
+            summary="sharper, more accurate relative depth; several times slower",
         ),
         ModelSpec(
             name="dav2-metric-indoor",
@@ -108,6 +112,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             max_depth=20.0,
             input_size=518,
             weights_env="DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR",
+            summary="depth in metres for rooms, up to 20 m; no Near/Far",
         ),
         ModelSpec(
             name="dav2-metric-outdoor",
@@ -124,6 +129,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
             max_depth=80.0,
             input_size=518,
             weights_env="DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR",
+            summary="depth in metres for streets and landscapes, up to 80 m; no Near/Far",
         ),
     )
 }

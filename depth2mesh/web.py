@@ -13,8 +13,11 @@ Safe by default:
 - uploads larger than ``max_upload_mb`` are refused by the server, photos with more than
   ``max_megapixels`` are refused before decoding, and an upload is only ever decoded as an
   image (:func:`depth2mesh.photo.read_photo`, whatever its name says);
-- conversions run one at a time (a queue; ``queue_size`` requests wait at most), with the
-  model loaded once;
+- conversions run one at a time (a queue; ``queue_size`` requests wait at most);
+- the page offers every model of :mod:`depth2mesh.registry`; a model is loaded the first time
+  it is chosen and kept until another is chosen (one in memory at a time: loading another
+  releases it, see :class:`WebModels`); a model that cannot be loaded (no weights offline)
+  gives one line on the page, and the others keep working;
 - uploads and results live in one temporary folder: only the last ``keep_results`` results
   are kept, and the folder is deleted when the server stops;
 - the page loads nothing from the internet (fonts and scripts come from this server).
@@ -31,6 +34,7 @@ is first seen from straight behind its viewpoint, just far enough back to fit.
 
 from __future__ import annotations
 
+import gc
 import html
 import logging
 import math
@@ -71,6 +75,7 @@ from depth2mesh.gltf_read import position_bounds, read_glb_mesh
 from depth2mesh.mesh import DEFAULT_GRID
 from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
 from depth2mesh.pictures import encode_png
+from depth2mesh.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_model
 from depth2mesh.weights import file_sha256
 
 if TYPE_CHECKING:
@@ -119,7 +124,7 @@ STAGE_PROGRESS: Final[Mapping[str, tuple[float, str]]] = dict(
         STAGES,
         [
             (0.02, "Reading the photo"),
-            (0.08, "Predicting depth (MiDaS v2.1 small)"),
+            (0.08, "Predicting depth ({model})"),
             (0.40, "Back-projecting pixels to 3D"),
             (0.50, "Writing the depth pictures"),
             (0.58, "Writing the point cloud"),
@@ -130,7 +135,8 @@ STAGE_PROGRESS: Final[Mapping[str, tuple[float, str]]] = dict(
         strict=True,
     )
 )
-"""The page's progress bar per stage of :data:`depth2mesh.convert.STAGES`: (fraction, text)."""
+"""The page's progress bar per stage of :data:`depth2mesh.convert.STAGES`: (fraction, text);
+``{model}`` stands for the model's title."""
 
 DOWNLOADS: Final = ("glb", "poisson_glb", "points", "poisson_ply", "depth")
 """Kinds of :func:`depth2mesh.convert.output_paths` offered for download, in this order."""
@@ -141,6 +147,139 @@ footer { display: none !important; }
 """
 
 log = logging.getLogger(__name__)
+
+ModelLoader = Callable[[str], "DepthModel"]
+"""Loads the model of a ``--model`` name (:func:`depth2mesh.load_model` with the page's
+settings); raises :class:`~depth2mesh.errors.Depth2MeshError` when it cannot."""
+
+
+class WebModels:
+    """The page's depth models: each loaded on first use, the last one used kept.
+
+    One model is in memory at a time: choosing another first releases the one kept (so a
+    server never holds two networks), then loads the new one. A model that fails to load
+    leaves none kept; the next request loads what it asks for.
+
+    Args:
+        initial: The ``--model`` name the page starts with.
+        load: Loads a model by name (see :func:`model_loader`).
+        loaded: The initial model, already loaded (kept until another is chosen).
+    """
+
+    def __init__(self, initial: str, load: ModelLoader, loaded: DepthModel | None = None) -> None:
+        self.initial = get_model(initial).name
+        self._load = load
+        self._lock = threading.Lock()
+        self.current: DepthModel | None = loaded
+        if loaded is not None and loaded.spec.name != self.initial:
+            raise ValueError(f"the loaded model is {loaded.spec.name}, not {self.initial}")
+
+    def get(self, name: str, on_load: Callable[[ModelSpec], None] | None = None) -> DepthModel:
+        """Return the model called ``name``, loading it (and releasing the kept one) if needed.
+
+        Args:
+            name: A ``--model`` name.
+            on_load: Called with the model's entry before a load (for the progress bar).
+
+        Raises:
+            ParameterError: Unknown name.
+            Depth2MeshError: The model cannot be loaded (the loader's one line).
+        """
+        spec = get_model(name)
+        with self._lock:
+            if self.current is not None and self.current.spec.name == spec.name:
+                return self.current
+            self.current = None  # release the kept network before loading the next
+            gc.collect()
+            if on_load is not None:
+                on_load(spec)
+            model = self._load(spec.name)
+            self.current = model
+            return model
+
+
+def model_loader(
+    *,
+    device: str = "auto",
+    backend: str = "auto",
+    weights: dict[str, str | Path] | None = None,
+    input_size: int | None = None,
+) -> ModelLoader:
+    """Return a loader of models by name, as :func:`depth2mesh.load_model` finds their weights.
+
+    Args:
+        device: Their device ("auto", "cpu", "cuda", ...).
+        backend: Their backend ("auto", "torch", "onnxruntime", "openvino").
+        weights: ``--model`` name -> checkpoint, for the models given one (``serve --weights``
+            names the initial model's); the others are found through their own variable
+            (``DEPTH2MESH_WEIGHTS``, ``DEPTH2MESH_WEIGHTS_DAV2_SMALL``, ...), the torch.hub
+            cache, then a verified download.
+        input_size: Network input size of the Depth Anything models (None: their default);
+            MiDaS small's is fixed.
+
+    Returns:
+        ``load(name) -> DepthModel``. A checkpoint that is not the official release loads
+        quietly: the page says so under each result.
+    """
+    chosen = dict(weights or {})
+
+    def load(name: str) -> DepthModel:
+        from depth2mesh.model import load_model
+
+        spec = get_model(name)
+        size = input_size if spec.architecture == "dav2_small" else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the page shows the weights' status itself
+            return load_model(
+                chosen.get(spec.name),
+                model=spec.name,
+                device=device,
+                backend=backend,
+                input_size=size,
+            )
+
+    return load
+
+
+def model_choices() -> list[tuple[str, str]]:
+    """The page's model choice: ("title: one-line summary", ``--model`` name), registry order."""
+    return [(f"{spec.title}: {spec.summary}", spec.name) for spec in MODELS.values()]
+
+
+NO_NEAR_FAR: Final = (
+    "Depth in metres from the model (at most {max_depth:g} m): Near and Far do not apply; "
+    "Leave out the sky drops what lies within 1 % of {max_depth:g} m."
+)
+"""The note under the model choice for a metric model."""
+
+
+def _metric_note(spec: ModelSpec) -> str:
+    """:data:`NO_NEAR_FAR` for a metric model, "" for a relative one."""
+    if spec.max_depth is None:
+        return ""
+    return NO_NEAR_FAR.format(max_depth=spec.max_depth)
+
+
+def model_controls(name: str) -> tuple[Any, Any, Any, Any]:
+    """Updates of (Near, Far, Leave out the sky, the model note) for the chosen model.
+
+    A metric model gives metres itself: Near and Far are hidden (and ignored), and the note
+    says why.
+    """
+    spec = get_model(name)
+    metric = spec.output == "metric"
+    note = _metric_note(spec)
+    sky = (
+        "Leave out the sky (where the model saturates)"
+        if metric
+        else "Leave out the sky (everything at Far)"
+    )
+    return (
+        gr.update(visible=not metric),
+        gr.update(visible=not metric),
+        gr.update(label=sky),
+        gr.update(value=note, visible=metric),
+    )
 
 
 @dataclass(frozen=True)
@@ -438,15 +577,17 @@ class PageControls:
     """The values of the page's controls for one conversion, as gradio hands them over.
 
     Attributes:
+        model: The ``--model`` name chosen.
         camera_mode: :data:`CAMERA_EXIF` or :data:`CAMERA_FOV`.
         fov: Horizontal field of view, degrees (used unless EXIF is wanted and present).
-        near: Depth of the nearest content, metres.
-        far: Depth of the farthest content, metres.
+        near: Depth of the nearest content, metres (relative models only).
+        far: Depth of the farthest content, metres (relative models only).
         mesh: "grid", "poisson" or "both".
         grid: Long side of the mesh grid, vertices (a slider's float).
         drop_far: Leave out sky and everything at ``far``.
     """
 
+    model: str
     camera_mode: str
     fov: float
     near: float
@@ -455,13 +596,17 @@ class PageControls:
     grid: float
     drop_far: bool
 
-    def options(self, *, use_exif: bool, max_pixels: int) -> ConvertOptions:
-        """The conversion options these controls ask for (EXIF focal length when ``use_exif``)."""
+    def options(self, *, use_exif: bool, max_pixels: int, metric: bool = False) -> ConvertOptions:
+        """The conversion options these controls ask for (EXIF focal length when ``use_exif``).
+
+        With ``metric`` (a metric model) Near and Far are not used: the defaults are passed,
+        which :func:`depth2mesh.convert.convert_photo` accepts with a metric model.
+        """
         camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(self.fov))
         mesh = self.mesh if self.mesh in ("poisson", "both") else "grid"
         return ConvertOptions(
-            near=float(self.near),
-            far=float(self.far),
+            near=DEFAULT_NEAR if metric else float(self.near),
+            far=DEFAULT_FAR if metric else float(self.far),
             grid=round(float(self.grid)),
             mesh=cast(MeshKind, mesh),
             drop_far=bool(self.drop_far),
@@ -475,7 +620,7 @@ class PageControls:
 class _Converter:
     """The page's one event handler, with what it needs between requests."""
 
-    model: DepthModel | None
+    models: WebModels | None
     store: ResultStore
     limits: WebLimits
     disparity_files: Mapping[str, Path] = field(default_factory=dict)
@@ -483,6 +628,7 @@ class _Converter:
     def __call__(
         self,
         photo: dict[str, Any] | None,
+        model: str,
         camera_mode: str,
         fov: float,
         near: float,
@@ -509,7 +655,7 @@ class _Converter:
         local = folder / (
             safe_stem(name) + (suffix if re.fullmatch(r"\.[a-z0-9]{1,5}", suffix) else "")
         )
-        controls = PageControls(camera_mode, fov, near, far, mesh, grid, drop_far)
+        controls = PageControls(model, camera_mode, fov, near, far, mesh, grid, drop_far)
         try:
             shutil.copyfile(upload, local)
             return self._convert(local, name, controls, progress)
@@ -533,19 +679,25 @@ class _Converter:
     ) -> tuple[Any, ...]:
         probe = self._probe_size(local, name)
         use_exif = controls.camera_mode != CAMERA_FOV and probe is not None and probe[2]
-        options = controls.options(use_exif=bool(use_exif), max_pixels=self.limits.max_pixels)
+        spec = get_model(controls.model or DEFAULT_MODEL)
+        options = controls.options(
+            use_exif=bool(use_exif),
+            max_pixels=self.limits.max_pixels,
+            metric=spec.output == "metric",
+        )
         depth_file = self.disparity_files.get(file_sha256(local))
-        if depth_file is None and self.model is None:
-            raise _page_error("This server has no depth model loaded.")
+        model = None
+        if depth_file is None:
+            model = self._model(spec, progress)
 
         def step(stage: str) -> None:
             fraction, text = STAGE_PROGRESS[stage]
-            progress(fraction, desc=text)
+            progress(fraction, desc=text.format(model=spec.title))
 
         result = convert_photo(
             local,
             local.parent,
-            model=None if depth_file is not None else self.model,
+            model=model,
             options=options,
             depth_file=depth_file,
             step=step,
@@ -560,8 +712,26 @@ class _Converter:
             self._slider(local, files["inferno"]),
             gr.Model3D(value=str(shown), camera_position=first_view),
             [str(files[kind]) for kind in DOWNLOADS if kind in files],
-            self._summary(name, result, options, depth_file, controls.camera_mode != CAMERA_FOV),
+            self._summary(
+                name, result, options, depth_file, controls.camera_mode != CAMERA_FOV, model
+            ),
         )
+
+    def _model(self, spec: ModelSpec, progress: gr.Progress) -> DepthModel:
+        """The chosen model, loaded now if it is not the one kept; one line if it cannot be."""
+        if self.models is None:
+            raise _page_error("This server has no depth model loaded.")
+
+        def loading(spec: ModelSpec) -> None:
+            progress(0.04, desc=f"Loading {spec.title}")
+
+        try:
+            return self.models.get(spec.name, on_load=loading)
+        except Depth2MeshError as error:
+            raise _page_error(
+                f"{spec.title} ({spec.name}) cannot be loaded: "
+                f"{_sentence(error).rstrip('.')}; the other models still work."
+            ) from None
 
     def _probe_size(self, local: Path, name: str) -> tuple[int, int, bool] | None:
         """Refuse a photo with more pixels than the page accepts; return :func:`_probe`'s."""
@@ -599,6 +769,7 @@ class _Converter:
         options: ConvertOptions,
         depth_file: Path | None,
         exif_wanted: bool,
+        model: DepthModel | None,
     ) -> str:
         counts = result.counts
         intrinsics = result.intrinsics
@@ -608,9 +779,7 @@ class _Converter:
             f"{counts['points']:,} points, {counts['grid_faces']:,} grid triangles"
             + ("" if poisson is None else f", {poisson:,} Poisson triangles")
             + f", {result.timings_s['total']:.1f} s.",
-            f"Camera: {_camera_text(result, exif_wanted)}. Depth: nearest content at "
-            f"{options.near:g} m, farthest at {options.far:g} m (MiDaS predicts relative depth "
-            "only).",
+            f"Camera: {_camera_text(result, exif_wanted)}. {_depth_text(model, options)}",
         ]
         lines += [f"Note: {note}." for note in result.notes]
         if depth_file is not None:
@@ -618,12 +787,46 @@ class _Converter:
                 "Depth source: a disparity file that the server was started with for this exact "
                 f"photo ({depth_file.name}), not the network."
             )
-        elif self.model is not None and not self.model.official:
-            lines.append(
-                "**Warning:** the server's weights are not the official MiDaS v2.1 small release "
-                f"(sha256 {self.model.weights_sha256[:12]}...), so this depth may be meaningless."
-            )
+        elif model is not None:
+            lines.append(_weights_text(model))
         return "\n\n".join(lines)
+
+
+def _depth_text(model: DepthModel | None, options: ConvertOptions) -> str:
+    """The summary's depth sentence: the model, and the metres it gave or Near/Far."""
+    if model is None:
+        return (
+            f"Depth: nearest content at {options.near:g} m, farthest at {options.far:g} m "
+            "(from a disparity file)."
+        )
+    spec = model.spec
+    if spec.output == "metric":
+        sky = f"; sky within 1 % of {spec.max_depth:g} m left out" if options.drop_far else ""
+        return (
+            f"Depth: {spec.title} ({spec.name}, input {model.input_size} px), metres as the "
+            f"model gives them, at most {spec.max_depth:g} m (Near and Far do not apply{sky})."
+        )
+    return (
+        f"Depth: {spec.title} ({spec.name}, input {model.input_size} px), nearest content at "
+        f"{options.near:g} m, farthest at {options.far:g} m (it predicts relative depth only)."
+    )
+
+
+def _weights_text(model: DepthModel) -> str:
+    """The summary's line on the weights: official, not official, or no published sha256."""
+    digest = model.weights_sha256[:12]
+    title = model.spec.title
+    if model.official is None:
+        return (
+            f"Weights of {title}: sha256 not published for this release; the file passed the "
+            f"strict key and shape check (sha256 {digest}... recorded in the sidecar)."
+        )
+    if not model.official:
+        return (
+            f"**Warning:** the server's weights are not the official {title} release "
+            f"(sha256 {digest}...), so this depth may be meaningless."
+        )
+    return f"Weights: the official {title} release (sha256 {digest}...)."
 
 
 def sample_photos(folder: Path = REPO_SAMPLES) -> list[Path]:
@@ -633,8 +836,24 @@ def sample_photos(folder: Path = REPO_SAMPLES) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in SAMPLE_SUFFIXES)
 
 
-def _option_controls() -> list[Any]:
-    """The page's options, in the order of the handler's parameters after the photo."""
+def _option_controls(initial: str = DEFAULT_MODEL) -> list[Any]:
+    """The page's options, in the order of the handler's parameters after the photo.
+
+    Args:
+        initial: The model chosen when the page opens.
+    """
+    metric = get_model(initial).output == "metric"
+    model = gr.Radio(
+        model_choices(),
+        value=get_model(initial).name,
+        label="Depth model (loaded when first used)",
+        elem_id="d2m-model",
+    )
+    note = gr.Markdown(
+        _metric_note(get_model(initial)),
+        visible=metric,
+        elem_id="d2m-model-note",
+    )
     camera_mode = gr.Radio(
         [CAMERA_EXIF, CAMERA_FOV],
         value=CAMERA_EXIF,
@@ -650,8 +869,16 @@ def _option_controls() -> list[Any]:
         elem_id="d2m-fov",
     )
     with gr.Row():
-        near = gr.Number(DEFAULT_NEAR, label="Near (metres)", minimum=0.01, elem_id="d2m-near")
-        far = gr.Number(DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far")
+        near = gr.Number(
+            DEFAULT_NEAR,
+            label="Near (metres)",
+            minimum=0.01,
+            elem_id="d2m-near",
+            visible=not metric,
+        )
+        far = gr.Number(
+            DEFAULT_FAR, label="Far (metres)", minimum=0.02, elem_id="d2m-far", visible=not metric
+        )
     mesh = gr.Radio(
         [("Textured grid", "grid"), ("Poisson", "poisson"), ("Both", "both")],
         value="grid",
@@ -665,12 +892,19 @@ def _option_controls() -> list[Any]:
         label="Grid size (vertices, long side)",
         elem_id="d2m-grid",
     )
-    drop_far = gr.Checkbox(False, label="Leave out the sky (everything at Far)")
-    return [camera_mode, fov, near, far, mesh, grid, drop_far]
+    drop_far = gr.Checkbox(
+        False,
+        label="Leave out the sky (where the model saturates)"
+        if metric
+        else "Leave out the sky (everything at Far)",
+        elem_id="d2m-drop-far",
+    )
+    model.change(model_controls, inputs=[model], outputs=[near, far, drop_far, note], queue=False)
+    return [model, camera_mode, fov, near, far, mesh, grid, drop_far]
 
 
 def build_app(
-    model: DepthModel | None,
+    model: DepthModel | WebModels | None,
     *,
     results_dir: str | Path,
     limits: WebLimits | None = None,
@@ -680,7 +914,9 @@ def build_app(
     """Build the page (not started: see :func:`launch`).
 
     Args:
-        model: The depth network, loaded once (:func:`depth2mesh.load_model`).
+        model: The page's models (:class:`WebModels`), or one loaded model: the page starts
+            with it, and loads the others (releasing it) with its device and backend, their
+            weights found as :func:`depth2mesh.load_model` finds them.
         results_dir: Where each conversion gets its own folder; the newest
             ``limits.keep_results`` folders are kept.
         limits: Upload, pixel, result and queue limits (defaults: :class:`WebLimits`).
@@ -700,19 +936,22 @@ def build_app(
         file_sha256(Path(photo)): Path(disparity)
         for photo, disparity in (disparity_files or {}).items()
     }
-    handler = _Converter(model, ResultStore(results, limits.keep_results), limits, known)
+    models = as_web_models(model)
+    handler = _Converter(models, ResultStore(results, limits.keep_results), limits, known)
     samples = sample_photos() if examples is None else examples
+    initial = models.initial if models is not None else DEFAULT_MODEL
 
     app = gr.Blocks(title="depth2mesh", analytics_enabled=False, delete_cache=(1800, 3600))
     with app:
         gr.Markdown(
             "# depth2mesh\n"
-            "One photo in; its depth and a 3D mesh out. MiDaS v2.1 small predicts relative "
-            "depth, depth2mesh turns it into a textured mesh (GLB) and a point cloud (PLY)."
+            "One photo in; its depth and a 3D mesh out. A depth model (MiDaS v2.1 small, or "
+            "Depth Anything V2 Small: relative, or metric in metres) predicts depth, "
+            "depth2mesh turns it into a textured mesh (GLB) and a point cloud (PLY)."
         )
         with gr.Row(equal_height=False):
             with gr.Column(scale=1):
-                photo, options, button = _input_controls(samples)
+                photo, options, button = _input_controls(samples, initial)
             with gr.Column(scale=1):
                 heat, slider = _depth_views()
         viewer, downloads, summary = _result_views()
@@ -728,13 +967,16 @@ def build_app(
     return app
 
 
-def _input_controls(samples: list[Path]) -> tuple[gr.Image, list[Any], gr.Button]:
+def _input_controls(
+    samples: list[Path], initial: str = DEFAULT_MODEL
+) -> tuple[gr.Image, list[Any], gr.Button]:
     """Add the photo upload, the sample photos, the options and the convert button.
 
     Call it inside the page's layout (a ``gr.Column``).
 
     Args:
         samples: Sample photos to show; none: no samples block.
+        initial: The model chosen when the page opens.
 
     Returns:
         The photo upload, the option controls (in :class:`_Converter`'s argument order) and
@@ -757,7 +999,7 @@ def _input_controls(samples: list[Path]) -> tuple[gr.Image, list[Any], gr.Button
             elem_id="d2m-samples",
         )
     with gr.Accordion("Options", open=True):
-        options = _option_controls()
+        options = _option_controls(initial)
     button = gr.Button("Make 3D", variant="primary", elem_id="d2m-convert")
     return photo, options, button
 
@@ -799,6 +1041,19 @@ def _result_views() -> tuple[gr.Model3D, gr.File, gr.Markdown]:
         )
         summary = gr.Markdown(elem_id="d2m-summary")
     return viewer, downloads, summary
+
+
+def as_web_models(model: DepthModel | WebModels | None) -> WebModels | None:
+    """The page's models from :func:`build_app`'s ``model``: one loaded model starts them."""
+    if model is None or isinstance(model, WebModels):
+        return model
+    load = model_loader(
+        device=model.device,
+        backend=model.backend,
+        weights={model.spec.name: model.weights_path},
+        input_size=model.input_size if model.spec.architecture == "dav2_small" else None,
+    )
+    return WebModels(model.spec.name, load, model)
 
 
 def launch(
@@ -868,7 +1123,10 @@ def serve(
     port: int = DEFAULT_PORT,
     weights: str | Path | None = None,
     device: str = "auto",
-    model: DepthModel | None = None,
+    model: DepthModel | WebModels | None = None,
+    model_name: str = DEFAULT_MODEL,
+    input_size: int | None = None,
+    backend: str = "auto",
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS,
     keep_results: int = DEFAULT_KEEP_RESULTS,
@@ -880,18 +1138,26 @@ def serve(
 ) -> WebServer:
     """Run the web page: upload a photo, see its depth and 3D result, download the files.
 
-    The model is loaded once. Uploads and results go to a new temporary folder (gradio's
-    upload folder, ``GRADIO_TEMP_DIR``, points into it while the server runs), which is
-    deleted when the server stops.
+    The page starts with the model ``model_name``, loaded before the page opens (so missing
+    weights stop it at once); the others are loaded when first chosen, one in memory at a time
+    (:class:`WebModels`). Uploads and results go to a new temporary folder (gradio's upload
+    folder, ``GRADIO_TEMP_DIR``, points into it while the server runs), which is deleted when
+    the server stops.
 
     Args:
         host: Address to listen on. The default, 127.0.0.1, serves this computer only;
             "0.0.0.0" serves the whole network (anyone who can reach it can use the page).
         port: TCP port.
-        weights: MiDaS v2.1 small checkpoint (default: as :func:`depth2mesh.load_model`
-            finds it: ``$DEPTH2MESH_WEIGHTS``, the torch.hub cache, a verified download).
+        weights: The checkpoint of ``model_name`` (default: as :func:`depth2mesh.load_model`
+            finds it: its variable, ``$DEPTH2MESH_WEIGHTS`` for MiDaS small,
+            ``$DEPTH2MESH_WEIGHTS_DAV2_SMALL`` etc., the torch.hub cache, a verified
+            download); the other models' are always found that way.
         device: "auto", "cpu", "cuda", "cuda:N" or "mps".
-        model: An already loaded model (then ``weights`` and ``device`` are not used).
+        model: An already loaded model, or the page's models (then ``model_name``,
+            ``weights``, ``device``, ``backend`` and ``input_size`` are not used).
+        model_name: The model the page starts with (``--model``).
+        input_size: Network input size of the Depth Anything models (None: 518).
+        backend: The models' backend ("auto", "torch", "onnxruntime", "openvino").
         max_upload_mb: Largest upload, megabytes.
         max_megapixels: Largest photo, megapixels.
         keep_results: Results kept on disk; older ones are deleted.
@@ -906,7 +1172,8 @@ def serve(
         The server (already stopped when ``block`` is true).
 
     Raises:
-        WeightsError, DeviceError: The model cannot be loaded.
+        WeightsError, DeviceError: The initial model cannot be loaded.
+        ParameterError: Unknown ``model_name`` or an input size it cannot take.
         Depth2MeshError: The address cannot be listened on.
         ValueError: A limit is not positive.
     """
@@ -918,9 +1185,18 @@ def serve(
     )
     limits.check()
     if model is None:
-        from depth2mesh.model import load_model
+        spec = get_model(model_name)
+        load = model_loader(
+            device=device,
+            backend=backend,
+            weights={spec.name: weights} if weights is not None else None,
+            input_size=input_size,
+        )
+        if input_size is not None:
+            from depth2mesh.registry import check_input_size
 
-        model = load_model(weights, device=device)
+            check_input_size(spec, input_size)
+        model = WebModels(spec.name, load, load(spec.name))
     server = _start(
         model,
         limits,
@@ -937,7 +1213,7 @@ def serve(
 
 
 def _start(
-    model: DepthModel,
+    model: DepthModel | WebModels,
     limits: WebLimits,
     *,
     host: str,

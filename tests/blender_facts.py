@@ -11,7 +11,7 @@ SPEC is a JSON object:
 - ``actions``: a list of ``{"op": "import", "filepath": ...}`` (the import operator),
   ``{"op": "import_files", "directory": ..., "files": [names]}`` (the same, given files the
   way the file browser and drag and drop give them),
-  ``{"op": "photo", "filepath": ..., "output_dir": ...}`` ("Photo to 3D", run as a script
+  ``{"op": "photo", "filepath": ..., "output_dir": ..., "model": ...}`` ("Photo to 3D", as a script
   runs it: blocking), ``{"op": "photo_modal", "filepath": ..., "escape_after": N}`` (the
   background job that the UI starts, driven by hand with timer events, or Esc at tick N) and
   ``{"op": "preferences", "values": {...}}`` (set preferences).
@@ -97,10 +97,12 @@ def run_action(action: dict) -> dict:
                 directory=action["directory"], files=[{"name": name} for name in action["files"]]
             )
         elif action["op"] == "photo":
+            chosen = {"model": action["model"]} if "model" in action else {}
             result = bpy.ops.import_scene.depth2mesh_photo(
                 filepath=action["filepath"],
                 output_dir=action.get("output_dir", ""),
                 timeout=action.get("timeout", 300.0),
+                **chosen,
             )
         else:
             raise ValueError(f"unknown action {action['op']!r}")
@@ -367,7 +369,15 @@ def collect(spec: dict, module: str) -> dict:
     rows = spec.get("rows", {})
     objects = {}
     for obj in bpy.data.objects:
-        entry = {"type": obj.type, "materials": []}
+        entry = {
+            "type": obj.type,
+            "materials": [],
+            "properties": {
+                key: obj[key]
+                for key in obj.keys()  # noqa: SIM118 (bpy objects give their keys only so)
+                if key.startswith("depth2mesh_")
+            },
+        }
         for slot in obj.material_slots:
             entry["materials"].append(
                 {

@@ -640,9 +640,10 @@ def test_command_is_an_argument_list_with_the_preferences(tmp_path: Path) -> Non
     )
     command = runner.build_command(settings, "/photos/a b.jpg", "/out dir")
     assert command[:3] == [str(executable), "convert", "/photos/a b.jpg"]
-    assert command[3:11] == ["--out", "/out dir", "--mesh", "both", "--near", "0.5", "--far", "4.0"]
-    assert command[11:15] == ["--fov", "70.0", "--weights", str(Path("w.pt").resolve())]
-    assert command[15:] == ["--overwrite", "--grid", "256", "--texture-format", "png"]
+    assert command[3:9] == ["--out", "/out dir", "--model", "midas-small", "--mesh", "both"]
+    assert command[9:13] == ["--near", "0.5", "--far", "4.0"]
+    assert command[13:17] == ["--fov", "70.0", "--weights", str(Path("w.pt").resolve())]
+    assert command[17:] == ["--overwrite", "--grid", "256", "--texture-format", "png"]
     with pytest.raises(runner.ConvertError, match="near"):
         runner.build_command(
             runner.ConvertSettings(executable=str(executable), near=3, far=2), "p", "o"
@@ -702,3 +703,140 @@ def test_split_quantised_grid_imports_whole(
     np.testing.assert_allclose(imported["bbox_min"], expected_min, atol=tolerance)
     np.testing.assert_allclose(imported["bbox_max"], expected_max, atol=tolerance)
     assert len(_sources(imported)) >= 1
+
+
+def test_addon_models_are_the_registrys() -> None:
+    from depth2mesh.registry import MODELS
+
+    runner = _load("runner")
+    assert (
+        tuple((spec.name, spec.title, spec.summary, spec.output) for spec in MODELS.values())
+        == runner.MODELS
+    )
+    assert runner.METRIC_MODELS == ("dav2-metric-indoor", "dav2-metric-outdoor")
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "scaled"),
+    [
+        ("midas-small", "", True),
+        ("dav2-small", "--grid 64", True),
+        ("dav2-metric-indoor", "", False),
+        ("dav2-metric-outdoor", "--grid 64", False),
+        ("midas-small", "--depth-at 10,20=1.5", False),
+        ("dav2-small", "--depth-at=10,20=1.5 --depth-at 30,5=4", False),
+    ],
+)
+def test_command_passes_the_model_and_near_far_only_where_they_apply(
+    tmp_path: Path, model: str, extra: str, scaled: bool
+) -> None:
+    runner = _load("runner")
+    executable = tmp_path / "depth2mesh"
+    executable.write_text("#!/bin/sh\n", encoding="utf-8")
+    executable.chmod(0o755)
+    # near > far is refused only where near/far are passed
+    settings = runner.ConvertSettings(
+        executable=str(executable),
+        weights="w.pt",
+        model=model,
+        near=3.0,
+        far=2.0 if not scaled else 5.0,
+        extra_args=extra,
+    )
+    command = runner.build_command(settings, "p.jpg", "out")
+    assert command[command.index("--model") + 1] == model
+    assert ("--near" in command) is scaled
+    assert ("--far" in command) is scaled
+    assert ("--weights" in command) is (model == "midas-small")  # the MiDaS checkpoint only
+    assert command[len(command) - len(extra.split()) :] == extra.split()
+    with pytest.raises(runner.ConvertError, match="model must be one of midas-small"):
+        runner.build_command(runner.ConvertSettings(model="dav3"), "p", "o")
+
+
+def test_result_properties_name_the_model() -> None:
+    sidecar = _load("sidecar")
+    data = {
+        "depth": {"source": "Depth Anything V2 Metric Indoor Small (Hypersim)", "kind": "metric"},
+        "model": {
+            "name": "Depth Anything V2 Metric Indoor Small (Hypersim)",
+            "model": "dav2-metric-indoor",
+            "input_size": 392,
+            "max_depth_m": 20.0,
+        },
+    }
+    assert sidecar.result_properties(data, "/r/a.json") == {
+        "depth2mesh_sidecar": "/r/a.json",
+        "depth2mesh_depth_source": "network",
+        "depth2mesh_depth_kind": "metric",
+        "depth2mesh_model": "dav2-metric-indoor",
+        "depth2mesh_model_title": "Depth Anything V2 Metric Indoor Small (Hypersim)",
+        "depth2mesh_input_size": 392,
+        "depth2mesh_max_depth_m": 20.0,
+    }
+    from_file = {"depth": {"source": "file", "kind": "disparity"}, "model": None}
+    assert sidecar.result_properties(from_file, "/r/b.json") == {
+        "depth2mesh_sidecar": "/r/b.json",
+        "depth2mesh_depth_source": "file",
+        "depth2mesh_depth_kind": "disparity",
+    }
+    assert sidecar.result_properties(None, None) == {}
+
+
+@pytest.mark.slow  # real Blender (a bpy subprocess) running the CLI with a Depth Anything model
+def test_photo_to_3d_with_a_metric_model(
+    blender_python: Path,
+    cli: str,
+    parity_weights: Path,
+    upcast_weights: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the CLI that the add-on runs finds the metric weights through their variable
+    monkeypatch.setenv(
+        "DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR", str(upcast_weights["metric_hypersim"])
+    )
+    monkeypatch.setenv("DEPTH2MESH_OFFLINE", "1")
+    preferences = {
+        "executable": cli,
+        "weights": str(parity_weights),  # MiDaS's: not passed with the metric model
+        "model": "dav2-metric-indoor",
+        "mesh": "grid",
+        "near": 1.0,
+        "far": 6.0,  # would be a usage error with a metric model: not passed
+        "extra_args": "--grid 64 --input-size 392 --backend torch",
+    }
+    chelsea = SAMPLES / "chelsea.png"
+    spec = legacy(
+        {
+            "preferences": preferences,
+            "actions": [
+                {"op": "photo", "filepath": str(chelsea), "output_dir": str(tmp_path / "metric")},
+                # the operator's own choice overrides the preferences'
+                {
+                    "op": "photo",
+                    "filepath": str(SAMPLES / "coffee.png"),
+                    "output_dir": str(tmp_path / "midas"),
+                    "model": "midas-small",
+                },
+            ],
+        }
+    )
+    facts = run_blender(blender_python, tmp_path / "blender", spec)
+    metric, midas = facts["actions"]
+    assert metric == {"result": ["FINISHED"]}, metric
+    sidecar = json.loads((tmp_path / "metric" / "chelsea.json").read_text(encoding="utf-8"))
+    assert sidecar["model"]["model"] == "dav2-metric-indoor"
+    assert sidecar["depth"]["kind"] == "metric"
+    assert "near_m" not in sidecar["depth"]
+    properties = facts["objects"]["chelsea"]["properties"]
+    assert properties["depth2mesh_model"] == "dav2-metric-indoor"
+    assert properties["depth2mesh_depth_kind"] == "metric"
+    assert properties["depth2mesh_max_depth_m"] == 20.0
+    assert properties["depth2mesh_input_size"] == 392
+    assert facts["objects"]["chelsea"]["vertices"] == sidecar["counts"]["grid_vertices"]
+
+    assert midas == {"result": ["FINISHED"]}, midas
+    sidecar = json.loads((tmp_path / "midas" / "coffee.json").read_text(encoding="utf-8"))
+    assert sidecar["model"]["model"] == "midas-small"
+    assert (sidecar["depth"]["near_m"], sidecar["depth"]["far_m"]) == (1.0, 6.0)
+    assert facts["objects"]["coffee"]["properties"]["depth2mesh_model"] == "midas-small"

@@ -17,6 +17,7 @@ import socket
 import struct
 import subprocess
 import urllib.request
+import weakref
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,10 @@ from helpers.gltf_validator import issue_summary, validate_glb
 
 from depth2mesh.camera import Intrinsics
 from depth2mesh.convert import ConvertOptions
+from depth2mesh.errors import WeightsError
 from depth2mesh.gltf import decode_glb_json, encode_glb
 from depth2mesh.model import DepthModel
+from depth2mesh.registry import MODEL_NAMES, get_model
 
 try:
     import gradio as gr
@@ -169,11 +172,13 @@ def test_limits_are_checked() -> None:
 def handler(parity_model: DepthModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # where Model3D copies to
     limits = web.WebLimits(max_upload_bytes=600_000, max_pixels=250_000)
-    return web._Converter(parity_model, web.ResultStore(tmp_path / "results", 3), limits)
+    models = web.as_web_models(parity_model)
+    return web._Converter(models, web.ResultStore(tmp_path / "results", 3), limits)
 
 
 def _call(handler: Any, path: Path, name: str | None = None, **options: Any) -> Any:
     arguments: dict[str, Any] = {
+        "model": "midas-small",
         "camera_mode": web.CAMERA_EXIF,
         "fov": 60.0,
         "near": 1.0,
@@ -248,6 +253,7 @@ def test_handler_returns_the_page_contents(handler: Any) -> None:
     assert Path(str(viewer.value["path"])).name == "viewer.glb"
     assert viewer.camera_position[:2] == (90.0, 90.0)
     assert "not the official MiDaS" in summary  # the random test weights are called out
+    assert "Depth: MiDaS v2.1 small (midas-small, input 256 px), nearest content at 1 m" in summary
 
 
 @pytest.mark.slow
@@ -264,6 +270,110 @@ def test_handler_shows_the_poisson_mesh_when_asked(handler: Any) -> None:
     shown = decode_glb_json(Path(str(viewer.value["path"])).read_bytes())
     assert shown["meshes"][0]["name"] == "chelsea (Poisson)"
     assert "Poisson triangles" in summary
+
+
+# --------------------------------------------------------------------------- the models
+
+
+def test_model_choice_is_the_registry_with_one_line_each() -> None:
+    choices = web.model_choices()
+    assert [name for _, name in choices] == list(MODEL_NAMES)
+    for label, name in choices:
+        spec = get_model(name)
+        assert label == f"{spec.title}: {spec.summary}"
+        assert spec.summary
+        assert "\n" not in spec.summary
+
+
+def test_near_far_hide_for_metric_models_only() -> None:
+    near, far, sky, note = web.model_controls("dav2-metric-outdoor")
+    assert near["visible"] is False
+    assert far["visible"] is False
+    assert note["visible"] is True
+    assert "at most 80 m" in note["value"]
+    assert "saturates" in sky["label"]
+    near, far, sky, note = web.model_controls("midas-small")
+    assert near["visible"] is True
+    assert far["visible"] is True
+    assert note["visible"] is False
+    assert sky["label"] == "Leave out the sky (everything at Far)"
+
+
+@pytest.fixture
+def two_models(
+    parity_weights: Path, upcast_weights: dict[str, Path], isolated_env: dict[str, str]
+) -> dict[str, Any]:
+    """A loader of the parity weights of midas-small and dav2-metric-indoor, counting loads;
+    dav2-small has no weights (offline, empty cache)."""
+    load = web.model_loader(
+        device="cpu",
+        backend="torch",
+        weights={
+            "midas-small": parity_weights,
+            "dav2-metric-indoor": upcast_weights["metric_hypersim"],
+        },
+        input_size=392,
+    )
+    calls: list[str] = []
+
+    def counting(name: str) -> DepthModel:
+        calls.append(name)
+        return load(name)
+
+    return {"load": counting, "calls": calls}
+
+
+def test_models_load_on_first_use_and_keep_only_the_last(two_models: dict[str, Any]) -> None:
+    models = web.WebModels("midas-small", two_models["load"])
+    assert models.current is None  # nothing loaded before it is used
+    midas = models.get("midas-small")
+    assert models.get("midas-small") is midas
+    assert two_models["calls"] == ["midas-small"]
+    released = weakref.ref(midas)
+    del midas
+    indoor = models.get("dav2-metric-indoor")
+    assert released() is None  # the first network is gone: one in memory at a time
+    assert models.current is indoor
+    assert (indoor.spec.name, indoor.input_size) == ("dav2-metric-indoor", 392)
+    with pytest.raises(WeightsError):
+        models.get("dav2-small")
+    assert models.current is None
+    assert models.get("midas-small").spec.name == "midas-small"
+    assert two_models["calls"] == [
+        "midas-small",
+        "dav2-metric-indoor",
+        "dav2-small",
+        "midas-small",
+    ]
+
+
+def test_handler_uses_the_chosen_model_and_shows_load_errors(
+    two_models: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    models = web.WebModels("midas-small", two_models["load"])
+    handler = web._Converter(models, web.ResultStore(tmp_path / "results", 3), web.WebLimits())
+    # Near > Far would be refused for a relative model: a metric model ignores both
+    *_, downloads, summary = _call(
+        handler, SAMPLES / "chelsea.png", model="dav2-metric-indoor", near=5.0, far=2.0
+    )
+    sidecar = json.loads(Path(downloads[0]).with_suffix(".json").read_text())
+    assert sidecar["model"]["model"] == "dav2-metric-indoor"
+    assert sidecar["model"]["official_weights"] is None
+    assert sidecar["depth"]["kind"] == "metric"
+    assert "Near and Far do not apply" in summary
+    assert "sha256 not published" in summary
+    assert "Warning" not in summary  # the release's sha256 is unknown: no false alarm
+    with pytest.raises(gr.Error) as caught:
+        _call(handler, SAMPLES / "chelsea.png", model="dav2-small")
+    message = caught.value.message
+    assert message.startswith("Depth Anything V2 Small (dav2-small) cannot be loaded: ")
+    assert message.endswith("; the other models still work.")
+    assert "\n" not in message
+    *_, downloads, summary = _call(handler, SAMPLES / "chelsea.png")
+    sidecar = json.loads(Path(downloads[0]).with_suffix(".json").read_text())
+    assert sidecar["model"]["model"] == "midas-small"
+    assert "not the official MiDaS v2.1 small release" in summary
 
 
 # --------------------------------------------------------------------------- the server
@@ -456,3 +566,86 @@ def test_page_converts_a_sample_photo_in_one_click(page_server: Any) -> None:
     assert report["toasts"] == []
     assert next(item["name"] for item in report["downloads"]) == "chelsea.glb"
     assert "chelsea.png" in report["summary"]
+
+
+@pytest.fixture
+def two_model_server(
+    browser_ready: None,
+    parity_weights: Path,
+    upcast_weights: dict[str, Path],
+    isolated_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Any]:
+    """A page that finds midas-small's and dav2-metric-indoor's parity weights through their
+    variables, as ``depth2mesh serve`` would; dav2-small has none (offline, empty cache)."""
+    monkeypatch.setenv("DEPTH2MESH_WEIGHTS", str(parity_weights))
+    monkeypatch.setenv(
+        "DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR", str(upcast_weights["metric_hypersim"])
+    )
+    monkeypatch.delenv("DEPTH2MESH_WEIGHTS_DAV2_SMALL", raising=False)
+    server = web.serve(
+        port=_free_port(), model_name="midas-small", device="cpu", backend="torch", block=False
+    )
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _newest_sidecar(server: Any, stem: str) -> dict[str, Any]:
+    sidecars = sorted(
+        (server.work_dir / "results").glob(f"*/{stem}.json"), key=lambda p: p.stat().st_mtime
+    )
+    assert sidecars, "no result on the server"
+    sidecar: dict[str, Any] = json.loads(sidecars[-1].read_text())
+    return sidecar
+
+
+@pytest.mark.slow
+def test_page_switches_models_and_reports_the_one_used(two_model_server: Any) -> None:
+    url = two_model_server.url
+    metric = _browse(
+        {
+            "url": url,
+            "photo": str(SAMPLES / "coffee.png"),
+            "options": {"model": "dav2-metric-indoor", "grid": 128, "dropFar": True},
+            "expect": "result",
+        }
+    )
+    assert metric["toasts"] == []
+    assert metric["nearVisible"] is False  # Near and Far do not apply to a metric model
+    assert "Near and Far do not apply" in metric["modelNote"]
+    assert "Depth Anything V2 Metric Indoor Small" in metric["summary"]
+    assert "sha256 not published" in metric["summary"]
+    assert "Warning" not in metric["summary"]
+    sidecar = _newest_sidecar(two_model_server, "coffee")
+    assert sidecar["model"]["model"] == "dav2-metric-indoor"
+    assert sidecar["depth"]["kind"] == "metric"
+    assert sidecar["depth"]["drop_far"] is True
+
+    missing = _browse(
+        {
+            "url": url,
+            "photo": str(SAMPLES / "coffee.png"),
+            "options": {"model": "dav2-small"},
+            "expect": "error",
+        }
+    )
+    (toast,) = missing["toasts"]
+    assert toast.startswith("Depth Anything V2 Small (dav2-small) cannot be loaded: ")
+    assert "DEPTH2MESH_WEIGHTS_DAV2_SMALL" in toast
+
+    relative = _browse(
+        {
+            "url": url,
+            "photo": str(SAMPLES / "coffee.png"),
+            "options": {"model": "midas-small", "grid": 128, "near": 2, "far": 6},
+            "expect": "result",
+        }
+    )
+    assert relative["toasts"] == []
+    assert relative["nearVisible"] is True
+    assert "not the official MiDaS v2.1 small release" in relative["summary"]
+    sidecar = _newest_sidecar(two_model_server, "coffee")
+    assert sidecar["model"]["model"] == "midas-small"
+    assert (sidecar["depth"]["near_m"], sidecar["depth"]["far_m"]) == (2, 6)

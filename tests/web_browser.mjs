@@ -6,7 +6,9 @@
 //   url               the page, on a loopback address
 //   photo             a file to upload through the photo's file input, or
 //   sample            the 0-based index of a sample photo to click instead
-//   options           {camera: "fov", fov: 63.3, near: 1.2, far: 5, grid: 256}, all optional
+//   options           {model: "dav2-metric-indoor", camera: "fov", fov: 63.3, near: 1.2, far: 5,
+//                     grid: 256, dropFar: true}, all optional (model: a --model name, whose
+//                     radio button is clicked; the report says whether Near shows after it)
 //   expect            "result" (wait for the depth picture and the 3D view) or "error"
 //   screenshot        PNG path for the whole page (after the wait)
 //   canvasScreenshot  PNG path for the 3D viewer's canvas ("result" only)
@@ -40,6 +42,8 @@ async function main() {
     canvasBytes: 0,
     downloads: [],
     summary: "",
+    nearVisible: null,
+    modelNote: "",
     seconds: 0,
   };
   const browser = await chromium.launch({
@@ -88,6 +92,13 @@ async function main() {
     await sleep(500);
 
     const options = job.options ?? {};
+    if (options.model !== undefined) {
+      await page.locator(`#d2m-model input[type=radio][value="${options.model}"]`).check();
+      await sleep(1000); // the page hides or shows Near and Far
+    }
+    report.nearVisible = await page.locator("#d2m-near input").isVisible();
+    report.modelNote = (await page.locator("#d2m-model-note").allInnerTexts()).join(" ").trim();
+    if (options.dropFar) await page.locator("#d2m-drop-far input[type=checkbox]").check();
     if (options.camera === "fov") await page.getByText("The FOV below", { exact: true }).click();
     for (const [key, selector] of [
       ["fov", "#d2m-fov input[type=number]"],
