@@ -251,7 +251,7 @@ class IMPORT_SCENE_OT_depth2mesh_photo(Operator, ImportHelper):  # noqa: N801 (B
                     "INVOKE_DEFAULT",
                     filepath=self.filepath,
                     output_dir=self.output_dir,
-                    model=self.model,
+                    model=self._model(),
                 )
             except RuntimeError as error:  # the job reported an error: pass on its line
                 self.report({"ERROR"}, _report_text(error))
@@ -282,14 +282,13 @@ class IMPORT_SCENE_OT_depth2mesh_photo_job(Operator):  # noqa: N801 (Blender nam
 
     filepath: StringProperty(subtype="FILE_PATH", options={"SKIP_SAVE"})
     output_dir: StringProperty(subtype="DIR_PATH", options={"SKIP_SAVE"})
-    model: EnumProperty(items=MODEL_ITEMS, default="midas-small", options={"SKIP_SAVE"})
+    model: StringProperty(options={"SKIP_SAVE"})  # a --model name; "": the preferences'
 
     def invoke(self, context, _event):
         """Start depth2mesh and poll it with a timer."""
         try:
-            model = self.model if self.properties.is_property_set("model") else ""
             self._job, self._folder, self._mesh, self._points = _start(
-                context, self.filepath, self.output_dir, model
+                context, self.filepath, self.output_dir, self.model
             )
         except ConvertError as error:
             self.report({"ERROR"}, f"depth2mesh: {error}")

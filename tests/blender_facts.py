@@ -150,6 +150,7 @@ def drive_modal_job(action: dict) -> dict:
     operator = stand_in()
     operator.filepath = action["filepath"]
     operator.output_dir = action.get("output_dir", "")
+    operator.model = action.get("model", "")
     reports = []
     operator.report = lambda kinds, message: reports.append([sorted(kinds), message])
     window_manager, workspace = _FakeWindowManager(), _FakeWorkspace()

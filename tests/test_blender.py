@@ -812,6 +812,7 @@ def test_photo_to_3d_with_a_metric_model(
             "actions": [
                 {"op": "photo", "filepath": str(chelsea), "output_dir": str(tmp_path / "metric")},
                 # the operator's own choice overrides the preferences'
+                {"op": "preferences", "values": {"extra_args": "--grid 64"}},
                 {
                     "op": "photo",
                     "filepath": str(SAMPLES / "coffee.png"),
@@ -822,7 +823,7 @@ def test_photo_to_3d_with_a_metric_model(
         }
     )
     facts = run_blender(blender_python, tmp_path / "blender", spec)
-    metric, midas = facts["actions"]
+    metric, _, midas = facts["actions"]
     assert metric == {"result": ["FINISHED"]}, metric
     sidecar = json.loads((tmp_path / "metric" / "chelsea.json").read_text(encoding="utf-8"))
     assert sidecar["model"]["model"] == "dav2-metric-indoor"

@@ -330,6 +330,41 @@ def test_pins_cross_to_the_workers(
     assert (pin["u"], pin["v"], pin["metres"]) == (100.5, 80.0, 3.25)
 
 
+def test_the_chosen_model_and_input_size_reach_the_workers(
+    local_ray: Any, tmp_path: Path, upcast_weights: dict[str, Path]
+) -> None:
+    """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
+    them): their sidecars name the model and its size, and their files are a local run's."""
+    from depth2mesh.cluster import convert_on_ray
+    from depth2mesh.model import load_model
+
+    weights = upcast_weights["metric_hypersim"]
+    model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
+    photo = make_photos(tmp_path / "photos", 1)[0]
+    items = find_photos([photo])
+    options = ConvertOptions(grid=96, drop_far=True)
+    outcomes = convert_on_ray(
+        items,
+        tmp_path / "ray",
+        ray_address=None,
+        options=options,
+        weights=weights,
+        model_options=model_options,
+    )
+    assert [o.status for o in outcomes] == ["converted"], [o.reason for o in outcomes]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # random weights
+        local = load_model(weights=weights, device="cpu", **model_options)
+    convert_many(items, tmp_path / "local", model=local, options=options)
+    same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
+    sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
+    assert sidecar["model"]["model"] == "dav2-metric-indoor"
+    assert sidecar["model"]["input_size"] == 392
+    assert sidecar["model"]["backend"] == "torch"
+    assert sidecar["depth"]["kind"] == "metric"
+    assert sidecar["depth"]["max_depth_m"] == 20.0
+
+
 def test_a_retried_photo_is_idempotent(
     local_ray: Any, tmp_path: Path, parity_weights: Path
 ) -> None:
