@@ -352,10 +352,16 @@ def test_the_chosen_model_and_input_size_reach_the_workers(
         model_options=model_options,
     )
     assert [o.status for o in outcomes] == ["converted"], [o.reason for o in outcomes]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # random weights
-        local = load_model(weights=weights, device="cpu", **model_options)
-    convert_many(items, tmp_path / "local", model=local, options=options)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:  # one thread, as each worker runs: eager torch sums in the same order
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # random weights
+            local = load_model(weights=weights, device="cpu", threads=1, **model_options)
+        convert_many(items, tmp_path / "local", model=local, options=options)
+    finally:
+        torch.set_num_threads(threads)
     same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
     sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
     assert sidecar["model"]["model"] == "dav2-metric-indoor"
