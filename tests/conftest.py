@@ -112,9 +112,12 @@ def upcast_weights(dav2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """An environment with an empty torch.hub cache, no weights variable, and no downloads."""
+    """An environment with an empty torch.hub cache, no weights variables, and no downloads."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    monkeypatch.delenv("DEPTH2MESH_WEIGHTS", raising=False)
+    from depth2mesh.registry import MODELS
+
+    for spec in MODELS.values():  # DEPTH2MESH_WEIGHTS and each Depth Anything model's
+        monkeypatch.delenv(spec.weights_env, raising=False)
     monkeypatch.setenv("DEPTH2MESH_OFFLINE", "1")
     return dict(os.environ)
 
