@@ -911,6 +911,7 @@ def grid_mesh_stage(
         name=photo.path.stem,
         generator=f"depth2mesh {__version__}",
         compression=options.glb_compression,
+        strips=True,  # the grid's rows: one index per triangle
     )
     written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
     if "obj" in options.formats and grid.uvs is not None:
