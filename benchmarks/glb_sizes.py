@@ -1,24 +1,28 @@
 """GLB sizes per part for --glb-compression none / quantized / draco, and what quantising costs.
 
 Usage: python benchmarks/glb_sizes.py [--weights PATH] [--photo PATH] [--rounds 5]
-       [--mesh grid|both] [--skip-timing] [--json PATH]
+       [--mesh grid|both] [--edges on|off] [--skip-timing] [--json PATH]
 
 Converts each sample photo (``samples/``) and one 4032x3024 JPEG (made from
 samples/coffee.png as ``benchmarks/speed.py`` makes it, or ``--photo``) with the real pipeline
-(:func:`depth2mesh.convert_photo`, default settings, the model loaded once) three times, once
-per compression, and prints (markdown, CPU first):
+(:func:`depth2mesh.convert_photo`, default settings, the model loaded once) once per
+variant: each compression, and ``none`` and ``quantized`` once more with the grid's triangles
+as lists ("lists": what the grid GLB held before triangle strips; the grid stage's call of
+``encode_glb`` is wrapped to pass ``strips=False``). It prints (markdown, CPU first):
 
 1. the bytes of each part of the grid GLB (positions, texture coordinates, indices, the
    texture, Draco's compressed geometry, the rest: JSON and padding), in MB (10^6 bytes),
    and the file against ``none``'s (with ``--mesh both`` the Poisson GLB's too);
 2. for the 12 MP photo: the largest distance, per axis, between a dequantised (or Draco)
    vertex and the float32 point cloud's (PLY) point it stands for, as a fraction of the depth
-   range; and whether the GLB draws the same triangles as the float32 GLB (each vertex is
-   the grid pixel its texture coordinate names; triangles compared as sets, winding kept);
-3. conversion time of the 12 MP photo, ``none`` against ``quantized`` (and ``draco``), in
-   ``--rounds`` shuffled rounds after one untimed warm-up each, in this process: median and
-   minimum of the whole ``convert_photo`` call and of its ``grid_mesh`` stage.
+   range; and whether the GLB draws the same triangles as the float32 GLB with triangle lists
+   (each vertex is the grid pixel its texture coordinate names; triangles compared as sets,
+   winding kept; a strip's joins, which repeat an index, are not triangles);
+3. conversion time of the 12 MP photo, every variant against ``none``, in ``--rounds``
+   shuffled rounds after one untimed warm-up each, in this process: median and minimum of the
+   whole ``convert_photo`` call and of its ``grid_mesh`` stage (strips against lists there).
 
+``--edges off`` converts without occlusion edges (fewer cut triangles: longer strips).
 The default weights are the parity fixture's (../shared/midas/midas_small_random_init.pt):
 the same network and shapes as the official release, so the same meshes' sizes and timings
 (their depth differs, which changes which triangles the depth-ratio cut removes).
@@ -27,6 +31,7 @@ the same network and shapes as the official release, so the same meshes' sizes a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -34,6 +39,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +55,14 @@ from machine import cpu_model  # noqa: E402
 from network import DEFAULT_WEIGHTS  # noqa: E402
 from speed import large_photo, write_jpeg  # noqa: E402
 
+import depth2mesh.convert  # noqa: E402
 from depth2mesh.convert import ConvertOptions, convert_photo  # noqa: E402
 from depth2mesh.draco import draco_installed  # noqa: E402
 from depth2mesh.gltf_read import glb_part_sizes, read_glb_mesh  # noqa: E402
 
 MB = 1e6
+LISTS = " (lists)"
+"""Suffix of a variant whose grid GLB holds triangle lists instead of strips."""
 PARTS = ("positions", "uvs", "normals", "colors", "indices", "texture", "draco", "other")
 
 
@@ -105,17 +114,42 @@ def fidelity(out: Path, reference: Path, stem: str) -> dict[str, Any]:
     }
 
 
-def convert(photo: Path, out: Path, model: Any, compression: str, mesh: str) -> tuple[float, float]:
-    """One conversion; return its total and grid_mesh seconds."""
-    options = ConvertOptions(glb_compression=compression, mesh=mesh, overwrite=True)  # type: ignore[arg-type]
-    started = time.perf_counter()
-    result = convert_photo(photo, out, model=model, options=options)
-    return time.perf_counter() - started, result.timings_s["grid_mesh"]
+@contextlib.contextmanager
+def triangle_lists() -> Iterator[None]:
+    """Within the block the grid stage writes triangle lists (``encode_glb(strips=False)``)."""
+    encode = depth2mesh.convert.encode_glb
+
+    def lists(*args: Any, **kwargs: Any) -> bytes:
+        return encode(*args, **{**kwargs, "strips": False})
+
+    depth2mesh.convert.encode_glb = lists  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        depth2mesh.convert.encode_glb = encode
+
+
+def convert(
+    photo: Path, out: Path, model: Any, variant: str, mesh: str, edges: str
+) -> tuple[float, float]:
+    """One conversion of a variant ("quantized", "none (lists)", ...); total, grid_mesh s."""
+    compression = variant.removesuffix(LISTS)
+    options = ConvertOptions(
+        glb_compression=compression,  # type: ignore[arg-type]
+        mesh=mesh,  # type: ignore[arg-type]
+        edges=edges,  # type: ignore[arg-type]
+        overwrite=True,
+    )
+    with triangle_lists() if variant.endswith(LISTS) else contextlib.nullcontext():
+        started = time.perf_counter()
+        result = convert_photo(photo, out, model=model, options=options)
+        total = time.perf_counter() - started
+    return total, result.timings_s["grid_mesh"]
 
 
 def sizes_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
-        "| photo | GLB | compression | file MB | vs none | " + " | ".join(PARTS) + " |",
+        "| photo | GLB | compression | file MB | vs none (lists) | " + " | ".join(PARTS) + " |",
         "| --- | --- | --- | ---: | ---: | " + " | ".join("---:" for _ in PARTS) + " |",
     ]
     for row in rows:
@@ -133,6 +167,7 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, help="the 12 MP photo (default: made)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--mesh", choices=("grid", "both"), default="grid")
+    parser.add_argument("--edges", choices=("on", "off"), default="on")
     parser.add_argument("--skip-timing", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -143,7 +178,8 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialWeightsWarning)
         model = load_model(args.weights, device="cpu")
-    compressions = ["none", "quantized"] + (["draco"] if draco_installed() else [])
+    compressions = ["none" + LISTS, "none", "quantized" + LISTS, "quantized"]
+    compressions += ["draco"] if draco_installed() else []
     if "draco" not in compressions:
         log("DracoPy is not installed: no draco rows (pip install -e '.[draco]')")
     report: dict[str, Any] = {"cpu": cpu_model(), "sizes": [], "fidelity": {}, "timing": {}}
@@ -158,13 +194,13 @@ def main() -> None:
             for compression in compressions:
                 log(f"{photo.name}: {compression}")
                 out = work / photo.stem / compression
-                convert(photo, out, model, compression, args.mesh)
+                convert(photo, out, model, compression, args.mesh, args.edges)
                 for kind, suffix in (("grid", ".glb"), ("poisson", "_poisson.glb")):
                     path = out / f"{photo.stem}{suffix}"
                     if not path.is_file():
                         continue
                     data = path.read_bytes()
-                    plain = (work / photo.stem / "none" / path.name).stat().st_size
+                    plain = (work / photo.stem / ("none" + LISTS) / path.name).stat().st_size
                     report["sizes"].append(
                         {
                             "photo": photo.name,
@@ -178,18 +214,27 @@ def main() -> None:
         for compression in compressions[1:]:
             log(f"fidelity of the 12 MP photo's {compression} GLB")
             report["fidelity"][compression] = fidelity(
-                work / large.stem / compression, work / large.stem / "none", large.stem
+                work / large.stem / compression, work / large.stem / ("none" + LISTS), large.stem
             )
         if not args.skip_timing:
             order = [c for c in compressions for _ in range(args.rounds)]
             for compression in compressions:  # warm-up: caches, page cache, allocations
-                convert(large, work / "timing" / compression, model, compression, args.mesh)
+                convert(
+                    large, work / "timing" / compression, model, compression, args.mesh, args.edges
+                )
             random.Random(0).shuffle(order)
             times: dict[str, list[tuple[float, float]]] = {c: [] for c in compressions}
             for index, compression in enumerate(order):
                 log(f"timing round {index + 1}/{len(order)}: {compression}")
                 times[compression].append(
-                    convert(large, work / "timing" / compression, model, compression, args.mesh)
+                    convert(
+                        large,
+                        work / "timing" / compression,
+                        model,
+                        compression,
+                        args.mesh,
+                        args.edges,
+                    )
                 )
             for compression, runs in times.items():
                 totals, grids = [t for t, _ in runs], [g for _, g in runs]
@@ -209,10 +254,10 @@ def main() -> None:
             f"| {'yes' if row['same_triangles'] else 'NO'} ({row['triangles']:,}) |"
         )
     if report["timing"]:
-        base = report["timing"]["none"]
+        base = report["timing"]["none" + LISTS]
         print(
             f"\n| 12 MP conversion ({args.rounds} shuffled rounds) | median s | min s | "
-            "vs none (median) | grid_mesh median s |"
+            "vs none (lists, median) | grid_mesh median s |"
         )
         print("| --- | ---: | ---: | ---: | ---: |")
         for compression, row in report["timing"].items():

@@ -797,7 +797,10 @@ def _depth_from_file(
         with np.errstate(divide="ignore", invalid="ignore"):
             loaded = np.where(np.isfinite(loaded), 1.0 / loaded, 0.0).astype(np.float32)
     resized = [_resize(loaded, rows, cols, cv2.INTER_AREA) for rows, cols in sizes]
-    return DepthMaps(disparity=resized[0], picture=resized[-1], metric=metric, measured=True)
+    # a metric file is a sensor's (its in-between pixels are measured); a disparity file is a
+    # network's output, whose ramps are settled as the network's own would be
+    measured = options.depth_kind == "metric"
+    return DepthMaps(disparity=resized[0], picture=resized[-1], metric=metric, measured=measured)
 
 
 def metric_at_grid(metric: NDArray[np.float32], size: tuple[int, int]) -> NDArray[np.float32]:
@@ -942,6 +945,7 @@ def grid_mesh_stage(
         name=photo.path.stem,
         generator=f"depth2mesh {__version__}",
         compression=options.glb_compression,
+        strips=True,  # the grid's rows: one index per triangle
     )
     written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
     if "obj" in options.formats and grid.uvs is not None:

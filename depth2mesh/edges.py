@@ -250,9 +250,11 @@ def settle_ramps(
     sampled along its direction of steepest increase (as in :func:`step_strength`) at
     ``-2r, -r, r, 2r``; each side's surface is carried on to the pixel in a straight line:
     near ``2 L(-r) - L(-2r)``, far ``2 L(r) - L(2r)`` (on a steady slope both are ``L(0)``:
-    nothing floats on a slanted floor). A pixel floats ("flying pixels") when the sides differ
-    by more than ``step_ratio`` and its own log depth lies more than ``margin`` of that
-    difference away from both; it takes the depth of the side nearer in log depth. On exact
+    nothing floats on a slanted floor), each kept within the four sampled depths, so a settled
+    pixel never lies beyond the surfaces around it (nor beyond a metric model's maximum). A
+    pixel floats ("flying pixels") when the sides differ by more than ``step_ratio`` and its
+    own log depth lies more than ``margin`` of that difference away from both; it takes the
+    depth of the side nearer in log depth. On exact
     depth a step has no pixel in between, so nothing floats and nothing moves; a network's
     ramp is split onto its two surfaces.
 
@@ -304,6 +306,11 @@ def settle_ramps(
     gentle = (np.maximum(ahead, behind) < 0.5 * step) & (np.minimum(ahead, behind) > 0)
     floating = near_cut & usable & between & gentle & (step > math.log(step_ratio))
     side = np.where(log_z - near <= far - log_z, near, far)
+    # carried on, a side never leaves the depths it was sampled from (a metric model's depth
+    # stays within its maximum; a steep side does not overshoot past its own far samples)
+    lowest = np.minimum(np.minimum(before2, before), np.minimum(after, after2))
+    highest = np.maximum(np.maximum(before2, before), np.maximum(after, after2))
+    side = np.clip(side, lowest, highest)
     settled[floating] = np.exp(side[floating])
     return settled, np.asarray(floating)
 

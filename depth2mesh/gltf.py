@@ -9,9 +9,11 @@ The encoder writes nothing to disk: the caller writes the bytes (atomically). Co
 - Faces are triangles. With no faces the vertices are written as a ``POINTS`` primitive
   (mode 0), so a point cloud can be a GLB too.
 - Indices are ``UNSIGNED_SHORT`` when every index fits below the primitive-restart value
-  65535, otherwise ``UNSIGNED_INT``.
+  65535, otherwise ``UNSIGNED_INT``; with ``strips`` a primitive's triangles may be one
+  triangle strip (mode 5) joined by degenerate triangles (:mod:`depth2mesh.strips`).
 
-The result is meant to pass the Khronos glTF validator with no errors, warnings or infos.
+The result is meant to pass the Khronos glTF validator with no errors or warnings, and no
+infos but one about a photo's size that is not a power of two.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from depth2mesh.quantize import (
     quantize_unit_interval,
     split_for_short_indices,
 )
+from depth2mesh.strips import triangles_to_strip
 
 __all__ = [
     "DEFAULT_GLB_COMPRESSION",
@@ -77,6 +80,7 @@ _LINEAR = 9729
 _CLAMP_TO_EDGE = 33071
 _MODE_POINTS = 0
 _MODE_TRIANGLES = 4
+_MODE_TRIANGLE_STRIP = 5
 
 QUANTIZATION: Final = "KHR_mesh_quantization"
 """The glTF extension for integer vertex attributes (``--glb-compression quantized``)."""
@@ -271,6 +275,7 @@ def encode_glb(
     name: str = "depth2mesh",
     generator: str = "depth2mesh",
     compression: GlbCompression = "none",
+    strips: bool = False,
 ) -> bytes:
     """Encode a triangle mesh or a point cloud as a binary glTF 2.0 file (GLB).
 
@@ -297,6 +302,13 @@ def encode_glb(
     Either extension is
     listed in ``extensionsUsed`` and ``extensionsRequired``.
 
+    ``strips`` writes each primitive's triangles (with "none" or "quantized") as one triangle
+    strip (mode 5, :mod:`depth2mesh.strips`): the triangles in their order, runs of triangles
+    that share an edge the way a strip needs joined by triangles that repeat an index (they
+    have no area; the Khronos validator reports them as information). A pixel grid's rows,
+    in :func:`~depth2mesh.geometry.grid_faces`' order, take one index per triangle instead of
+    three. A primitive whose strip would not be shorter than its list stays a list (mode 4).
+
     Args:
         positions: (N, 3) float32 vertex positions in metres, in the glTF frame (Y up, -Z
             forward). N >= 1.
@@ -314,6 +326,7 @@ def encode_glb(
         name: Name of the mesh and of its node.
         generator: ``asset.generator`` string.
         compression: "none" (float32 vertex data), "quantized" or "draco", see above.
+        strips: Write triangle strips (mode 5) where they are shorter, see above.
 
     Returns:
         The GLB file content.
@@ -338,6 +351,7 @@ def encode_glb(
         name=name,
         generator=generator,
         compression=compression,
+        strips=strips,
     )
 
 
@@ -432,6 +446,7 @@ def _assemble_glb(
     name: str,
     generator: str,
     compression: GlbCompression = "none",
+    strips: bool = False,
 ) -> bytes:
     """Build the glTF document and its buffer from checked inputs, and pack them as a GLB.
 
@@ -446,11 +461,13 @@ def _assemble_glb(
         primitives = [_add_draco_primitive(binary, vertices, triangles)]
         extension = DRACO
     elif compression in ("quantized", "draco"):  # Draco needs triangles: points are quantised
-        primitives, transform = _add_quantized_primitives(binary, vertices, triangles)
+        primitives, transform = _add_quantized_primitives(
+            binary, vertices, triangles, strips=strips
+        )
         node.update(transform)
         extension = QUANTIZATION
     else:
-        primitives = [_add_primitive(binary, vertices, triangles)]
+        primitives = [_add_primitive(binary, vertices, triangles, strips=strips)]
     pbr, material = _material(name, blend=vertices.translucent)
     document: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": generator},
@@ -550,7 +567,7 @@ def _check_texture(texture: bytes, texture_mime: str) -> None:
 
 
 def _add_primitive(
-    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64]
+    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64], *, strips: bool
 ) -> dict[str, Any]:
     """Add the vertex attributes, then the indices, to ``binary``; return the primitive.
 
@@ -558,6 +575,7 @@ def _add_primitive(
         binary: The buffer being built.
         vertices: The checked vertex arrays.
         triangles: (M, 3) int64 non-degenerate triangles; M = 0 makes a ``POINTS`` primitive.
+        strips: Write the triangles as a strip where it is shorter.
 
     Returns:
         The glTF mesh primitive (attributes, material 0, indices when M > 0, mode).
@@ -577,7 +595,7 @@ def _add_primitive(
 
     primitive: dict[str, Any] = {"attributes": attributes, "material": 0}
     if triangles.shape[0]:
-        _add_indices(binary, primitive, triangles, vertices.count)
+        _add_indices(binary, primitive, triangles, vertices.count, strips=strips)
     else:
         primitive["mode"] = _MODE_POINTS
     return primitive
@@ -656,7 +674,7 @@ def _shared(
 
 
 def _add_quantized_primitives(
-    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64]
+    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64], *, strips: bool
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Add the vertex data quantised (``KHR_mesh_quantization``) and the primitives over it.
 
@@ -668,6 +686,7 @@ def _add_quantized_primitives(
         binary: The buffer being built.
         vertices: The checked vertex arrays.
         triangles: (M, 3) int64 non-degenerate triangles; M = 0 makes one ``POINTS`` primitive.
+        strips: Write each primitive's triangles as a strip where it is shorter.
 
     Returns:
         The primitives, and the mesh node's ``translation`` and ``scale`` (empty when the
@@ -720,7 +739,7 @@ def _add_quantized_primitives(
         first = len(binary.accessors) - len(attributes)
         primitive["attributes"] = {name: first + i for i, name in enumerate(attributes)}
         if chunk.faces.shape[0]:
-            _add_indices(binary, primitive, chunk.faces, chunk.vertex_count)
+            _add_indices(binary, primitive, chunk.faces, chunk.vertex_count, strips=strips)
         else:
             primitive["mode"] = _MODE_POINTS
         primitives.append(primitive)
@@ -728,22 +747,36 @@ def _add_quantized_primitives(
 
 
 def _add_indices(
-    binary: _BinaryBuilder, primitive: dict[str, Any], faces: NDArray[np.int64], count: int
+    binary: _BinaryBuilder,
+    primitive: dict[str, Any],
+    faces: NDArray[np.int64],
+    count: int,
+    *,
+    strips: bool,
 ) -> None:
     """Add ``faces`` as the primitive's indices: unsigned short when ``count`` allows it.
 
     Args:
         binary: The buffer being built.
-        primitive: The primitive; gets "indices" and mode TRIANGLES.
-        faces: (M, 3) int64 indices in [0, count).
+        primitive: The primitive; gets "indices" and its mode: TRIANGLE_STRIP when
+            ``strips`` and the strip is shorter than the list, else TRIANGLES.
+        faces: (M, 3) int64 non-degenerate triangles, indices in [0, count); M >= 1.
         count: The number of vertices the primitive's accessors hold.
+        strips: Try a triangle strip (:func:`~depth2mesh.strips.triangles_to_strip`).
     """
     wide = count > SHORT_INDEX_VERTICES
-    flat = faces.reshape(-1).astype("<u4" if wide else "<u2")
+    indices, mode = faces.reshape(-1), _MODE_TRIANGLES
+    if strips:
+        strip = triangles_to_strip(faces)
+        if len(strip) < len(indices):
+            indices, mode = strip, _MODE_TRIANGLE_STRIP
     primitive["indices"] = binary.add_accessor(
-        flat, _UNSIGNED_INT if wide else _UNSIGNED_SHORT, "SCALAR", _ELEMENT_ARRAY_BUFFER
+        indices.astype("<u4" if wide else "<u2"),
+        _UNSIGNED_INT if wide else _UNSIGNED_SHORT,
+        "SCALAR",
+        _ELEMENT_ARRAY_BUFFER,
     )
-    primitive["mode"] = _MODE_TRIANGLES
+    primitive["mode"] = mode
 
 
 def _add_draco_primitive(

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.gltf import DRACO, GltfCamera, split_glb
+from depth2mesh.strips import strip_to_triangles
 
 __all__ = [
     "GlbMesh",
@@ -275,15 +276,18 @@ def _primitive_arrays(
         if semantic in attributes:
             arrays[name] = accessor_array(document, binary, attributes[semantic])
     mode = primitive.get("mode", 4)
-    if mode == 4 and "indices" in primitive:
-        indices = accessor_raw(document, binary, primitive["indices"]).reshape(-1, 3)
-        arrays["faces"] = indices.astype(np.int64)
-    elif mode == 4:
-        arrays["faces"] = np.arange(len(arrays["positions"]), dtype=np.int64).reshape(-1, 3)
+    if mode in (4, 5) and "indices" in primitive:
+        indices = accessor_raw(document, binary, primitive["indices"]).reshape(-1)
+    elif mode in (4, 5):
+        indices = np.arange(len(arrays["positions"]))
     elif mode == 0:
-        arrays["faces"] = np.zeros((0, 3), dtype=np.int64)
+        indices = np.zeros(0, dtype=np.int64)
     else:
-        raise ValueError(f"primitive mode {mode} is not read (only triangles and points)")
+        raise ValueError(f"primitive mode {mode} is not read (only triangles, strips, points)")
+    if mode == 5:  # a strip's degenerate joins draw nothing: dropped
+        arrays["faces"] = strip_to_triangles(indices)
+    else:
+        arrays["faces"] = indices.astype(np.int64).reshape(-1, 3)
     return arrays
 
 

@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depth2mesh.gltf import read_glb_json
+
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "blender_addon"
 HELPER = Path(__file__).with_name("blender_facts.py")
@@ -689,6 +691,9 @@ def test_split_quantised_grid_imports_whole(
     result = convert(cli, SAMPLES / "coffee.png", work / "out", *options)
     grid = result["glb"]["meshes"]["grid"]
     assert grid["primitives"] >= 2
+    # each primitive a triangle strip whose joins repeat an index: Blender leaves them out
+    primitives = read_glb_json(result["paths"]["glb"])["meshes"][0]["primitives"]
+    assert {primitive["mode"] for primitive in primitives} == {5}
     stem = Path(result["paths"]["stem"]).name
     spec = legacy({"actions": [{"op": "import", "filepath": result["paths"]["glb"]}]})
     facts = run_blender(blender_python, work / "blender", spec)

@@ -11,7 +11,14 @@ import open3d as o3d
 import pytest
 import trimesh
 from helpers.cli import run_cli
-from helpers.glb import GlbCheck, glb_arrays, glb_texture, read_cloud
+from helpers.glb import (
+    GlbCheck,
+    count_drawn,
+    drawn_triangles,
+    glb_arrays,
+    glb_texture,
+    read_cloud,
+)
 from helpers.gltf_validator import assert_khronos_valid
 from helpers.photos import STORE
 from PIL import Image
@@ -246,7 +253,14 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
         assert camera["yfov"] == pytest.approx(result.intrinsics.yfov)
         assert camera["aspectRatio"] == pytest.approx(640 / 480)
         triangles = counts["grid_faces"] if key == "glb" else counts["poisson_faces"]
-        assert report["info"]["totalTriangleCount"] == triangles
+        assert drawn_triangles(paths[key]) == triangles
+        modes = {p["mode"] for p in document["meshes"][0]["primitives"]}
+        # the grid: triangle strips (the validator counts their joins as triangles too)
+        assert modes == ({5} if key == "glb" else {4})
+        if key == "poisson_glb":
+            assert report["info"]["totalTriangleCount"] == triangles
+        else:
+            assert report["info"]["totalTriangleCount"] > triangles
 
     # the quantised grid (307,200 pixels) is split into primitives of at most 65,535 vertices
     # over windows of one vertex array: trimesh makes one geometry of each
@@ -256,7 +270,8 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     assert len(parts) == record["grid"]["primitives"] > 1
     assert sum(len(part.vertices) for part in parts) == record["grid"]["vertices"]
     assert record["grid"]["vertices"] > counts["grid_vertices"]  # shared rows count twice
-    assert sum(len(part.faces) for part in parts) == counts["grid_faces"]
+    # trimesh reads the strips with their joins, triangles that repeat an index
+    assert sum(count_drawn(part.faces) for part in parts) == counts["grid_faces"]
     assert {part.visual.material.baseColorTexture.size for part in parts} == {(640, 480)}
     poisson = next(
         iter(trimesh.load(paths["poisson_glb"], force="scene", process=False).geometry.values())
@@ -273,8 +288,8 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     o3d_mesh = o3d.io.read_triangle_mesh(str(paths["poisson_ply"]))
     assert len(o3d_mesh.triangles) == counts["poisson_faces"]
     assert o3d_mesh.has_vertex_colors()
-    o3d_glb = o3d.io.read_triangle_mesh(str(paths["glb"]))
-    assert len(o3d_glb.triangles) == counts["grid_faces"]
+    # (Open3D 0.20 misreads a quantised GLB's positions, lists or strips alike: the preview
+    # reads GLBs itself; test_quantize compares it with what Open3D reads from a float32 file)
 
     sidecar = json.loads(paths["sidecar"].read_text())
     assert sidecar["intrinsics"]["source"] == "explicit"

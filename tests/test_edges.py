@@ -271,3 +271,47 @@ def test_the_default_tears_a_network_like_depth_and_edges_off_does_not(tmp_path:
     recall, smooth_kept = _tears(tmp_path / "off" / "scene.glb", exact)
     assert recall < 0.5  # rubber sheets from the box to the wall
     assert smooth_kept >= 0.995
+
+
+def test_settled_pixels_stay_within_the_surfaces_around_them() -> None:
+    """A ramp up to a narrow far strip (a metric model at its maximum, 20 m) and back down.
+
+    Carried on in a straight line, the far side's surface would overshoot the strip's 20 m
+    (29.8 m before sides were kept within their samples); settled pixels must not leave the
+    depths around them.
+    """
+    x = np.arange(120, dtype=np.float64)
+    profile = np.full_like(x, 2.0)
+    profile = np.where(x >= 40, 2.0 * 10.0 ** ((x - 40) / 20.0), profile)  # 2 -> 20 m ramp
+    profile = np.where(x >= 60, 20.0 - 0.6 * (x - 60), profile)  # the strip, then nearer
+    profile = np.where(x >= 80, 8.0, profile)
+    depth = np.tile(profile, (40, 1)).astype(np.float32)
+    cuts = np.zeros(depth.shape, dtype=bool)
+    cuts[:, 50] = True
+    settled, floating = settle_ramps(depth, cuts, radius=12.0)
+    assert floating.sum() > 0  # the ramp pixels were moved...
+    assert float(settled.max()) <= float(depth.max())  # ...never beyond the farthest depth
+    assert float(settled.min()) >= float(depth.min())
+
+
+def test_a_disparity_file_is_settled_like_a_network_and_a_metric_file_is_not(
+    tmp_path: Path,
+) -> None:
+    """A disparity file is a network's output (its ramps float); a metric file is a sensor's."""
+    from depth2mesh.convert import convert_photo
+
+    exact, rgb = _scene()
+    photo = tmp_path / "scene.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    blurred = _network_like(exact)
+    files = {"disparity": 1.0 / blurred, "metric": blurred}
+    moved = {}
+    for kind, array in files.items():
+        path = tmp_path / f"{kind}.npy"
+        np.save(path, array.astype(np.float32))
+        options = ConvertOptions(depth_kind=kind, grid=320)  # type: ignore[arg-type]
+        result = convert_photo(photo, tmp_path / kind, options=options, depth_file=path)
+        sidecar = json.loads(result.paths["sidecar"].read_text())
+        moved[kind] = sidecar["counts"]["ramp_points_moved"]
+    assert moved["disparity"] > 100  # the ramp around the box, put onto its two surfaces
+    assert moved["metric"] == 0

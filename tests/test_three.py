@@ -22,6 +22,7 @@ import pytest
 
 from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
 from depth2mesh.draco import draco_installed
+from depth2mesh.gltf import read_glb_json
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("three_loader.mjs")
@@ -121,5 +122,9 @@ def test_gltfloader_builds_what_the_sidecar_says(
         tolerance = mesh["position_error_bound_m"] + 1e-5
         np.testing.assert_allclose(result["box"], mesh["bounds_m"], atol=tolerance)
     assert grid["textured"]
+    if compression != "draco":  # the grid's triangle strips, unrolled with their joins
+        primitives = read_glb_json(sidecar["files"][0])["meshes"][0]["primitives"]
+        assert {primitive["mode"] for primitive in primitives} == {5}
+        assert grid["degenerate"] > 0
     if compression == "quantized":
         assert record["meshes"]["grid"]["primitives"] >= 2  # 106,800 vertices: split

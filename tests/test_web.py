@@ -499,6 +499,8 @@ def test_page_turns_an_uploaded_photo_into_depth_and_3d(page_server: Any, tmp_pa
     issues = validation["issues"]
     assert issues["numErrors"] == 0, issue_summary(validation)
     assert issues["numWarnings"] == 0, issue_summary(validation)
+    primitives = decode_glb_json(glb.read_bytes())["meshes"][0]["primitives"]
+    assert {primitive["mode"] for primitive in primitives} == {5}  # strips: Babylon draws them
     assert _get(links["coffee_points.ply"]).startswith(b"ply\nformat binary_little_endian")
     depth = cv2.imdecode(np.frombuffer(_get(links["coffee_depth.png"]), np.uint8), -1)
     assert depth.dtype == np.uint16

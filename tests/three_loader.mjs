@@ -11,7 +11,9 @@
 // The page and every file it fetches are served by the driver itself (request interception on
 // a loopback address); any other request is recorded (offHost) and aborted.
 // Report: {offHost, consoleErrors, results: [{file, error?, meshes, primitives, vertices,
-//          triangles, box: [min, max], cameras, extensionsUsed, textured}]}
+//          triangles, degenerate, box: [min, max], cameras, extensionsUsed, textured}]}
+// triangles: those three.js built with three distinct indices; degenerate: the others (a
+// triangle strip's joins, which GLTFLoader keeps when it unrolls the strip into a list).
 import { createRequire } from "node:module";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -36,18 +38,28 @@ loader.setDRACOLoader(draco);
 window.loadGlb = async (url) => {
   const gltf = await loader.loadAsync(url);
   gltf.scene.updateMatrixWorld(true);
-  let primitives = 0, vertices = 0, triangles = 0, textured = false;
+  let primitives = 0, vertices = 0, triangles = 0, degenerate = 0, textured = false;
   gltf.scene.traverse((object) => {
     if (!object.isMesh && !object.isPoints) return;
     primitives += 1;
     const geometry = object.geometry;
     vertices += geometry.attributes.position.count;
-    if (object.isMesh) triangles += (geometry.index ? geometry.index.count : geometry.attributes.position.count) / 3;
+    if (object.isMesh) {
+      // GLTFLoader turns a TRIANGLE_STRIP into a triangle list with the strip's joins in it:
+      // triangles that repeat an index draw nothing and are not counted
+      const index = geometry.index ? geometry.index.array : null;
+      const count = index ? index.length : geometry.attributes.position.count;
+      for (let i = 0; i + 2 < count; i += 3) {
+        const a = index ? index[i] : i, b = index ? index[i + 1] : i + 1, c = index ? index[i + 2] : i + 2;
+        if (a !== b && b !== c && c !== a) triangles += 1;
+        else degenerate += 1;
+      }
+    }
     if (object.material && object.material.map) textured = true;
   });
   const box = new THREE.Box3().setFromObject(gltf.scene, true);
   return {
-    meshes: gltf.parser.json.meshes.length, primitives, vertices, triangles, textured,
+    meshes: gltf.parser.json.meshes.length, primitives, vertices, triangles, degenerate, textured,
     box: [box.min.toArray(), box.max.toArray()], cameras: gltf.cameras.length,
     extensionsUsed: gltf.parser.json.extensionsUsed ?? [],
   };

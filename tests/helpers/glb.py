@@ -104,7 +104,7 @@ def check_glb(path: str | Path) -> dict[str, Any]:
     for mesh in document["meshes"]:
         for primitive in mesh["primitives"]:
             mode = primitive.get("mode", 4)
-            assert mode in (0, 4), mode
+            assert mode in (0, 4, 5), mode
             attributes = {
                 name: _accessor(document, binary, index)
                 for name, index in primitive["attributes"].items()
@@ -140,6 +140,9 @@ def check_glb(path: str | Path) -> dict[str, Any]:
                 if mode == 4:
                     assert len(indices) % 3 == 0
                     triangles += len(indices) // 3
+                if mode == 5:  # as the validator counts: the joins' degenerate ones too
+                    assert len(indices) >= 3
+                    triangles += len(indices) - 2
             if "material" in primitive:
                 material = document["materials"][primitive["material"]]
                 texture = material.get("pbrMetallicRoughness", {}).get("baseColorTexture")
@@ -173,6 +176,35 @@ def _check_texture(document: dict[str, Any], binary: bytes, index: int) -> None:
     decoded = cv2.imdecode(np.frombuffer(stored, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded is not None, "the embedded image does not decode"
     assert decoded.size > 0
+
+
+def drawn_triangles(path: Path) -> int:
+    """Count the triangles a GLB draws: those with three distinct indices, in any mode.
+
+    Read here from the index accessors, independently of ``depth2mesh``'s reader: a list's
+    triples (mode 4) and a strip's windows ``s[j], s[j+1], s[j+2]`` (mode 5), each counted
+    when its three indices differ (a strip's joins repeat one: they draw nothing).
+    """
+    document, binary = glb_chunks(path.read_bytes())
+    count = 0
+    for mesh in document["meshes"]:
+        for primitive in mesh["primitives"]:
+            mode = primitive.get("mode", 4)
+            if mode not in (4, 5):
+                continue
+            indices = _accessor(document, binary, primitive["indices"]).reshape(-1)
+            indices = indices.astype(np.int64)
+            if mode == 4:
+                count += count_drawn(indices.reshape(-1, 3))
+            else:
+                count += count_drawn(np.stack([indices[:-2], indices[1:-1], indices[2:]], 1))
+    return count
+
+
+def count_drawn(faces: np.ndarray) -> int:
+    """Count the (M, 3) triangles with three distinct indices (the others draw nothing)."""
+    a, b, c = np.asarray(faces).T
+    return int(((a != b) & (b != c) & (c != a)).sum())
 
 
 def glb_arrays(path: Path) -> dict[str, np.ndarray]:
