@@ -23,20 +23,17 @@ Like :mod:`depth2mesh.network`, this module is imported only when torch is neede
 
 from __future__ import annotations
 
-import inspect
-import pickle
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from depth2mesh import backends
 from depth2mesh.errors import WeightsError
+from depth2mesh.network import load_tensor_file, onnx_export
 from depth2mesh.preprocess import PATCH, POS_GRID, pos_embed_matrices
 
 EMBED_DIM = 384
@@ -425,30 +422,7 @@ def read_checkpoint(path: str | Path, title: str) -> dict[str, torch.Tensor]:
             naming the first difference and the count of the others).
     """
     path = Path(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe pickle"
-        raise WeightsError(
-            f"{path} was refused: it is not a plain tensor checkpoint and loading it would run "
-            f"code ({first[:160]}); use the official {title} release"
-        ) from error
-    except Exception as error:  # torch.load on arbitrary bytes raises many kinds of errors
-        if isinstance(error, PermissionError):
-            raise WeightsError(f"{path} cannot be read: permission denied") from error
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(
-            f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file: "
-            f"{reason[:160]}); download it again or pass another --weights"
-        ) from error
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(value, torch.Tensor) for value in loaded.values()
-    ):
-        raise WeightsError(
-            f"{path} holds a {type(loaded).__name__}, not a state dict of tensors; pass the "
-            f"official {title} release"
-        )
-    state = {str(key): value for key, value in loaded.items()}
+    state = load_tensor_file(path, release=f"{title} release")
     check_state(path, state, title)
     return state
 
@@ -544,36 +518,15 @@ def export_onnx(
         gathered: Write the bilinear resizes as gathers (for ONNX Runtime, see
             :func:`resize_corners`) instead of ONNX ``Resize`` (for OpenVINO).
     """
-    copy = exportable_network(network, gathered=gathered)
     rows, cols = 37, 40  # any sample size that is not 37 x 37
-    sample = torch.zeros(1, 3, rows * PATCH, cols * PATCH)
     row_weights, col_weights = (torch.from_numpy(m) for m in pos_embed_matrices(rows, cols))
-    options: dict[str, Any] = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        options["dynamo"] = False
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and deprecation notices, not actionable here
-        torch.onnx.export(
-            copy,
-            (sample, row_weights, col_weights),
-            str(destination),
-            input_names=[backends.INPUT_NAME, ROWS_NAME, COLS_NAME],
-            output_names=[backends.OUTPUT_NAME],
-            dynamic_axes={
-                backends.INPUT_NAME: {2: "height", 3: "width"},
-                ROWS_NAME: {0: "patch_rows"},
-                COLS_NAME: {0: "patch_cols"},
-                backends.OUTPUT_NAME: {1: "height", 2: "width"},
-            },
-            opset_version=17,
-            do_constant_folding=True,
-            **options,
-        )
-
-
-def run_eager(network: DepthAnythingV2Small, network_input: np.ndarray, device: str) -> np.ndarray:
-    """Run the eager network on one (1, 3, H, W) float32 input; (H, W) float32 on the CPU."""
-    with torch.inference_mode():
-        tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))
-        out = network(tensor.to(device))
-        return np.asarray(out[0].float().cpu().numpy(), dtype=np.float32)
+    onnx_export(
+        exportable_network(network, gathered=gathered),
+        {
+            backends.INPUT_NAME: torch.zeros(1, 3, rows * PATCH, cols * PATCH),
+            ROWS_NAME: row_weights,
+            COLS_NAME: col_weights,
+        },
+        destination,
+        {ROWS_NAME: {0: "patch_rows"}, COLS_NAME: {0: "patch_cols"}},
+    )

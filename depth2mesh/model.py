@@ -566,13 +566,9 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
                 network_input.shape[2] // PATCH, network_input.shape[3] // PATCH
             )
         return np.asarray(model.runner(network_input, *extra)[0], dtype=np.float32)
-    if dav2:
-        from depth2mesh import dav2_network
+    from depth2mesh.network import run_eager  # either network: the same eager call
 
-        return dav2_network.run_eager(model.network, network_input, model.device)  # type: ignore[arg-type]
-    from depth2mesh.network import run_eager
-
-    return run_eager(model.network, network_input, model.device)  # type: ignore[arg-type]
+    return run_eager(model.network, network_input, model.device)
 
 
 def network_input(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np.float32]:

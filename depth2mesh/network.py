@@ -190,13 +190,38 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         WeightsError: Unreadable, truncated or not a checkpoint; keys, shapes or dtypes differ.
     """
     path = Path(path)
+    state = load_tensor_file(
+        path, release="midas_v21_small_256.pt", kind="MiDaS ", unwrap_training=True
+    )
+    _check_state(path, state)
+    return state
+
+
+def load_tensor_file(
+    path: Path, *, release: str, kind: str = "", unwrap_training: bool = False
+) -> dict[str, torch.Tensor]:
+    """Load a ``{name: tensor}`` checkpoint without running code from it (keys not checked).
+
+    Args:
+        path: A ``.pt``/``.pth`` file (a pickle: loaded with ``weights_only=True``).
+        release: What to pass instead, for messages ("midas_v21_small_256.pt").
+        kind: The state dict's kind for messages, with a trailing space ("MiDaS "), or "".
+        unwrap_training: Take ``["model"]`` of a ``{"model": ..., "optimizer": ...}`` file.
+
+    Returns:
+        The state dict, keys as str.
+
+    Raises:
+        WeightsError: A pickle that would run code, an unreadable or truncated file, or
+            something other than a mapping of tensors (one line each).
+    """
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe pickle"
         raise WeightsError(
             f"{path} was refused: it is not a plain tensor checkpoint and loading it would run "
-            f"code ({first[:160]}); use the official midas_v21_small_256.pt"
+            f"code ({first[:160]}); use the official {release}"
         ) from error
     except Exception as error:  # torch.load on arbitrary bytes raises many kinds of errors
         if isinstance(error, PermissionError):
@@ -206,18 +231,17 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
             f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file: "
             f"{reason[:160]}); download it again or pass another --weights"
         ) from error
-    if isinstance(loaded, Mapping) and "model" in loaded and "optimizer" in loaded:
+    training = isinstance(loaded, Mapping) and "model" in loaded and "optimizer" in loaded
+    if unwrap_training and training:
         loaded = loaded["model"]
     if not isinstance(loaded, Mapping) or not all(
         isinstance(value, torch.Tensor) for value in loaded.values()
     ):
         raise WeightsError(
-            f"{path} holds a {type(loaded).__name__}, not a MiDaS state dict of tensors; "
-            "pass the official midas_v21_small_256.pt"
+            f"{path} holds a {type(loaded).__name__}, not a {kind}state dict of tensors; "
+            f"pass the official {release}"
         )
-    state = {str(key): value for key, value in loaded.items()}
-    _check_state(path, state)
-    return state
+    return {str(key): value for key, value in loaded.items()}
 
 
 def _check_state(path: Path, state: Mapping[str, torch.Tensor]) -> None:
@@ -305,23 +329,42 @@ def export_onnx(network: MidasSmall, destination: str | Path) -> None:
         network: The loaded network (any device; exported from a CPU copy).
         destination: The ``.onnx`` file to write (one file, weights included).
     """
-    copy = exportable_network(network)
     sample = torch.zeros(1, 3, NETWORK_SIZE, NETWORK_SIZE)
+    onnx_export(exportable_network(network), {backends.INPUT_NAME: sample}, destination)
+
+
+def onnx_export(
+    network: nn.Module,
+    inputs: dict[str, torch.Tensor],
+    destination: str | Path,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+) -> None:
+    """Export ``network`` to ONNX (opset 17, TorchScript exporter) with a dynamic height and width.
+
+    Args:
+        network: An exportable CPU copy of the network.
+        inputs: Sample inputs by name, in the order ``forward`` takes them; the first is the
+            image ``backends.INPUT_NAME`` (1, 3, h, w), whose axes 2 and 3 are dynamic.
+        destination: The ``.onnx`` file to write (one file, weights included).
+        dynamic_axes: The other inputs' dynamic axes, by input name.
+    """
     options: dict[str, Any] = {}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         options["dynamo"] = False
+    axes = {
+        backends.INPUT_NAME: {2: "height", 3: "width"},
+        **(dynamic_axes or {}),
+        backends.OUTPUT_NAME: {1: "height", 2: "width"},
+    }
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # tracer and deprecation notices, not actionable here
         torch.onnx.export(
-            copy,
-            (sample,),
+            network,
+            tuple(inputs.values()),
             str(destination),
-            input_names=[backends.INPUT_NAME],
+            input_names=list(inputs),
             output_names=[backends.OUTPUT_NAME],
-            dynamic_axes={
-                backends.INPUT_NAME: {2: "height", 3: "width"},
-                backends.OUTPUT_NAME: {1: "height", 2: "width"},
-            },
+            dynamic_axes=axes,
             opset_version=17,
             do_constant_folding=True,
             **options,
@@ -401,17 +444,18 @@ def set_torch_threads(threads: int) -> None:
 
 
 def run_eager(
-    network: MidasSmall, network_input: NDArray[np.float32], device: str
+    network: nn.Module, network_input: NDArray[np.float32], device: str
 ) -> NDArray[np.float32]:
-    """Run the eager network on one input under ``torch.inference_mode()``.
+    """Run an eager depth network on one input under ``torch.inference_mode()``.
 
     Args:
-        network: The network, already on ``device``.
-        network_input: (1, 3, h, w) float32 normalised RGB, h and w multiples of 32.
+        network: The network (MiDaS small, or Depth Anything V2 Small), already on ``device``.
+        network_input: (1, 3, h, w) float32 normalised RGB, h and w multiples of the
+            network's (32 for MiDaS, 14 for Depth Anything).
         device: The network's device name.
 
     Returns:
-        (h, w) float32 disparity on the CPU.
+        (h, w) float32 on the CPU: disparity (relative models) or metres (metric ones).
     """
     with torch.inference_mode():
         tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))
