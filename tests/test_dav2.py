@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from helpers.cli import run_cli
 from helpers.dav2 import DAV2_FILES
+from helpers.parity import NAMES as MIDAS_NAMES  # the same 8 images of shared/midas/images
 
 from depth2mesh import dav2_network
 from depth2mesh.backends import backend_installed
@@ -52,18 +53,7 @@ from depth2mesh.weights import cache_file, file_sha256, resolve_model_weights
 KINDS = {"relative": "dav2-small", "metric_hypersim": "dav2-metric-indoor"}
 """Fixture folder -> the model it holds."""
 
-NAMES = [
-    "astronaut",
-    "camera_gray",
-    "chelsea",
-    "coffee",
-    "motorcycle_left",
-    "rocket",
-    "tall_strip",
-    "tiny_37x23",
-    "input_size_392/astronaut",
-    "input_size_392/tall_strip",
-]
+NAMES = [*MIDAS_NAMES, "input_size_392/astronaut", "input_size_392/tall_strip"]
 """Every image of the fixtures (the 392 ones in their own folder)."""
 
 FAST = "input_size_392/astronaut"

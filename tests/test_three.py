@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+from helpers.browser import require_browser, run_driver
 
 from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
 from depth2mesh.draco import draco_installed
@@ -27,28 +26,14 @@ from depth2mesh.gltf import read_glb_json
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("three_loader.mjs")
 THREE = REPO / "node_modules" / "three"
-PLAYWRIGHT = REPO / "node_modules" / "playwright-core" / "package.json"
-CHROMIUM = Path(os.environ.get("DEPTH2MESH_CHROMIUM", "/usr/bin/chromium"))
 
 pytestmark = pytest.mark.slow  # a browser
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """coffee.png at grid 400 (106,800 vertices: a split grid) with both meshes, per compression."""
-    if shutil.which("node") is None:
-        _missing("node is not on PATH (install Node.js 18+)")
-    if not CHROMIUM.is_file():
-        _missing(f"{CHROMIUM} is missing: apt-get install chromium (or set DEPTH2MESH_CHROMIUM)")
-    for needed in (PLAYWRIGHT, THREE / "package.json"):
-        if not needed.is_file():
-            _missing(f"{needed.parent} is missing: run `npm ci` in {REPO}")
+    require_browser(THREE / "package.json")
     compressions = ["none", "quantized"]
     if draco_installed():
         compressions.append("draco")
@@ -80,18 +65,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
 @pytest.fixture(scope="module")
 def loaded(converted: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     files = [file for sidecar in converted.values() for file in sidecar["files"]]
-    job = {"files": files, "three": str(THREE), "chromium": str(CHROMIUM)}
-    done = subprocess.run(
-        ["node", str(DRIVER), json.dumps(job)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, f"three.js driver failed:\n{done.stderr[-4000:]}"
-    report: dict[str, Any] = json.loads(done.stdout)
-    assert report["offHost"] == [], report["offHost"]
+    report = run_driver(DRIVER, {"files": files, "three": str(THREE)})
     by_file = {result["file"]: result for result in report["results"]}
     return {name: [by_file[f] for f in sidecar["files"]] for name, sidecar in converted.items()}
 

@@ -12,10 +12,8 @@ import json
 import math
 import os
 import re
-import shutil
 import socket
 import struct
-import subprocess
 import urllib.request
 import weakref
 import zlib
@@ -26,6 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from helpers.browser import require_browser, run_driver
 from helpers.glb import GlbCheck
 from helpers.gltf_validator import issue_summary, validate_glb
 
@@ -48,20 +47,12 @@ from depth2mesh import web
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 DRIVER = Path(__file__).with_name("web_browser.mjs")
-CHROMIUM = Path(os.environ.get("DEPTH2MESH_CHROMIUM", "/usr/bin/chromium"))
-PLAYWRIGHT = REPO / "node_modules" / "playwright-core" / "package.json"
 
 # The browser tests' server: coffee.png (467 KB, 600x400) passes both limits, astronaut.png
 # (792 KB) is over the upload limit and rocket.jpg (640x427 = 0.273 MP) over the pixel limit.
 UPLOAD_LIMIT_MB = 600_000 / web.MIB
 PIXEL_LIMIT_MP = 0.25
 BACKGROUND = np.array([0.12, 0.12, 0.14]) * 255  # the 3D view's clear colour, RGB
-
-
-def _missing(message: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def _free_port() -> int:
@@ -405,12 +396,7 @@ def test_serve_binds_loopback_queues_and_cleans_up(parity_model: DepthModel) -> 
 
 @pytest.fixture(scope="module")
 def browser_ready() -> None:
-    if shutil.which("node") is None:
-        _missing("node is not on PATH (install Node.js 18+)")
-    if not CHROMIUM.is_file():
-        _missing(f"{CHROMIUM} is missing: apt-get install chromium (or set DEPTH2MESH_CHROMIUM)")
-    if not PLAYWRIGHT.is_file():
-        _missing(f"{PLAYWRIGHT.parent} is missing: run `npm ci` in {REPO}")
+    require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -429,19 +415,7 @@ def page_server(browser_ready: None, parity_model: DepthModel) -> Iterator[Any]:
 
 
 def _browse(job: dict[str, Any]) -> dict[str, Any]:
-    job = {"chromium": str(CHROMIUM), **job}
-    completed = subprocess.run(
-        ["node", str(DRIVER), json.dumps(job)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-    )
-    assert completed.returncode == 0, f"browser driver failed:\n{completed.stderr[-4000:]}"
-    report: dict[str, Any] = json.loads(completed.stdout)
-    assert report["offHost"] == [], f"the page reached off this computer: {report['offHost']}"
-    return report
+    return run_driver(DRIVER, job)
 
 
 def _content_box(image: np.ndarray) -> tuple[int, int, int, int]:
