@@ -31,9 +31,9 @@ import torch.nn.functional as F  # noqa: N812
 import trimesh
 from PIL import Image
 
-from depth2mesh.geometry import disparity_to_depth
-from depth2mesh.model import load_model
-from depth2mesh.preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input_size
+from depth2mesh.depth.model import load_model
+from depth2mesh.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input_size
+from depth2mesh.geometry.scale import disparity_to_depth
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "midas" / "midas_small_random_init.pt"

@@ -50,9 +50,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from machine import cpu_model  # noqa: E402
 
-from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo  # noqa: E402
-from depth2mesh.evaluate import evaluate_disparity  # noqa: E402
-from depth2mesh.gltf_read import read_glb_mesh as read_glb  # noqa: E402
+from depth2mesh.depth.evaluate import evaluate_disparity  # noqa: E402
+from depth2mesh.exchange.gltf_read import read_glb_mesh as read_glb  # noqa: E402
+from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, convert_photo  # noqa: E402
 
 SHARED = Path(os.environ.get("DEPTH2MESH_SHARED", REPO.parent / "shared")).resolve()
 FRAMES = ("00065", "00122", "00438", "00439", "00445", "00543")

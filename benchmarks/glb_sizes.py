@@ -55,10 +55,10 @@ from machine import cpu_model  # noqa: E402
 from network import DEFAULT_WEIGHTS  # noqa: E402
 from speed import large_photo, write_jpeg  # noqa: E402
 
-import depth2mesh.convert  # noqa: E402
-from depth2mesh.convert import ConvertOptions, convert_photo  # noqa: E402
-from depth2mesh.draco import draco_installed  # noqa: E402
-from depth2mesh.gltf_read import glb_part_sizes, read_glb_mesh  # noqa: E402
+import depth2mesh.pipeline.convert  # noqa: E402
+from depth2mesh.exchange.draco import draco_installed  # noqa: E402
+from depth2mesh.exchange.gltf_read import glb_part_sizes, read_glb_mesh  # noqa: E402
+from depth2mesh.pipeline.convert import ConvertOptions, convert_photo  # noqa: E402
 
 MB = 1e6
 LISTS = " (lists)"
@@ -117,16 +117,16 @@ def fidelity(out: Path, reference: Path, stem: str) -> dict[str, Any]:
 @contextlib.contextmanager
 def triangle_lists() -> Iterator[None]:
     """Within the block the grid stage writes triangle lists (``encode_glb(strips=False)``)."""
-    encode = depth2mesh.convert.encode_glb
+    encode = depth2mesh.pipeline.convert.encode_glb
 
     def lists(*args: Any, **kwargs: Any) -> bytes:
         return encode(*args, **{**kwargs, "strips": False})
 
-    depth2mesh.convert.encode_glb = lists  # type: ignore[assignment]
+    depth2mesh.pipeline.convert.encode_glb = lists  # type: ignore[assignment]
     try:
         yield
     finally:
-        depth2mesh.convert.encode_glb = encode
+        depth2mesh.pipeline.convert.encode_glb = encode
 
 
 def convert(
@@ -172,8 +172,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
+    from depth2mesh.depth.model import load_model
     from depth2mesh.errors import UnofficialWeightsWarning
-    from depth2mesh.model import load_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialWeightsWarning)

@@ -12,8 +12,8 @@ matmul on all cores), then markdown tables:
    network, resize back), timed in the same rounds, and its ratio to the FLOP limit (the
    network's FLOPs at the measured peak: the time no implementation could beat);
 3. the two exact preprocessing resizes (whole ``cv2.resize`` in float64, gathered taps) and
-   :func:`~depth2mesh.preprocess.preprocess` on photos around the size where
-   :data:`~depth2mesh.preprocess.WHOLE_RESIZE_MAX_PIXELS` switches between them.
+   :func:`~depth2mesh.depth.preprocess.preprocess` on photos around the size where
+   :data:`~depth2mesh.depth.preprocess.WHOLE_RESIZE_MAX_PIXELS` switches between them.
 
 The backends take turns, one run each per round in a shuffled order, so that other load on
 the machine falls on all of them alike.
@@ -45,9 +45,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from depth2mesh.backends import AUTO_ORDER, available_backends, choose_backend, physical_cores
-from depth2mesh.model import DepthModel, load_model, predict_disparity
-from depth2mesh.preprocess import (
+from depth2mesh.depth.backends import AUTO_ORDER, available_backends, choose_backend, physical_cores
+from depth2mesh.depth.model import DepthModel, load_model, predict_disparity
+from depth2mesh.depth.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WHOLE_RESIZE_MAX_PIXELS,

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import torch
 
-from depth2mesh.model import load_model, predict_disparity
-from depth2mesh.photo import read_photo
-from depth2mesh.preprocess import preprocess
+from depth2mesh.depth.model import load_model, predict_disparity
+from depth2mesh.depth.preprocess import preprocess
+from depth2mesh.exchange.photo import read_photo
 
 
 def main() -> None:

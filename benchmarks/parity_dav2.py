@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from depth2mesh.backends import available_backends
-from depth2mesh.model import load_model, network_input, predict_outputs, run_network
+from depth2mesh.depth.backends import available_backends
+from depth2mesh.depth.model import load_model, network_input, predict_outputs, run_network
 
 FIXTURES = {
     "relative": ("dav2-small", "dav2_vits_random_init.fp16.pt", "depth_anything_v2_vits.pth"),

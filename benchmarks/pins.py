@@ -49,9 +49,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from edges import NYU, mesh_on_pixels, read_cloud_depth, read_glb_mesh  # noqa: E402
 from machine import cpu_model  # noqa: E402
 
-from depth2mesh.convert import ConvertOptions, convert_photo  # noqa: E402
-from depth2mesh.evaluate import EvalResult, evaluate_depth, evaluate_disparity  # noqa: E402
-from depth2mesh.geometry import DepthPin  # noqa: E402
+from depth2mesh.depth.evaluate import EvalResult, evaluate_depth, evaluate_disparity  # noqa: E402
+from depth2mesh.geometry.scale import DepthPin  # noqa: E402
+from depth2mesh.pipeline.convert import ConvertOptions, convert_photo  # noqa: E402
 
 SHARED = Path(os.environ.get("DEPTH2MESH_SHARED", REPO.parent / "shared")).resolve()
 FRAMES = ("00065", "00122", "00438", "00439", "00445", "00543")

@@ -4,9 +4,10 @@ Usage: python benchmarks/ray_throughput.py [--weights PATH] [--count 20] [--size
                                             [--workers 1 2] [--repeat 3] [--nodes 10 100]
 
 The same photos (made from samples/coffee.png, each slightly different) go through
-``depth2mesh.batch.convert_many`` (one process, the model loaded once) and through
-``depth2mesh.cluster.convert_on_ray`` on a local Ray bound to 127.0.0.1 (token authentication,
-no dashboard), with the machine's CPUs split between the workers (``threads_per_worker`` = CPUs
+``depth2mesh.pipeline.batch.convert_many`` (one process, the model loaded once) and through
+``depth2mesh.pipeline.cluster.convert_on_ray`` on a local Ray bound to 127.0.0.1 (token
+authentication, no dashboard), with the machine's CPUs split between the workers
+(``threads_per_worker`` = CPUs
 / workers: the CPUs each reserves, torch's and OpenCV's threads; the ONNX Runtime and OpenVINO
 backends keep their own thread count until ``load_model`` takes ``threads``). Prints the CPU,
 then a markdown table:
@@ -87,9 +88,9 @@ def make_photos(folder: Path, count: int, width: int, height: int) -> list[Path]
 
 def run_local(photos: list[Path], out: Path, weights: Path | None) -> Run:
     """The local batch: load the model once, convert one photo after another."""
-    from depth2mesh.batch import convert_many, find_photos
-    from depth2mesh.convert import ConvertOptions
-    from depth2mesh.model import load_model
+    from depth2mesh.depth.model import load_model
+    from depth2mesh.pipeline.batch import convert_many, find_photos
+    from depth2mesh.pipeline.convert import ConvertOptions
 
     started = time.perf_counter()
     with warnings.catch_warnings():
@@ -112,9 +113,9 @@ def run_ray(photos: list[Path], out: Path, weights: Path | None, workers: int, c
     """The Ray path on the local Ray: ``workers`` actors of ``cpus // workers`` threads each."""
     import ray
 
-    from depth2mesh.batch import find_photos
-    from depth2mesh.cluster import convert_on_ray
-    from depth2mesh.convert import ConvertOptions
+    from depth2mesh.pipeline.batch import find_photos
+    from depth2mesh.pipeline.cluster import convert_on_ray
+    from depth2mesh.pipeline.convert import ConvertOptions
 
     started = time.perf_counter()
     ray.init(

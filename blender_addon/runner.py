@@ -47,7 +47,7 @@ MODELS = (
 )
 """depth2mesh's models: (``--model`` name, title, one-line summary, output kind).
 
-A copy of ``depth2mesh.registry.MODELS`` (the add-on never imports depth2mesh); a test keeps
+A copy of ``depth2mesh.depth.registry.MODELS`` (the add-on never imports depth2mesh); a test keeps
 the two equal."""
 
 METRIC_MODELS = tuple(name for name, _, _, output in MODELS if output == "metric")

@@ -18,14 +18,7 @@ from typing import TYPE_CHECKING, Any
 from depth2mesh._version import __version__
 
 if TYPE_CHECKING:
-    from depth2mesh.camera import Intrinsics
-    from depth2mesh.convert import (
-        CameraOptions,
-        ConvertOptions,
-        ConvertResult,
-        convert_photo,
-        write_depth_images,
-    )
+    from depth2mesh.depth.model import DepthModel, load_model, predict_depth, predict_disparity
     from depth2mesh.errors import (
         Depth2MeshError,
         DeviceError,
@@ -35,24 +28,31 @@ if TYPE_CHECKING:
         UnofficialWeightsWarning,
         WeightsError,
     )
-    from depth2mesh.model import DepthModel, load_model, predict_depth, predict_disparity
-    from depth2mesh.photo import Photo, read_photo
-    from depth2mesh.pictures import colorize_disparity
+    from depth2mesh.exchange.photo import Photo, read_photo
+    from depth2mesh.exchange.pictures import colorize_disparity
+    from depth2mesh.geometry.camera import Intrinsics
+    from depth2mesh.pipeline.convert import (
+        CameraOptions,
+        ConvertOptions,
+        ConvertResult,
+        convert_photo,
+        write_depth_images,
+    )
 
 _LAZY = {
-    "convert_photo": "depth2mesh.convert",
-    "ConvertOptions": "depth2mesh.convert",
-    "ConvertResult": "depth2mesh.convert",
-    "CameraOptions": "depth2mesh.convert",
-    "Intrinsics": "depth2mesh.camera",
-    "load_model": "depth2mesh.model",
-    "predict_disparity": "depth2mesh.model",
-    "predict_depth": "depth2mesh.model",
-    "DepthModel": "depth2mesh.model",
-    "read_photo": "depth2mesh.photo",
-    "Photo": "depth2mesh.photo",
-    "write_depth_images": "depth2mesh.convert",
-    "colorize_disparity": "depth2mesh.pictures",
+    "convert_photo": "depth2mesh.pipeline.convert",
+    "ConvertOptions": "depth2mesh.pipeline.convert",
+    "ConvertResult": "depth2mesh.pipeline.convert",
+    "CameraOptions": "depth2mesh.pipeline.convert",
+    "Intrinsics": "depth2mesh.geometry.camera",
+    "load_model": "depth2mesh.depth.model",
+    "predict_disparity": "depth2mesh.depth.model",
+    "predict_depth": "depth2mesh.depth.model",
+    "DepthModel": "depth2mesh.depth.model",
+    "read_photo": "depth2mesh.exchange.photo",
+    "Photo": "depth2mesh.exchange.photo",
+    "write_depth_images": "depth2mesh.pipeline.convert",
+    "colorize_disparity": "depth2mesh.exchange.pictures",
     "Depth2MeshError": "depth2mesh.errors",
     "WeightsError": "depth2mesh.errors",
     "InputError": "depth2mesh.errors",

@@ -1,5 +1,5 @@
 """``python -m depth2mesh`` runs the command line."""
 
-from depth2mesh.cli import main
+from depth2mesh.apps.cli import main
 
 main()

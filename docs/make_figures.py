@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from depth2mesh.pictures import colorize_disparity, write_png
+from depth2mesh.exchange.pictures import colorize_disparity, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 EDGES_ORBIT = ("20", "5")  # yaw right, pitch up, degrees: the door and cushion from the side

@@ -1,8 +1,9 @@
 """A Ray batch driven like ``depth2mesh convert PHOTOS -o OUTDIR --ray ADDRESS``, for the tests.
 
-Runs :func:`depth2mesh.cluster.convert_on_ray` through the CLI's own batch runner
-(``depth2mesh.cli._run_batch``): the same progress, per-photo lines, summary table and exit codes
-(0, 1 when a photo failed, 130 when interrupted). With ``--worker-log FILE`` it also appends one
+Runs :func:`depth2mesh.pipeline.cluster.convert_on_ray` through the CLI's own batch runner
+(``depth2mesh.apps.cli._run_batch``): the same progress, per-photo lines, summary table and exit
+codes (0, 1 when a photo failed, 130 when interrupted). With ``--worker-log FILE`` it also appends
+one
 JSON line per outcome: the photo, its status, and the node (IP, host name, process) that made it.
 
 Usage: python tests/cluster_driver.py PHOTO... -o OUTDIR --ray ADDRESS [--weights PATH]
@@ -21,10 +22,10 @@ from typing import Any
 
 import typer
 
-from depth2mesh import cli
-from depth2mesh.batch import Outcome, WorkItem, find_photos
-from depth2mesh.cluster import ClusterError, WorkerInfo, convert_on_ray
-from depth2mesh.convert import ConvertOptions
+from depth2mesh.apps import cli
+from depth2mesh.pipeline.batch import Outcome, WorkItem, find_photos
+from depth2mesh.pipeline.cluster import ClusterError, WorkerInfo, convert_on_ray
+from depth2mesh.pipeline.convert import ConvertOptions
 
 
 def wait_for_nodes(address: str, count: int, init_options: dict[str, Any], timeout: float) -> None:

@@ -8,7 +8,7 @@ Two commands:
 
 Helpers shared by several modules live in ``tests/helpers/`` (``from helpers.glb import ...``;
 ``tests/`` is on ``sys.path`` through ``pythonpath`` in ``pyproject.toml``). The model fixture
-exports the network once per weights file into the cache folder (``depth2mesh.cache``), so
+exports the network once per weights file into the cache folder (``depth2mesh.depth.cache``), so
 only the first run on a machine pays for the export.
 """
 
@@ -25,7 +25,7 @@ from helpers.dav2 import DAV2_FILES
 from helpers.glb import GlbCheck, check_glb
 from helpers.gltf_validator import assert_khronos_valid
 
-from depth2mesh.model import DepthModel
+from depth2mesh.depth.model import DepthModel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,8 +58,8 @@ def parity_weights(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def parity_model(parity_weights: Path) -> DepthModel:
     """MiDaS small loaded on the CPU with the parity weights."""
+    from depth2mesh.depth.model import load_model
     from depth2mesh.errors import UnofficialWeightsWarning
-    from depth2mesh.model import load_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialWeightsWarning)
@@ -114,7 +114,7 @@ def upcast_weights(dav2_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     """An environment with an empty torch.hub cache, no weights variables, and no downloads."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
-    from depth2mesh.registry import MODELS
+    from depth2mesh.depth.registry import MODELS
 
     for spec in MODELS.values():  # DEPTH2MESH_WEIGHTS and each Depth Anything model's
         monkeypatch.delenv(spec.weights_env, raising=False)

@@ -16,10 +16,10 @@ from PIL import Image
 
 import depth2mesh
 from depth2mesh.atomic import atomic_write
+from depth2mesh.depth.model import DepthModel, gpu_possible, resolve_device, torch_hub_dir
 from depth2mesh.errors import DeviceError, InputError, OutputError
-from depth2mesh.model import DepthModel, gpu_possible, resolve_device, torch_hub_dir
-from depth2mesh.photo import read_photo
-from depth2mesh.pictures import colorize_disparity, disparity_to_png16, normalize_disparity
+from depth2mesh.exchange.photo import read_photo
+from depth2mesh.exchange.pictures import colorize_disparity, disparity_to_png16, normalize_disparity
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from helpers.parity import NAMES  # the eight parity fixtures
 
-from depth2mesh import backends, network
-from depth2mesh.backends import (
+from depth2mesh.depth import backends
+from depth2mesh.depth.backends import (
     AUTO_ORDER,
     cached_export,
     check_network_input,
@@ -24,10 +24,11 @@ from depth2mesh.backends import (
     find_export,
     physical_cores,
 )
+from depth2mesh.depth.model import DepthModel, load_model, predict_disparity, run_network
+from depth2mesh.depth.networks import midas_small_torch as network
+from depth2mesh.depth.weights import file_sha256
 from depth2mesh.errors import DeviceError, InputError, WeightsError
-from depth2mesh.model import DepthModel, load_model, predict_disparity, run_network
-from depth2mesh.photo import read_photo
-from depth2mesh.weights import file_sha256
+from depth2mesh.exchange.photo import read_photo
 
 EXPORTED = ["onnxruntime", "openvino"]
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth2mesh.gltf import read_glb_json
+from depth2mesh.exchange.gltf import read_glb_json
 
 REPO = Path(__file__).resolve().parents[1]
 ADDON = REPO / "blender_addon"
@@ -711,7 +711,7 @@ def test_split_quantised_grid_imports_whole(
 
 
 def test_addon_models_are_the_registrys() -> None:
-    from depth2mesh.registry import MODELS
+    from depth2mesh.depth.registry import MODELS
 
     runner = _load("runner")
     assert (

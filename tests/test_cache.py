@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers.cli import run_cli
 
-from depth2mesh import backends
-from depth2mesh.cache import (
+from depth2mesh.depth import backends
+from depth2mesh.depth.cache import (
     OPENVINO_CACHE,
     cache_dir,
     cache_entries,

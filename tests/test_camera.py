@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from depth2mesh.camera import (
+from depth2mesh.geometry.camera import (
     DEFAULT_FOV_DEG,
     Intrinsics,
     intrinsics_from_focal_35mm,

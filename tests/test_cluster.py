@@ -30,10 +30,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from depth2mesh.batch import Outcome, WorkItem, convert_many, find_photos
-from depth2mesh.convert import ConvertOptions, is_converted, output_paths
+from depth2mesh.depth.model import DepthModel
 from depth2mesh.errors import UnofficialWeightsWarning
-from depth2mesh.model import DepthModel
+from depth2mesh.pipeline.batch import Outcome, WorkItem, convert_many, find_photos
+from depth2mesh.pipeline.convert import ConvertOptions, is_converted, output_paths
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -113,7 +113,7 @@ def same_files(ours: Path, reference: Path, stem: str) -> None:
 @pytest.fixture(scope="module")
 def reference_model(parity_weights: Path) -> DepthModel:
     """The model as a Ray worker loads it (keywords only), for the local reference runs."""
-    from depth2mesh.model import load_model
+    from depth2mesh.depth.model import load_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnofficialWeightsWarning)
@@ -127,8 +127,8 @@ def test_local_path_never_imports_ray(tmp_path: Path, parity_weights: Path) -> N
     photo = make_photos(tmp_path / "photos", 1)[0]
     script = f"""
 import json, sys
-import depth2mesh.cluster  # importing the Ray path alone does not import Ray either
-from depth2mesh.cli import app
+import depth2mesh.pipeline.cluster  # importing the Ray path alone does not import Ray either
+from depth2mesh.apps.cli import app
 try:
     app(["convert", {str(photo)!r}, "-o", {str(tmp_path / "out")!r},
          "--weights", {str(parity_weights)!r}, "--device", "cpu"])
@@ -147,7 +147,7 @@ print(json.dumps({{"exit": code, "ray": loaded}}))
 
 
 def test_batch_progress_counts_rate_and_eta() -> None:
-    from depth2mesh.batch import BatchProgress
+    from depth2mesh.pipeline.batch import BatchProgress
 
     progress = BatchProgress(10, started=100.0)
     item = WorkItem(Path("a.jpg"))
@@ -161,7 +161,7 @@ def test_batch_progress_counts_rate_and_eta() -> None:
 
 
 def test_arguments_are_checked_before_ray_is_needed(tmp_path: Path) -> None:
-    from depth2mesh.cluster import convert_on_ray
+    from depth2mesh.pipeline.cluster import convert_on_ray
 
     items = [WorkItem(tmp_path / "a.jpg")]
     with pytest.raises(ValueError, match="object-store URLs are not supported"):
@@ -179,8 +179,8 @@ def test_arguments_are_checked_before_ray_is_needed(tmp_path: Path) -> None:
 
 
 def test_errors_wrapped_by_ray_come_out_as_one_line() -> None:
-    from depth2mesh.cluster import _innermost
     from depth2mesh.errors import WeightsError
+    from depth2mesh.pipeline.cluster import _innermost
 
     class WrapperError(Exception):  # as Ray's ActorDiedError keeps the task error in ``cause``
         def __init__(self, message: str, cause: BaseException | None = None) -> None:
@@ -242,7 +242,7 @@ def local_ray() -> Iterator[Any]:
 def test_local_ray_gives_the_local_batch_outcomes_and_resumes(
     local_ray: Any, tmp_path: Path, parity_weights: Path, reference_model: DepthModel
 ) -> None:
-    from depth2mesh.cluster import convert_on_ray
+    from depth2mesh.pipeline.cluster import convert_on_ray
 
     photos = make_photos(tmp_path / "photos", 4)
     items = find_photos([tmp_path / "photos"])
@@ -313,8 +313,8 @@ def test_pins_cross_to_the_workers(
     local_ray: Any, tmp_path: Path, parity_weights: Path, reference_model: DepthModel
 ) -> None:
     """``depth_at`` travels in the options: the workers' files are the local ones."""
-    from depth2mesh.cluster import convert_on_ray
-    from depth2mesh.geometry import DepthPin
+    from depth2mesh.geometry.scale import DepthPin
+    from depth2mesh.pipeline.cluster import convert_on_ray
 
     photo = make_photos(tmp_path / "photos", 1)[0]
     items = find_photos([photo])
@@ -335,8 +335,8 @@ def test_the_chosen_model_and_input_size_reach_the_workers(
 ) -> None:
     """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
     them): their sidecars name the model and its size, and their files are a local run's."""
-    from depth2mesh.cluster import convert_on_ray
-    from depth2mesh.model import load_model
+    from depth2mesh.depth.model import load_model
+    from depth2mesh.pipeline.cluster import convert_on_ray
 
     weights = upcast_weights["metric_hypersim"]
     model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
@@ -375,7 +375,7 @@ def test_a_retried_photo_is_idempotent(
     local_ray: Any, tmp_path: Path, parity_weights: Path
 ) -> None:
     """What a restarted worker sees: its photo complete, half done, or deadly."""
-    from depth2mesh import cluster
+    from depth2mesh.pipeline import cluster
 
     photo = make_photos(tmp_path / "photos", 1)[0]
     settings = cluster._Settings(

@@ -23,18 +23,18 @@ from helpers.gltf_validator import assert_khronos_valid
 from helpers.photos import STORE
 from PIL import Image
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.convert import (
+from depth2mesh.depth.model import DepthModel
+from depth2mesh.errors import InputError, OutputError
+from depth2mesh.exchange.gltf import decode_glb_json
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.points import linear_to_srgb
+from depth2mesh.pipeline.convert import (
     CameraOptions,
     ConvertOptions,
     convert_photo,
     grid_size,
     output_paths,
 )
-from depth2mesh.errors import InputError, OutputError
-from depth2mesh.geometry import linear_to_srgb
-from depth2mesh.gltf import decode_glb_json
-from depth2mesh.model import DepthModel
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

@@ -27,11 +27,8 @@ from helpers.cli import run_cli
 from helpers.dav2 import DAV2_FILES
 from helpers.parity import NAMES as MIDAS_NAMES  # the same 8 images of shared/midas/images
 
-from depth2mesh import dav2_network
-from depth2mesh.backends import backend_installed
-from depth2mesh.convert import ConvertOptions, convert_photo
-from depth2mesh.errors import OutputKindError, ParameterError, WeightsError
-from depth2mesh.model import (
+from depth2mesh.depth.backends import backend_installed
+from depth2mesh.depth.model import (
     DepthModel,
     load_model,
     network_input,
@@ -39,7 +36,8 @@ from depth2mesh.model import (
     predict_disparity,
     run_network,
 )
-from depth2mesh.preprocess import (
+from depth2mesh.depth.networks import dav2_small_torch as dav2_network
+from depth2mesh.depth.preprocess import (
     POS_GRID,
     dav2_input_size,
     pos_embed_matrices,
@@ -47,8 +45,10 @@ from depth2mesh.preprocess import (
     preprocess_dav2,
     resize_bilinear_corners,
 )
-from depth2mesh.registry import MODELS, check_input_size, get_model
-from depth2mesh.weights import cache_file, file_sha256, resolve_model_weights
+from depth2mesh.depth.registry import MODELS, check_input_size, get_model
+from depth2mesh.depth.weights import cache_file, file_sha256, resolve_model_weights
+from depth2mesh.errors import OutputKindError, ParameterError, WeightsError
+from depth2mesh.pipeline.convert import ConvertOptions, convert_photo
 
 KINDS = {"relative": "dav2-small", "metric_hypersim": "dav2-metric-indoor"}
 """Fixture folder -> the model it holds."""
@@ -560,7 +560,7 @@ def test_a_midas_file_for_a_depth_anything_model_is_one_line(
 
 
 def test_cache_lists_and_clears_depth_anything_exports(tmp_path: Path) -> None:
-    from depth2mesh.cache import cache_entries, clear_cache
+    from depth2mesh.depth.cache import cache_entries, clear_cache
 
     names = [
         f"dav2_small-{'a' * 64}-opset17-posmat-v1-{'b' * 16}.onnx",

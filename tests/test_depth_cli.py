@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from helpers.cli import run_cli
 
-from depth2mesh.model import DepthModel, predict_disparity
-from depth2mesh.photo import read_photo
+from depth2mesh.depth.model import DepthModel, predict_disparity
+from depth2mesh.exchange.photo import read_photo
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -24,7 +24,7 @@ def weights_env(parity_weights: Path, isolated_env: dict[str, str]) -> dict[str,
 
 def test_version_and_help_do_not_import_torch() -> None:
     code = (
-        "import sys; from typer.testing import CliRunner; from depth2mesh.cli import app; "
+        "import sys; from typer.testing import CliRunner; from depth2mesh.apps.cli import app; "
         "r = CliRunner().invoke(app, ['--version']); print(r.output.strip()); "
         "r = CliRunner().invoke(app, ['depth', '--help']); assert r.exit_code == 0, r.output; "
         "print('torch' in sys.modules, 'timm' in sys.modules)"

@@ -1,4 +1,5 @@
-"""Occlusion cuts (depth2mesh.edges): ramps of a network-like depth are torn at photo edges."""
+"""Occlusion cuts (depth2mesh.geometry.edges): ramps of a network-like depth are torn at photo
+edges."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ import pytest
 from helpers.cli import run_cli
 from helpers.glb import glb_arrays
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.convert import ConvertOptions, DepthMaps, cloud_arrays, geometry_stage
-from depth2mesh.edges import (
+from depth2mesh.errors import ParameterError
+from depth2mesh.exchange.photo import Photo
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.edges import (
     DEFAULT_STRONG_RATIO,
     depth_ridges,
     occlusion_cuts,
@@ -22,9 +24,8 @@ from depth2mesh.edges import (
     settle_ramps,
     step_strength,
 )
-from depth2mesh.errors import ParameterError
-from depth2mesh.geometry import depth_edge_faces
-from depth2mesh.photo import Photo
+from depth2mesh.geometry.points import depth_edge_faces
+from depth2mesh.pipeline.convert import ConvertOptions, DepthMaps, cloud_arrays, geometry_stage
 
 
 def _scene() -> tuple[np.ndarray, np.ndarray]:
@@ -298,7 +299,7 @@ def test_a_disparity_file_is_settled_like_a_network_and_a_metric_file_is_not(
     tmp_path: Path,
 ) -> None:
     """A disparity file is a network's output (its ramps float); a metric file is a sensor's."""
-    from depth2mesh.convert import convert_photo
+    from depth2mesh.pipeline.convert import convert_photo
 
     exact, rgb = _scene()
     photo = tmp_path / "scene.png"

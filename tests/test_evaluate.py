@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from depth2mesh.cli import app
-from depth2mesh.evaluate import (
+from depth2mesh.apps.cli import app
+from depth2mesh.depth.evaluate import (
     EvalResult,
     evaluate_depth,
     evaluate_disparity,

@@ -4,17 +4,16 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.geometry import (
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.points import (
     camera_facing_normals,
     depth_edge_faces,
     depth_to_points,
-    disparity_to_depth,
-    far_mask,
     grid_faces,
     linear_to_srgb,
     srgb_to_linear,
 )
+from depth2mesh.geometry.scale import disparity_to_depth, far_mask
 
 K = Intrinsics(fx=400.0, fy=500.0, cx=15.5, cy=11.5, width=32, height=24)
 

@@ -13,7 +13,7 @@ import pytest
 from helpers.glb import check_glb, glb_chunks
 from helpers.gltf_validator import validate_glb
 
-from depth2mesh.gltf import GltfCamera, encode_glb
+from depth2mesh.exchange.gltf import GltfCamera, encode_glb
 
 
 def textured_quad() -> bytes:

@@ -18,7 +18,7 @@ from helpers.gltf_validator import issue_summary, validate_glb
 from numpy.typing import NDArray
 from PIL import Image
 
-from depth2mesh.gltf import GltfCamera, decode_glb_json, encode_glb
+from depth2mesh.exchange.gltf import GltfCamera, decode_glb_json, encode_glb
 
 # Photos are rarely power-of-two sized; the validator notes that as information only.
 ALLOWED_INFOS = {"IMAGE_NPOT_DIMENSIONS"}

@@ -21,18 +21,18 @@ from helpers.cli import run_cli
 from helpers.glb import GlbCheck, glb_image, glb_texture, read_cloud
 from PIL import Image
 
-from depth2mesh.backends import available_backends
-from depth2mesh.convert import (
+from depth2mesh.depth.backends import available_backends
+from depth2mesh.depth.model import DepthModel, predict_disparity
+from depth2mesh.errors import UnofficialWeightsWarning
+from depth2mesh.exchange.photo import EXIF_ORIENTATION, Photo, read_photo
+from depth2mesh.exchange.pictures import disparity_to_png16
+from depth2mesh.exchange.texture import jpeg_without_metadata, photo_texture
+from depth2mesh.pipeline.convert import (
     CameraOptions,
     ConvertOptions,
     convert_photo,
     grid_size,
 )
-from depth2mesh.errors import UnofficialWeightsWarning
-from depth2mesh.model import DepthModel, predict_disparity
-from depth2mesh.photo import EXIF_ORIENTATION, Photo, read_photo
-from depth2mesh.pictures import disparity_to_png16
-from depth2mesh.texture import jpeg_without_metadata, photo_texture
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -291,12 +291,13 @@ def test_cli_convert_on_a_cached_export_never_imports_torch(
     assert parity_model.backend in available_backends()[1:], parity_model.backend
     script = (
         "import sys\n"
-        "from depth2mesh.cli import main\n"
+        "from depth2mesh.apps.cli import main\n"
         "try:\n"
         "    main()\n"
         "finally:\n"
         "    print('torch imported:', 'torch' in sys.modules, file=sys.stderr)\n"
-        "    print('cluster imported:', 'depth2mesh.cluster' in sys.modules, file=sys.stderr)\n"
+        "    print('cluster imported:', 'depth2mesh.pipeline.cluster' in sys.modules,\n"
+        "          file=sys.stderr)\n"
         "    print('ray imported:', 'ray' in sys.modules, file=sys.stderr)\n"
     )
     arguments = ["convert", str(SAMPLES / "coffee.png"), "-o", str(tmp_path / "out")]

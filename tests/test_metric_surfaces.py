@@ -16,7 +16,10 @@ import numpy as np
 import pytest
 from helpers.cli import run_cli
 
-from depth2mesh.convert import (
+from depth2mesh.depth.model import DepthModel, load_model, predict_depth
+from depth2mesh.exchange.photo import read_photo
+from depth2mesh.exchange.pictures import encode_png
+from depth2mesh.pipeline.convert import (
     METRIC_SKY_MARGIN,
     ConvertOptions,
     DepthMaps,
@@ -25,9 +28,6 @@ from depth2mesh.convert import (
     metric_sky_depth,
     read_stage,
 )
-from depth2mesh.model import DepthModel, load_model, predict_depth
-from depth2mesh.photo import read_photo
-from depth2mesh.pictures import encode_png
 
 SIZE = 392
 """The network input size of these tests (fast; the fixtures' second size)."""

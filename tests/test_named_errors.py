@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depth2mesh.apps.cli import _message, _reason
 from depth2mesh.atomic import atomic_write_bytes
-from depth2mesh.batch import WorkItem, run_batch
-from depth2mesh.cli import _message, _reason
 from depth2mesh.errors import (
     DeviceError,
     DeviceParameterError,
@@ -19,7 +18,8 @@ from depth2mesh.errors import (
     OutputError,
     OutputExistsError,
 )
-from depth2mesh.photo import read_photo
+from depth2mesh.exchange.photo import read_photo
+from depth2mesh.pipeline.batch import WorkItem, run_batch
 
 
 def test_existing_output_names_the_parameter_and_the_cli_its_flag(tmp_path: Path) -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from helpers.cli import run_cli
 
-from depth2mesh.batch import run_batch
-from depth2mesh.camera import resolve_intrinsics
-from depth2mesh.convert import ConvertOptions
 from depth2mesh.errors import ParameterError
-from depth2mesh.mesh import check_poisson_options
+from depth2mesh.geometry.camera import resolve_intrinsics
+from depth2mesh.geometry.mesh import check_poisson_options
+from depth2mesh.pipeline.batch import run_batch
+from depth2mesh.pipeline.convert import ConvertOptions
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

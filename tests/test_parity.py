@@ -12,10 +12,9 @@ import pytest
 import torch
 from helpers.parity import NAMES
 
-from depth2mesh.model import DepthModel, predict_disparity
-from depth2mesh.network import MidasSmall, upsample_bicubic
-from depth2mesh.photo import read_photo
-from depth2mesh.preprocess import (
+from depth2mesh.depth.model import DepthModel, predict_disparity
+from depth2mesh.depth.networks.midas_small_torch import MidasSmall, upsample_bicubic
+from depth2mesh.depth.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WHOLE_RESIZE_MAX_PIXELS,
@@ -27,6 +26,7 @@ from depth2mesh.preprocess import (
     resize_gathered,
     resize_whole,
 )
+from depth2mesh.exchange.photo import read_photo
 
 
 @pytest.fixture(scope="module")

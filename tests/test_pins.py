@@ -14,11 +14,10 @@ from helpers.glb import read_cloud
 from PIL import Image
 from typer.testing import CliRunner
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.cli import app
-from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo, grid_size
+from depth2mesh.apps.cli import app
 from depth2mesh.errors import ParameterError
-from depth2mesh.geometry import (
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.scale import (
     DEFAULT_FAR,
     DEFAULT_NEAR,
     PIN_FAR_FACTOR,
@@ -30,6 +29,7 @@ from depth2mesh.geometry import (
     parse_depth_pin,
     sample_on_triangles,
 )
+from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, convert_photo, grid_size
 
 HEIGHT, WIDTH = 64, 96
 K = CameraOptions(fx=80.0, fy=90.0, cx=47.0, cy=30.5)

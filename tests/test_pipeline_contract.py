@@ -20,9 +20,12 @@ import cv2
 import numpy as np
 import pytest
 
-from depth2mesh import model as model_module
-from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
-from depth2mesh.convert import (
+from depth2mesh.depth import model as model_module
+from depth2mesh.depth.model import DepthModel, predict_disparities, predict_disparity
+from depth2mesh.errors import UnofficialWeightsWarning
+from depth2mesh.exchange.gltf import encode_glb, pack_glb, split_glb
+from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.pipeline.convert import (
     EXTRA_FORMATS,
     STAGES,
     ConvertOptions,
@@ -32,9 +35,6 @@ from depth2mesh.convert import (
     output_paths,
     sidecar_path,
 )
-from depth2mesh.errors import UnofficialWeightsWarning
-from depth2mesh.gltf import encode_glb, pack_glb, split_glb
-from depth2mesh.model import DepthModel, predict_disparities, predict_disparity
 
 ADDON = Path(__file__).resolve().parents[1] / "blender_addon"
 ADDON_RUNNER = ADDON / "runner.py"
@@ -63,7 +63,7 @@ def _addon_module(name: str) -> ModuleType:
 
 
 def test_every_stage_has_one_web_progress_entry() -> None:
-    from depth2mesh.web import STAGE_PROGRESS
+    from depth2mesh.apps.web import STAGE_PROGRESS
 
     assert list(STAGE_PROGRESS) == list(STAGES)
     fractions = [fraction for fraction, _ in STAGE_PROGRESS.values()]
@@ -194,7 +194,7 @@ def test_resized_takes_the_size_by_name() -> None:
 
 
 def test_preview_without_camera_uses_the_default_fov(tmp_path: Path) -> None:
-    from depth2mesh.preview import view_camera
+    from depth2mesh.apps.preview import view_camera
 
     camera = view_camera(tmp_path / "cloud.ply", long_side=400)
     assert camera.fx == pytest.approx(
@@ -208,7 +208,7 @@ def test_cluster_worker_gives_its_threads_to_the_model(
     """Needs ``load_model(..., threads=...)`` (the model engineer's change)."""
     import torch
 
-    from depth2mesh import cluster
+    from depth2mesh.pipeline import cluster
 
     seen: dict[str, Any] = {}
 

@@ -11,7 +11,7 @@ import pytest
 import trimesh
 from numpy.typing import NDArray
 
-from depth2mesh.ply import encode_ply_mesh, encode_ply_points
+from depth2mesh.exchange.ply import encode_ply_mesh, encode_ply_points
 
 
 def random_cloud(

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
-from depth2mesh.preview import sidecar_for, view_camera
+from depth2mesh.apps.preview import sidecar_for, view_camera
+from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, convert_photo
 
 XVFB = shutil.which("xvfb-run")
 XDOTOOL = shutil.which("xdotool")
@@ -159,7 +159,7 @@ def test_sidecar_and_camera_lookup(framed_result: Path) -> None:
 
 
 def test_orbit_extrinsic() -> None:
-    from depth2mesh.preview import orbit_extrinsic
+    from depth2mesh.apps.preview import orbit_extrinsic
 
     np.testing.assert_allclose(orbit_extrinsic(np.array([0.0, 0.0, -3.0])), np.diag([1, -1, -1, 1]))
     view = orbit_extrinsic(np.array([0.0, 0.0, -3.0]), 90.0, 0.0)

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
-from depth2mesh.camera import (
+from depth2mesh.geometry.camera import (
     DEFAULT_FOV_DEG,
     FILM_35MM_DIAGONAL_MM,
     MIN_FOV_DEG,
@@ -29,17 +29,13 @@ from depth2mesh.camera import (
     intrinsics_from_fov,
     resolve_intrinsics,
 )
-from depth2mesh.convert import grid_size
-from depth2mesh.geometry import (
+from depth2mesh.geometry.mesh import grid_mesh, grid_uvs
+from depth2mesh.geometry.points import (
     DEFAULT_EDGE_THRESHOLD,
-    MAX_DEPTH_M,
-    MIN_DEPTH_M,
     UNIT_TOLERANCE,
     camera_facing_normals,
     depth_edge_faces,
     depth_to_points,
-    disparity_to_depth,
-    far_mask,
     grid_faces,
     linear_to_srgb,
     project_points,
@@ -47,7 +43,8 @@ from depth2mesh.geometry import (
     srgb_to_linear,
     unit_lengths,
 )
-from depth2mesh.mesh import grid_mesh, grid_uvs
+from depth2mesh.geometry.scale import MAX_DEPTH_M, MIN_DEPTH_M, disparity_to_depth, far_mask
+from depth2mesh.pipeline.convert import grid_size
 
 # No example database: it would leave an untracked .hypothesis/ folder in the checkout.
 PROPERTY = settings(

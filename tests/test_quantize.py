@@ -20,11 +20,9 @@ from helpers.glb import GlbCheck, assert_same_triangles, glb_chunks, read_cloud
 from helpers.gltf_validator import issue_summary, validate_glb
 from typer.testing import CliRunner
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.cli import app
-from depth2mesh.convert import ConvertOptions, convert_photo
-from depth2mesh.draco import draco_installed
-from depth2mesh.gltf import (
+from depth2mesh.apps.cli import app
+from depth2mesh.exchange.draco import draco_installed
+from depth2mesh.exchange.gltf import (
     DRACO,
     QUANTIZATION,
     GltfCamera,
@@ -32,8 +30,8 @@ from depth2mesh.gltf import (
     encode_glb,
     position_error_bound,
 )
-from depth2mesh.gltf_read import glb_part_sizes, read_glb_mesh
-from depth2mesh.quantize import (
+from depth2mesh.exchange.gltf_read import glb_part_sizes, read_glb_mesh
+from depth2mesh.exchange.quantize import (
     MAX_RELATIVE_ERROR,
     SHORT_INDEX_VERTICES,
     dequantize_positions,
@@ -41,6 +39,8 @@ from depth2mesh.quantize import (
     quantize_positions,
     split_for_short_indices,
 )
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.pipeline.convert import ConvertOptions, convert_photo
 
 DRACO_INFOS = {"UNSUPPORTED_EXTENSION", "UNUSED_OBJECT", "IMAGE_NPOT_DIMENSIONS"}
 """The validator's information about a Draco file: it cannot decode Draco, so it neither
@@ -269,7 +269,7 @@ def ramp_photo(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _convert(photo: Path, depth: Path, out: Path, compression: str, mesh: str = "both") -> dict:
-    from depth2mesh.convert import CameraOptions
+    from depth2mesh.pipeline.convert import CameraOptions
 
     camera = CameraOptions(fx=K.fx, fy=K.fy, cx=K.cx, cy=K.cy)
     options = ConvertOptions(camera=camera, glb_compression=compression, mesh=mesh)  # type: ignore[arg-type]
@@ -320,7 +320,7 @@ def test_cli_option_and_its_errors(ramp_photo: tuple[Path, Path], tmp_path: Path
 def test_preview_geometry_is_what_open3d_reads_from_the_float_file(
     ramp_photo: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from depth2mesh.preview import _read_geometry
+    from depth2mesh.apps.preview import _read_geometry
 
     photo, depth = ramp_photo
     _convert(photo, depth, tmp_path / "none", "none", mesh="grid")
@@ -344,7 +344,7 @@ def test_preview_geometry_is_what_open3d_reads_from_the_float_file(
 def test_web_viewer_gets_a_quantised_copy_of_a_draco_glb(
     draco: None, ramp_photo: tuple[Path, Path], tmp_path: Path, assert_valid_glb: GlbCheck
 ) -> None:
-    web = pytest.importorskip("depth2mesh.web")
+    web = pytest.importorskip("depth2mesh.apps.web")
     photo, depth = ramp_photo
     _convert(photo, depth, tmp_path, "draco", mesh="grid")
     original = tmp_path / "ramp.glb"

@@ -10,10 +10,10 @@ import pytest
 import trimesh
 from helpers.glb import GlbCheck, canonical_triangles, count_drawn, drawn_triangles, glb_chunks
 
-from depth2mesh.geometry import grid_faces
-from depth2mesh.gltf import encode_glb
-from depth2mesh.gltf_read import glb_part_sizes, read_glb_mesh
-from depth2mesh.strips import strip_to_triangles, triangles_to_strip
+from depth2mesh.exchange.gltf import encode_glb
+from depth2mesh.exchange.gltf_read import glb_part_sizes, read_glb_mesh
+from depth2mesh.exchange.strips import strip_to_triangles, triangles_to_strip
+from depth2mesh.geometry.points import grid_faces
 
 
 def cut_grid(height: int, width: int, kept: float, seed: int) -> np.ndarray:
@@ -26,7 +26,7 @@ def spec_triangles(strip: np.ndarray) -> np.ndarray:
     """A strip's triangles as the glTF specification writes them, degenerate ones dropped.
 
     Triangle j is (s[j], s[j+1], s[j+2]) for even j and (s[j], s[j+2], s[j+1]) for odd j
-    (written independently of ``depth2mesh.strips``).
+    (written independently of ``depth2mesh.exchange.strips``).
     """
     windows = np.stack([strip[:-2], strip[1:-1], strip[2:]], axis=1)
     odd = np.arange(len(windows)) % 2 == 1

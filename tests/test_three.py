@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from helpers.browser import require_browser, run_driver
 
-from depth2mesh.convert import CameraOptions, ConvertOptions, convert_photo
-from depth2mesh.draco import draco_installed
-from depth2mesh.gltf import read_glb_json
+from depth2mesh.exchange.draco import draco_installed
+from depth2mesh.exchange.gltf import read_glb_json
+from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, convert_photo
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("three_loader.mjs")

@@ -28,12 +28,12 @@ from helpers.browser import require_browser, run_driver
 from helpers.glb import GlbCheck
 from helpers.gltf_validator import issue_summary, validate_glb
 
-from depth2mesh.camera import Intrinsics
-from depth2mesh.convert import ConvertOptions
+from depth2mesh.depth.model import DepthModel
+from depth2mesh.depth.registry import MODEL_NAMES, get_model
 from depth2mesh.errors import WeightsError
-from depth2mesh.gltf import decode_glb_json, encode_glb
-from depth2mesh.model import DepthModel
-from depth2mesh.registry import MODEL_NAMES, get_model
+from depth2mesh.exchange.gltf import decode_glb_json, encode_glb
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.pipeline.convert import ConvertOptions
 
 try:
     import gradio as gr
@@ -42,7 +42,7 @@ except ImportError:  # the [web] extra is not installed
         raise
     pytest.skip("gradio is missing: pip install -e '.[web]'", allow_module_level=True)
 
-from depth2mesh import web
+from depth2mesh.apps import web
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"

@@ -13,10 +13,9 @@ import pytest
 import torch
 from helpers.cli import run_cli
 
-from depth2mesh.errors import UnofficialWeightsWarning, WeightsError
-from depth2mesh.model import load_model
-from depth2mesh.network import read_checkpoint
-from depth2mesh.weights import (
+from depth2mesh.depth.model import load_model
+from depth2mesh.depth.networks.midas_small_torch import read_checkpoint
+from depth2mesh.depth.weights import (
     CHECKPOINT_NAME,
     OFFICIAL_SHA256,
     OFFICIAL_URL,
@@ -25,6 +24,7 @@ from depth2mesh.weights import (
     file_sha256,
     resolve_weights,
 )
+from depth2mesh.errors import UnofficialWeightsWarning, WeightsError
 
 
 def _sha(path: Path) -> str:

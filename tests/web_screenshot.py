@@ -27,7 +27,7 @@ from pathlib import Path
 
 import cv2
 
-from depth2mesh import web
+from depth2mesh.apps import web
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs" / "images" / "web_page.png"

@@ -21,8 +21,8 @@ import numpy as np
 import open3d as o3d
 import trimesh
 
-from depth2mesh.gltf import QUANTIZATION, decode_glb_json
-from depth2mesh.gltf_read import accessor_array, read_glb_mesh
+from depth2mesh.exchange.gltf import QUANTIZATION, decode_glb_json
+from depth2mesh.exchange.gltf_read import accessor_array, read_glb_mesh
 
 ALLOWED_INFOS = {"IMAGE_NPOT_DIMENSIONS"}  # photos are rarely power-of-two sized
 """Validator messages allowed in a clean report (information only)."""
@@ -208,7 +208,7 @@ def count_drawn(faces: np.ndarray) -> int:
 
 
 def glb_arrays(path: Path) -> dict[str, np.ndarray]:
-    """Read a GLB's mesh in scene coordinates, dequantised (``depth2mesh.gltf_read``).
+    """Read a GLB's mesh in scene coordinates, dequantised (``depth2mesh.exchange.gltf_read``).
 
     Keys as glTF names them: "POSITION" (metres, node transforms applied), "indices" (M, 3),
     and "TEXCOORD_0", "NORMAL", "COLOR_0" (floats) when present. The file is checked first

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.errors import ParameterError
-from depth2mesh.geometry import DEFAULT_EDGE_THRESHOLD, depth_edge_faces, grid_faces
+from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD, depth_edge_faces, grid_faces
 
 DEFAULT_GRID: Final = 1024
 """Long side of the mesh grid and point cloud, in vertices (pixels of the resampled photo)."""
@@ -85,7 +85,7 @@ def grid_mesh(
         valid: (h, w) bool pixels that may become vertices (default: all with finite depth).
         edge_threshold: Largest kept depth ratio within a triangle, > 1.
         cut_cells: (h, w) bool, optional: True removes the cell whose top-left corner is that
-            pixel (occlusion cuts, see :func:`depth2mesh.edges.occlusion_cuts`).
+            pixel (occlusion cuts, see :func:`depth2mesh.geometry.edges.occlusion_cuts`).
 
     Returns:
         The mesh with vertices, faces, normals and UVs.
@@ -155,7 +155,7 @@ def poisson_mesh(
     its lowest-density vertices (the ``density_quantile`` fraction: surface invented far from
     any sample) trimmed, cropped to the cloud's bounding box, and optionally decimated to
     ``face_budget`` triangles. The mesh has no colours: the caller colours its vertices
-    from the photo (see :func:`depth2mesh.geometry.sample_colors`).
+    from the photo (see :func:`depth2mesh.geometry.points.sample_colors`).
 
     Args:
         points: (N, 3) float32 positions, metres.

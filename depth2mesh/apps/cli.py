@@ -21,25 +21,28 @@ from rich.console import Console
 
 from depth2mesh._version import __version__
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
-from depth2mesh.geometry import (
+from depth2mesh.exchange.gltf import (
+    DEFAULT_GLB_COMPRESSION,
+    DEFAULT_JPEG_QUALITY,
+    DEFAULT_TEXTURE_SIZE,
+)
+from depth2mesh.exchange.photo import MAX_PIXELS
+from depth2mesh.geometry.edges import (
     DEFAULT_EDGE_RADIUS,
-    DEFAULT_EDGE_THRESHOLD,
     DEFAULT_EDGES,
-    DEFAULT_FAR,
-    DEFAULT_NEAR,
     DEFAULT_STEP_RATIO,
     DEFAULT_STRONG_RATIO,
 )
-from depth2mesh.gltf import DEFAULT_GLB_COMPRESSION, DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
-from depth2mesh.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
-from depth2mesh.photo import MAX_PIXELS
+from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
+from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD
+from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from depth2mesh.batch import Outcome, WorkItem
-    from depth2mesh.convert import ConvertOptions
-    from depth2mesh.model import DepthModel
+    from depth2mesh.depth.model import DepthModel
+    from depth2mesh.pipeline.batch import Outcome, WorkItem
+    from depth2mesh.pipeline.convert import ConvertOptions
 
 app = typer.Typer(
     name="depth2mesh",
@@ -100,7 +103,7 @@ _FLAGS: Final = {"fov_deg": "--fov", "formats": "--format"}
 """Parameters whose option is not ``--`` + the name with dashes (see :func:`_flag`)."""
 
 _SERVE_FLAGS: Final = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-megapixels"}
-"""``serve``'s options for the fields of :class:`depth2mesh.web.WebLimits`."""
+"""``serve``'s options for the fields of :class:`depth2mesh.apps.web.WebLimits`."""
 
 
 def _flag(parameter: str, flags: Mapping[str, str] = _FLAGS) -> str:
@@ -174,8 +177,8 @@ def _load_model(
         TransferSpeedColumn,
     )
 
-    from depth2mesh.model import load_model
-    from depth2mesh.registry import get_model
+    from depth2mesh.depth.model import load_model
+    from depth2mesh.depth.registry import get_model
 
     title = get_model(model).title
     bar = Progress(
@@ -233,7 +236,7 @@ def _run_batch(
 
     A batch of several photos ends with a summary table; one photo's line says it all.
     """
-    from depth2mesh.batch import BatchProgress
+    from depth2mesh.pipeline.batch import BatchProgress
 
     outcomes: list[Outcome] = []
     progress = BatchProgress(len(items))
@@ -287,7 +290,7 @@ def _print_outcome(outcome: Outcome) -> None:
 def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str) -> None:
     from rich.table import Table
 
-    from depth2mesh.batch import summarize
+    from depth2mesh.pipeline.batch import summarize
 
     counts = summarize(outcomes)
     table = Table(title=f"{verb}: {len(outcomes)} of {total} photos into {out_dir}")
@@ -454,11 +457,11 @@ def depth(
     Example: depth2mesh depth samples/coffee.png -o out/ --model dav2-small
     """
     from depth2mesh.atomic import refuse_existing
-    from depth2mesh.batch import find_photos, run_batch
-    from depth2mesh.convert import depth_paths
-    from depth2mesh.model import predict_depth, predict_disparity
-    from depth2mesh.photo import read_photo
-    from depth2mesh.pictures import write_depth_pictures, write_metric_depth_pictures
+    from depth2mesh.depth.model import predict_depth, predict_disparity
+    from depth2mesh.exchange.photo import read_photo
+    from depth2mesh.exchange.pictures import write_depth_pictures, write_metric_depth_pictures
+    from depth2mesh.pipeline.batch import find_photos, run_batch
+    from depth2mesh.pipeline.convert import depth_paths
 
     items = find_photos(photos, recursive=recursive)
     _prepare_out_dir(out_dir)
@@ -715,10 +718,10 @@ def convert(
 
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
-    from depth2mesh.batch import convert_many, find_photos
-    from depth2mesh.convert import CameraOptions, ConvertOptions, pins_with_near_far
-    from depth2mesh.geometry import parse_depth_pin
-    from depth2mesh.registry import check_input_size, get_model
+    from depth2mesh.depth.registry import check_input_size, get_model
+    from depth2mesh.geometry.scale import parse_depth_pin
+    from depth2mesh.pipeline.batch import convert_many, find_photos
+    from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, pins_with_near_far
 
     try:
         spec = get_model(model_name)
@@ -790,7 +793,7 @@ def convert(
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         if ray_address is not None:
-            from depth2mesh.cluster import convert_on_ray
+            from depth2mesh.pipeline.cluster import convert_on_ray
 
             callbacks.pop("step")  # workers do not report their stages
             outcomes = convert_on_ray(
@@ -828,7 +831,7 @@ def convert(
 
 def _preview_last(outcomes: list[Outcome], out_dir: Path) -> None:
     """Open the preview window on the point cloud of the last photo converted, if any."""
-    from depth2mesh.convert import output_paths
+    from depth2mesh.pipeline.convert import output_paths
 
     done = [o for o in outcomes if o.status == "converted"]
     if not done:
@@ -841,7 +844,7 @@ def _preview_last(outcomes: list[Outcome], out_dir: Path) -> None:
 
 def _check_camera_options(options: ConvertOptions) -> None:
     """Validate the camera options once, before any work (a 100x100 stand-in image)."""
-    from depth2mesh.camera import resolve_intrinsics
+    from depth2mesh.geometry.camera import resolve_intrinsics
 
     camera = options.camera
     resolve_intrinsics(
@@ -906,8 +909,8 @@ def evaluate(
 
     Example: depth2mesh evaluate pred_depth.npy gt.png --metric --truth-png-scale 0.001
     """
-    from depth2mesh.evaluate import evaluate_depth, evaluate_disparity
-    from depth2mesh.photo import read_depth_file
+    from depth2mesh.depth.evaluate import evaluate_depth, evaluate_disparity
+    from depth2mesh.exchange.photo import read_depth_file
 
     score = evaluate_depth if metric else evaluate_disparity
     try:
@@ -978,7 +981,7 @@ def _preview_or_exit(
     point_size: float | None,
     orbit: tuple[float, float] = (0.0, 0.0),
 ) -> None:
-    from depth2mesh.preview import show
+    from depth2mesh.apps.preview import show
 
     try:
         show(path, screenshot=screenshot, point_size=point_size, orbit_deg=orbit)
@@ -1027,7 +1030,7 @@ def serve(
     memory at a time. --input-size applies to the Depth Anything models.
     """
     try:
-        from depth2mesh import web
+        from depth2mesh.apps import web
     except ImportError as error:
         _fail(f"the web page needs gradio: pip install 'depth2mesh[web]' ({error})")
         raise typer.Exit(1) from None
@@ -1084,7 +1087,7 @@ def cache(
     The folder is $DEPTH2MESH_CACHE, else $XDG_CACHE_HOME/depth2mesh, else
     ~/.cache/depth2mesh. Everything in it is rebuilt when needed; --clear empties it.
     """
-    from depth2mesh.cache import cache_dir, cache_entries, clear_cache
+    from depth2mesh.depth.cache import cache_dir, cache_entries, clear_cache
 
     folder = cache_dir()
     if clear:

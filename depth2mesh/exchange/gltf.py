@@ -10,7 +10,7 @@ The encoder writes nothing to disk: the caller writes the bytes (atomically). Co
   (mode 0), so a point cloud can be a GLB too.
 - Indices are ``UNSIGNED_SHORT`` when every index fits below the primitive-restart value
   65535, otherwise ``UNSIGNED_INT``; with ``strips`` a primitive's triangles may be one
-  triangle strip (mode 5) joined by degenerate triangles (:mod:`depth2mesh.strips`).
+  triangle strip (mode 5) joined by degenerate triangles (:mod:`depth2mesh.exchange.strips`).
 
 The result is meant to pass the Khronos glTF validator with no errors or warnings, and no
 infos but one about a photo's size that is not a power of two.
@@ -28,8 +28,7 @@ from typing import Any, Final, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from depth2mesh.geometry import unit_lengths
-from depth2mesh.quantize import (
+from depth2mesh.exchange.quantize import (
     MAX_RELATIVE_ERROR,
     SHORT_INDEX_VERTICES,
     UINT16_LEVELS,
@@ -41,7 +40,8 @@ from depth2mesh.quantize import (
     quantize_unit_interval,
     split_for_short_indices,
 )
-from depth2mesh.strips import triangles_to_strip
+from depth2mesh.exchange.strips import triangles_to_strip
+from depth2mesh.geometry.points import unit_lengths
 
 __all__ = [
     "DEFAULT_GLB_COMPRESSION",
@@ -289,7 +289,7 @@ def encode_glb(
     Triangles that repeat a vertex index draw nothing; they are dropped.
 
     ``compression`` "quantized" stores the vertex data as ``KHR_mesh_quantization`` allows
-    (see :mod:`depth2mesh.quantize`): positions as unsigned shorts (not normalised) on a
+    (see :mod:`depth2mesh.exchange.quantize`): positions as unsigned shorts (not normalised) on a
     65,535-step grid over their bounding box, whose corner and step become the mesh node's
     ``translation`` and ``scale`` (the camera node stays as it is); texture coordinates and
     linear colours as normalised unsigned shorts; normals as normalised signed bytes; unsigned
@@ -298,15 +298,16 @@ def encode_glb(
     (more than 13 times) that half a step would exceed 1e-4 of the depth range (the extent
     along z; :func:`position_error_bound`); texture coordinates outside [0, 1] stay float32
     too. "draco" compresses the primitive with ``KHR_draco_mesh_compression`` (DracoPy, the
-    ``draco`` extra; see :mod:`depth2mesh.draco`), positions quantised within the same bound.
-    Either extension is
+    ``draco`` extra; see :mod:`depth2mesh.exchange.draco`), positions quantised within the same
+    bound. Either extension is
     listed in ``extensionsUsed`` and ``extensionsRequired``.
 
     ``strips`` writes each primitive's triangles (with "none" or "quantized") as one triangle
-    strip (mode 5, :mod:`depth2mesh.strips`): the triangles in their order, runs of triangles
-    that share an edge the way a strip needs joined by triangles that repeat an index (they
+    strip (mode 5, :mod:`depth2mesh.exchange.strips`): the triangles in their order, runs of
+    triangles that share an edge the way a strip needs joined by triangles that repeat an index
+    (they
     have no area; the Khronos validator reports them as information). A pixel grid's rows,
-    in :func:`~depth2mesh.geometry.grid_faces`' order, take one index per triangle instead of
+    in :func:`~depth2mesh.geometry.points.grid_faces`' order, take one index per triangle instead of
     three. A primitive whose strip would not be shorter than its list stays a list (mode 4).
 
     Args:
@@ -371,9 +372,9 @@ def position_error_bound(positions: ArrayLike, compression: GlbCompression) -> f
     """The largest position error that :func:`encode_glb` adds for ``compression``, metres.
 
     "quantized": half a step of the 65,535 steps over the widest axis of the bounding box, or
-    0 when that exceeds :data:`~depth2mesh.quantize.MAX_RELATIVE_ERROR` of the depth range
+    0 when that exceeds :data:`~depth2mesh.exchange.quantize.MAX_RELATIVE_ERROR` of the depth range
     (the extent along z; the positions are then written as float32). "draco": half a step of
-    Draco's grid (:func:`depth2mesh.draco.position_bits`). "none": 0.
+    Draco's grid (:func:`depth2mesh.exchange.draco.position_bits`). "none": 0.
 
     Args:
         positions: (N, 3) float positions in metres, glTF frame; N >= 1.
@@ -388,7 +389,7 @@ def position_error_bound(positions: ArrayLike, compression: GlbCompression) -> f
     if compression == "quantized":
         return float(size.max()) / (2 * UINT16_LEVELS) if _quantizable(points) else 0.0
     if compression == "draco":
-        from depth2mesh.draco import position_bits
+        from depth2mesh.exchange.draco import position_bits
 
         bits = position_bits(float(size.max()), float(size[2]))
         return float(size.max()) / (2 * ((1 << bits) - 1))
@@ -679,8 +680,8 @@ def _add_quantized_primitives(
     """Add the vertex data quantised (``KHR_mesh_quantization``) and the primitives over it.
 
     Each attribute is one strided bufferView over all vertices; each primitive's accessors are
-    windows of it (:func:`~depth2mesh.quantize.split_for_short_indices`), so vertices shared by
-    two primitives are stored once.
+    windows of it (:func:`~depth2mesh.exchange.quantize.split_for_short_indices`), so vertices
+    shared by two primitives are stored once.
 
     Args:
         binary: The buffer being built.
@@ -762,7 +763,7 @@ def _add_indices(
             ``strips`` and the strip is shorter than the list, else TRIANGLES.
         faces: (M, 3) int64 non-degenerate triangles, indices in [0, count); M >= 1.
         count: The number of vertices the primitive's accessors hold.
-        strips: Try a triangle strip (:func:`~depth2mesh.strips.triangles_to_strip`).
+        strips: Try a triangle strip (:func:`~depth2mesh.exchange.strips.triangles_to_strip`).
     """
     wide = count > SHORT_INDEX_VERTICES
     indices, mode = faces.reshape(-1), _MODE_TRIANGLES
@@ -791,7 +792,7 @@ def _add_draco_primitive(
     Raises:
         MissingExtraError: DracoPy is not installed.
     """
-    from depth2mesh.draco import compress_mesh
+    from depth2mesh.exchange.draco import compress_mesh
 
     compressed = compress_mesh(
         vertices.positions,

@@ -7,7 +7,7 @@ non-manifold corners); :func:`decompress_mesh` is the reader's side.
 
 Draco quantises positions on a cube grid over the mesh's bounding box: :func:`position_bits`
 chooses enough bits that half a step stays within
-:data:`~depth2mesh.quantize.MAX_RELATIVE_ERROR` of the depth range (the extent along z).
+:data:`~depth2mesh.exchange.quantize.MAX_RELATIVE_ERROR` of the depth range (the extent along z).
 Texture coordinates take 16 bits (1/65535 of the photo), normals 10; linear colours are kept
 as 16-bit integers (a generic attribute, no loss beyond that).
 """
@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.errors import ParameterError
-from depth2mesh.quantize import MAX_RELATIVE_ERROR, UINT16_LEVELS, quantize_colors
+from depth2mesh.exchange.quantize import MAX_RELATIVE_ERROR, UINT16_LEVELS, quantize_colors
 
 __all__ = [
     "CompressedMesh",

@@ -2,7 +2,8 @@
 
 ``find_photos`` turns files, folders (``recursive``) and glob patterns into work items;
 ``run_batch`` runs one function per item and records an outcome for each, whatever happens;
-``convert_many`` is the batch form of :func:`depth2mesh.convert.convert_photo`. Nothing here
+``convert_many`` is the batch form of :func:`depth2mesh.pipeline.convert.convert_photo`. Nothing
+here
 prints: the caller gets callbacks and the outcomes.
 """
 
@@ -18,11 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from depth2mesh.errors import Depth2MeshError, ParameterError
-from depth2mesh.photo import PHOTO_SUFFIXES
+from depth2mesh.exchange.photo import PHOTO_SUFFIXES
 
 if TYPE_CHECKING:
-    from depth2mesh.convert import ConvertOptions, ConvertResult
-    from depth2mesh.model import DepthModel
+    from depth2mesh.depth.model import DepthModel
+    from depth2mesh.pipeline.convert import ConvertOptions, ConvertResult
 
 Status = Literal["converted", "skipped", "failed"]
 
@@ -245,7 +246,7 @@ def convert_many(
     """
     from dataclasses import replace
 
-    from depth2mesh.convert import convert_photo, is_converted
+    from depth2mesh.pipeline.convert import convert_photo, is_converted
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]] | None:
         target = Path(out_dir) / item.out_subdir

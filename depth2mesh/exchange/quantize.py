@@ -1,6 +1,6 @@
 """Quantising vertex data for ``KHR_mesh_quantization``, and splitting meshes for 16-bit indices.
 
-Pure functions over numpy arrays; :mod:`depth2mesh.gltf` writes what they return. With the
+Pure functions over numpy arrays; :mod:`depth2mesh.exchange.gltf` writes what they return. With the
 extension, glTF allows vertex attributes stored as normalised integers (``value = q / 65535``
 for an unsigned short, ``max(q / 127, -1)`` for a signed byte):
 

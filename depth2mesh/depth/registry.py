@@ -30,7 +30,8 @@ class ModelSpec:
         name: The ``--model`` name ("dav2-small").
         title: Its name for people and the sidecar ("Depth Anything V2 Small").
         architecture: Which network reads the checkpoint: "midas_small"
-            (:mod:`depth2mesh.network`) or "dav2_small" (:mod:`depth2mesh.dav2_network`).
+            (:mod:`depth2mesh.depth.networks.midas_small_torch`) or "dav2_small"
+            (:mod:`depth2mesh.depth.networks.dav2_small_torch`).
         url: The official checkpoint's download URL; its last part is the file's name in the
             torch.hub cache.
         sha256: The official file's sha256, or None when it is not known.

@@ -28,38 +28,8 @@ from numpy.typing import NDArray
 
 from depth2mesh._version import __version__
 from depth2mesh.atomic import atomic_write_bytes, refuse_existing
-from depth2mesh.camera import Intrinsics, resolve_intrinsics
-from depth2mesh.edges import (
-    DEFAULT_EDGE_RADIUS,
-    DEFAULT_STEP_RATIO,
-    DEFAULT_STRONG_RATIO,
-    edge_radius_px,
-    occlusion_cuts,
-    settle_ramps,
-)
 from depth2mesh.errors import InputError, OutputError, ParameterError
-from depth2mesh.geometry import (
-    DEFAULT_EDGE_THRESHOLD,
-    DEFAULT_EDGES,
-    DEFAULT_FAR,
-    DEFAULT_NEAR,
-    MAX_DEPTH_M,
-    MIN_DEPTH_M,
-    DepthPin,
-    PinFit,
-    camera_facing_normals,
-    camera_to_gltf,
-    check_pins,
-    depth_to_points,
-    disparity_to_depth,
-    disparity_to_depth_pinned,
-    far_mask,
-    metric_depth_pinned,
-    project_points,
-    sample_colors,
-    srgb_to_linear,
-)
-from depth2mesh.gltf import (
+from depth2mesh.exchange.gltf import (
     DEFAULT_GLB_COMPRESSION,
     DEFAULT_TEXTURE_SIZE,
     DRACO,
@@ -71,7 +41,23 @@ from depth2mesh.gltf import (
     position_error_bound,
     read_glb_json,
 )
-from depth2mesh.mesh import (
+from depth2mesh.exchange.obj import encode_mtl, encode_obj
+from depth2mesh.exchange.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
+from depth2mesh.exchange.pictures import write_depth_pictures
+from depth2mesh.exchange.ply import encode_ply_mesh, encode_ply_points
+from depth2mesh.exchange.quantize import bounding_box
+from depth2mesh.exchange.texture import Texture, photo_texture
+from depth2mesh.geometry.camera import Intrinsics, resolve_intrinsics
+from depth2mesh.geometry.edges import (
+    DEFAULT_EDGE_RADIUS,
+    DEFAULT_EDGES,
+    DEFAULT_STEP_RATIO,
+    DEFAULT_STRONG_RATIO,
+    edge_radius_px,
+    occlusion_cuts,
+    settle_ramps,
+)
+from depth2mesh.geometry.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
     DEFAULT_POISSON_DEPTH,
@@ -81,15 +67,31 @@ from depth2mesh.mesh import (
     grid_mesh,
     poisson_mesh,
 )
-from depth2mesh.obj import encode_mtl, encode_obj
-from depth2mesh.photo import MAX_PIXELS, Photo, read_depth_file, read_photo
-from depth2mesh.pictures import write_depth_pictures
-from depth2mesh.ply import encode_ply_mesh, encode_ply_points
-from depth2mesh.quantize import bounding_box
-from depth2mesh.texture import Texture, photo_texture
+from depth2mesh.geometry.points import (
+    DEFAULT_EDGE_THRESHOLD,
+    camera_facing_normals,
+    camera_to_gltf,
+    depth_to_points,
+    project_points,
+    sample_colors,
+    srgb_to_linear,
+)
+from depth2mesh.geometry.scale import (
+    DEFAULT_FAR,
+    DEFAULT_NEAR,
+    MAX_DEPTH_M,
+    MIN_DEPTH_M,
+    DepthPin,
+    PinFit,
+    check_pins,
+    disparity_to_depth,
+    disparity_to_depth_pinned,
+    far_mask,
+    metric_depth_pinned,
+)
 
 if TYPE_CHECKING:
-    from depth2mesh.model import DepthModel
+    from depth2mesh.depth.model import DepthModel
 
 EXTRA_FORMATS: Final = ("obj",)
 """Formats that ``--format`` adds beside the GLB and PLY defaults."""
@@ -136,15 +138,15 @@ class ConvertOptions:
         far: Depth of the farthest content (and of sky), metres (disparity input only; not
             with ``depth_at``).
         depth_at: Pins, each a pixel of the upright photo and its known depth
-            (:class:`~depth2mesh.geometry.DepthPin`; ``--depth-at U,V=METRES``): one scales
+            (:class:`~depth2mesh.geometry.scale.DepthPin`; ``--depth-at U,V=METRES``): one scales
             the scene so that the pin holds, two fix the scale and the shift of inverse depth
-            so that both hold (see :func:`~depth2mesh.geometry.disparity_to_depth_pinned` and
-            :func:`~depth2mesh.geometry.metric_depth_pinned`). Empty: ``near``/``far``.
+            so that both hold (see :func:`~depth2mesh.geometry.scale.disparity_to_depth_pinned` and
+            :func:`~depth2mesh.geometry.scale.metric_depth_pinned`). Empty: ``near``/``far``.
         grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
         edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
-        edges: "on" (default, :data:`~depth2mesh.geometry.DEFAULT_EDGES`): tear the grid
+        edges: "on" (default, :data:`~depth2mesh.geometry.edges.DEFAULT_EDGES`): tear the grid
             mesh at occlusion edges, where a smooth ramp of the depth meets a photo edge (see
-            :mod:`depth2mesh.edges`), and move a network's ramp pixels onto a side; "off":
+            :mod:`depth2mesh.geometry.edges`), and move a network's ramp pixels onto a side; "off":
             only ``edge_threshold`` cuts (the earlier mesh). Known limit: a textured surface
             that slopes away, such as an open door, is cut into strands (docs/benchmarks.md).
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
@@ -169,8 +171,8 @@ class ConvertOptions:
         jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
             is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
             second loss, no encoding time), anything else is encoded at
-            :data:`~depth2mesh.gltf.DEFAULT_JPEG_QUALITY` (see
-            :func:`~depth2mesh.texture.photo_texture`).
+            :data:`~depth2mesh.exchange.gltf.DEFAULT_JPEG_QUALITY` (see
+            :func:`~depth2mesh.exchange.texture.photo_texture`).
         depth_size: Size of the depth pictures: "grid" (default: the mesh grid's size; the
             network sees 256 pixels, so more is interpolation) or "photo" (the photo's size).
         camera: Intrinsics options.
@@ -270,7 +272,7 @@ class ConvertOptions:
                 "glb_compression",
             )
         if self.glb_compression == "draco":
-            from depth2mesh.draco import require_draco
+            from depth2mesh.exchange.draco import require_draco
 
             require_draco()
         if self.depth_size not in ("grid", "photo"):
@@ -765,7 +767,7 @@ def depth_stage(
         return _depth_from_file(depth_file, photo, sizes, options)
     if model is None:
         raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
-    from depth2mesh.model import predict_depths, predict_disparities
+    from depth2mesh.depth.model import predict_depths, predict_disparities
 
     # the network sees 256 (MiDaS) or ~518 (Depth Anything) pixels: its output is resized
     # straight to each size used
@@ -829,7 +831,7 @@ def geometry_stage(
 
     Raises:
         ParameterError: Pins that contradict the depth (see
-            :func:`~depth2mesh.geometry.disparity_to_depth_pinned`).
+            :func:`~depth2mesh.geometry.scale.disparity_to_depth_pinned`).
     """
     rows, cols = maps.disparity.shape
     pins = None

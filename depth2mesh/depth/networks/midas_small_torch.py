@@ -6,8 +6,9 @@ the key names, shapes and dtypes of the official ``midas_v21_small_256.pt``: the
 file loads with a strict ``load_state_dict``, nothing renamed.
 
 This is the only module of the depth stage that imports torch (elsewhere only
-:mod:`depth2mesh.cluster`'s workers do, to set its thread count). :mod:`depth2mesh.model`
-uses torch only through this module, and imports it only when it is needed: to run the eager
+:mod:`depth2mesh.pipeline.cluster`'s workers do, to set its thread count).
+:mod:`depth2mesh.depth.model` uses torch only through this module, and imports it only when it is
+needed: to run the eager
 network (the parity reference), to export it, or to look for a GPU. A conversion on a cached
 export of the fast backends never imports torch (about 1.3 s saved per process).
 """
@@ -27,9 +28,9 @@ import torch.nn.functional as F  # noqa: N812
 from numpy.typing import NDArray
 from torch import nn
 
-from depth2mesh import backends
+from depth2mesh.depth import backends
+from depth2mesh.depth.preprocess import NETWORK_SIZE  # the export's sample input: 256x256
 from depth2mesh.errors import DeviceError, WeightsError
-from depth2mesh.preprocess import NETWORK_SIZE  # the export's sample input: 256x256
 
 # --------------------------------------------------------------------------- network
 
@@ -468,8 +469,8 @@ def upsample_bicubic(
 ) -> NDArray[np.float32]:
     """Resize disparity with torch's bicubic interpolation (``align_corners=False``).
 
-    The official MiDaS resize, kept as the reference that :func:`depth2mesh.model.resize_disparity`
-    (OpenCV, no torch) is tested against.
+    The official MiDaS resize, kept as the reference that
+    :func:`depth2mesh.depth.model.resize_disparity` (OpenCV, no torch) is tested against.
 
     Args:
         disparity: (h, w) float32.

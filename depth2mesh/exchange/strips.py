@@ -4,7 +4,7 @@ A strip ``s`` of n indices draws n - 2 triangles; triangle ``j`` is ``(s[j], s[j
 for even ``j`` and ``(s[j+1], s[j], s[j+2])`` for odd ``j`` (the odd ones are wound the other
 way round by definition, so that every triangle of a strip faces the same side; glTF writes
 the odd ones ``(s[j], s[j+2], s[j+1])``, the same triangle). A grid row of cells, two
-triangles each as :func:`depth2mesh.geometry.grid_faces` orders them, is one index per
+triangles each as :func:`depth2mesh.geometry.points.grid_faces` orders them, is one index per
 triangle instead of three.
 
 :func:`triangles_to_strip` walks the triangles in their order and continues the strip while

@@ -4,8 +4,9 @@ RGB photo (uint8) -> /255 in float64 -> bicubic resize (OpenCV ``INTER_CUBIC``) 
 long side is 256 and both sides are multiples of 32 -> ImageNet normalisation -> (1, 3, h, w)
 float32. :func:`preprocess` takes the cheapest of three exact ways there, by photo size (the
 tests hold each within 1e-6 of the official float64 path). The network's (h, w) disparity is
-resized back bicubically. Everything here is numpy and OpenCV: :mod:`depth2mesh.network`
-(torch) and :mod:`depth2mesh.backends` read their sizes from here.
+resized back bicubically. Everything here is numpy and OpenCV:
+:mod:`depth2mesh.depth.networks.midas_small_torch` (torch) and :mod:`depth2mesh.depth.backends` read
+their sizes from here.
 """
 
 from __future__ import annotations

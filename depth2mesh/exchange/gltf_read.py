@@ -3,8 +3,9 @@
 :func:`read_glb_mesh` gives the preview, the web page and the tests one mesh in the scene's
 coordinates (glTF axes: Y up, -Z forward, metres) whatever the file's compression: every
 primitive of every mesh node, its accessors dequantised (``normalized`` integers divided by
-their largest value), its node transforms applied. It reads what :func:`depth2mesh.gltf.encode_glb`
-writes and plain glTF 2.0 meshes like it; it is not a general glTF importer (no sparse
+their largest value), its node transforms applied. It reads what
+:func:`depth2mesh.exchange.gltf.encode_glb` writes and plain glTF 2.0 meshes like it; it is not a
+general glTF importer (no sparse
 accessors, skins or morph targets). Draco primitives need DracoPy (the ``draco`` extra).
 """
 
@@ -16,8 +17,8 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.gltf import DRACO, GltfCamera, split_glb
-from depth2mesh.strips import strip_to_triangles
+from depth2mesh.exchange.gltf import DRACO, GltfCamera, split_glb
+from depth2mesh.exchange.strips import strip_to_triangles
 
 __all__ = [
     "GlbMesh",
@@ -255,7 +256,7 @@ def _primitive_arrays(
     """One primitive's positions, faces and optional attributes, in the node's frame."""
     draco = primitive.get("extensions", {}).get(DRACO)
     if draco is not None:
-        from depth2mesh.draco import decompress_mesh
+        from depth2mesh.exchange.draco import decompress_mesh
 
         view = document["bufferViews"][draco["bufferView"]]
         start = view.get("byteOffset", 0)

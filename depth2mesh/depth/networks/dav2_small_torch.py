@@ -15,10 +15,11 @@ border, no antialiasing) with the scale factors ``(g + 0.1) / 37``, as the offic
 ``interpolate_pos_encoding`` does: output index ``d`` samples source position
 ``(d + 0.5) * 37 / (g + 0.1) - 0.5``, not ``(d + 0.5) * 37 / g - 0.5``. The eager network calls
 ``F.interpolate`` exactly so. The ONNX export instead takes that resampling as two small
-matrices (:func:`depth2mesh.preprocess.pos_embed_matrices`, computed in numpy), so one export
+matrices (:func:`depth2mesh.depth.preprocess.pos_embed_matrices`, computed in numpy), so one export
 serves every input size with the official numbers.
 
-Like :mod:`depth2mesh.network`, this module is imported only when torch is needed.
+Like :mod:`depth2mesh.depth.networks.midas_small_torch`, this module is imported only when torch is
+needed.
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from depth2mesh import backends
+from depth2mesh.depth import backends
+from depth2mesh.depth.networks.midas_small_torch import load_tensor_file, onnx_export
+from depth2mesh.depth.preprocess import PATCH, POS_GRID, pos_embed_matrices
 from depth2mesh.errors import WeightsError
-from depth2mesh.network import load_tensor_file, onnx_export
-from depth2mesh.preprocess import PATCH, POS_GRID, pos_embed_matrices
 
 EMBED_DIM = 384
 """Token width of ViT-S."""
@@ -171,7 +172,7 @@ class Dinov2Small(nn.Module):
         itself for a 37 x 37 grid, else ``F.interpolate(scale_factor=((rows + 0.1) / 37,
         (cols + 0.1) / 37), mode="bicubic", antialias=False)`` of its 37 x 37 grid. With
         ``matrices`` (``(rows, 37)`` and ``(cols, 37)`` float32 from
-        :func:`depth2mesh.preprocess.pos_embed_matrices`): the same resampling as two matrix
+        :func:`depth2mesh.depth.preprocess.pos_embed_matrices`): the same resampling as two matrix
         products (what the ONNX export does, for any size).
 
         Returns:
@@ -509,7 +510,7 @@ def export_onnx(
 
     Inputs: ``input`` (1, 3, H, W) float32 with H and W multiples of 14, ``pos_rows``
     (H/14, 37) and ``pos_cols`` (W/14, 37) float32, the positional embedding's resampling
-    (:func:`depth2mesh.preprocess.pos_embed_matrices`). Output ``disparity`` (1, H, W)
+    (:func:`depth2mesh.depth.preprocess.pos_embed_matrices`). Output ``disparity`` (1, H, W)
     (the name is the MiDaS export's; metric models give metres in it).
 
     Args:

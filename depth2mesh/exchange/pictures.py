@@ -1,7 +1,7 @@
 """Depth pictures: disparity as a 16-bit PNG and as an inferno heat map, for people and tools.
 
 Both are scaled by the disparity's own finite minimum and maximum (near is bright, MiDaS's
-convention). ``depth2mesh depth`` and :func:`depth2mesh.convert.convert_photo` write them
+convention). ``depth2mesh depth`` and :func:`depth2mesh.pipeline.convert.convert_photo` write them
 through :func:`write_depth_pictures`.
 """
 
@@ -93,8 +93,8 @@ def write_depth_pictures(
 
     Args:
         disparity: (H, W) float32, relative inverse depth (larger is nearer).
-        paths: Output files by kind, from :func:`depth2mesh.convert.output_paths` or
-            :func:`depth2mesh.convert.depth_paths`: "depth" (16-bit PNG) and "inferno"
+        paths: Output files by kind, from :func:`depth2mesh.pipeline.convert.output_paths` or
+            :func:`depth2mesh.pipeline.convert.depth_paths`: "depth" (16-bit PNG) and "inferno"
             (colourised PNG) are written; "disparity" (float32 ``.npy``, unnormalised) when
             present. Other kinds are left alone.
         overwrite: Replace existing files.
@@ -129,7 +129,8 @@ def write_metric_depth_pictures(
 
     Args:
         metres: (H, W) float32 depth, metres (> 0).
-        paths: Output files by kind (:func:`depth2mesh.convert.depth_paths` with ``metric``).
+        paths: Output files by kind (:func:`depth2mesh.pipeline.convert.depth_paths` with
+        ``metric``).
         overwrite: Replace existing files.
 
     Returns:

@@ -16,8 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.errors import OutputError
-from depth2mesh.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
-from depth2mesh.photo import Photo
+from depth2mesh.exchange.gltf import DEFAULT_JPEG_QUALITY, DEFAULT_TEXTURE_SIZE
+from depth2mesh.exchange.photo import Photo
 
 _JPEG_KEPT_APPS = {
     0xE0: (b"JFIF\0", b"JFXX\0"),  # the file's colour space and pixel density
@@ -151,11 +151,11 @@ def photo_texture(
     ``texture_size``).
 
     Args:
-        photo: The photo (from :func:`~depth2mesh.photo.read_photo`).
+        photo: The photo (from :func:`~depth2mesh.exchange.photo.read_photo`).
         texture_size: Longest side of the texture, pixels.
         texture_format: "jpeg" or "png" (lossless).
         jpeg_quality: Encode at this JPEG quality; None: the photo's own JPEG where it fits,
-            else :data:`~depth2mesh.gltf.DEFAULT_JPEG_QUALITY`.
+            else :data:`~depth2mesh.exchange.gltf.DEFAULT_JPEG_QUALITY`.
 
     Returns:
         The texture.

@@ -1,10 +1,11 @@
 """The depth stage: the depth models, their preprocessing, their backends and inference.
 
-The models are those of :mod:`depth2mesh.registry`: MiDaS v2.1 small (the default) and
+The models are those of :mod:`depth2mesh.depth.registry`: MiDaS v2.1 small (the default) and
 Depth Anything V2 Small, relative and metric (indoor, outdoor). The networks themselves
-(PyTorch modules, checkpoints, ONNX exports) live in :mod:`depth2mesh.network` (MiDaS) and
-:mod:`depth2mesh.dav2_network` (Depth Anything); this module finds the weights, picks the
-device and the backend, preprocesses photos exactly as each official transform does and
+(PyTorch modules, checkpoints, ONNX exports) live in
+:mod:`depth2mesh.depth.networks.midas_small_torch` (MiDaS) and
+:mod:`depth2mesh.depth.networks.dav2_small_torch` (Depth Anything); this module finds the weights,
+picks the device and the backend, preprocesses photos exactly as each official transform does and
 resizes the output as each official code does (MiDaS bicubic, Depth Anything bilinear with
 ``align_corners=True``).
 It imports torch only when torch is needed (the eager backend, a first export, a GPU
@@ -17,8 +18,8 @@ depth here: :func:`predict_disparity`. Metric models (``dav2-metric-indoor``,
 other kind with :class:`~depth2mesh.errors.OutputKindError`.
 
 Backends: the eager network is the reference ("torch"); :func:`load_model` can also export
-it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.cache`, never beside the
-weights; :mod:`depth2mesh.backends` makes and checks the export) and run it on ONNX Runtime
+it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.depth.cache`, never beside the
+weights; :mod:`depth2mesh.depth.backends` makes and checks the export) and run it on ONNX Runtime
 or OpenVINO, which are several times faster on CPUs. ``backend="auto"`` picks the fastest
 one installed.
 """
@@ -37,17 +38,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh import backends
-from depth2mesh.backends import NetworkRunner
-from depth2mesh.cache import EXPORT_PREFIX
-from depth2mesh.errors import (
-    DeviceError,
-    DeviceParameterError,
-    OutputKindError,
-    UnofficialWeightsWarning,
-    WeightsError,
-)
-from depth2mesh.preprocess import (
+from depth2mesh.depth import backends
+from depth2mesh.depth.backends import NetworkRunner
+from depth2mesh.depth.cache import EXPORT_PREFIX
+from depth2mesh.depth.preprocess import (
     PATCH,
     SIZE_MULTIPLE,
     dav2_input_size,
@@ -57,16 +51,23 @@ from depth2mesh.preprocess import (
     resize_bilinear_corners,
     resize_disparity,
 )
-from depth2mesh.registry import DEFAULT_MODEL, MODELS, ModelSpec, check_input_size, get_model
-from depth2mesh.weights import (
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec, check_input_size, get_model
+from depth2mesh.depth.weights import (
     ProgressCallback,
     file_sha256,
     resolve_model_weights,
 )
+from depth2mesh.errors import (
+    DeviceError,
+    DeviceParameterError,
+    OutputKindError,
+    UnofficialWeightsWarning,
+    WeightsError,
+)
 
 if TYPE_CHECKING:
-    from depth2mesh.dav2_network import DepthAnythingV2Small
-    from depth2mesh.network import MidasSmall
+    from depth2mesh.depth.networks.dav2_small_torch import DepthAnythingV2Small
+    from depth2mesh.depth.networks.midas_small_torch import MidasSmall
 
     Network = MidasSmall | DepthAnythingV2Small
 
@@ -92,7 +93,7 @@ class DepthModel:
             "onnxruntime" or "openvino" (``runner``, compiled from ``export_path``).
         runner: The compiled network of an exported backend; None for "torch".
         export_path: The cached ONNX export the runner was compiled from (in the cache
-            folder, :func:`depth2mesh.cache.cache_dir`); None for "torch".
+            folder, :func:`depth2mesh.depth.cache.cache_dir`); None for "torch".
     """
 
     device: str
@@ -219,7 +220,7 @@ def resolve_device(device: str) -> str:
         raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
     if name == "cpu" or (name == "auto" and not gpu_possible()):
         return "cpu"
-    from depth2mesh.network import present_device
+    from depth2mesh.depth.networks.midas_small_torch import present_device
 
     return present_device(name)
 
@@ -274,7 +275,7 @@ def load_model(
 ) -> DepthModel:
     """Load a depth model, finding or downloading its weights, on the chosen backend.
 
-    Weights are found as :func:`depth2mesh.weights.resolve_weights` describes: ``weights``,
+    Weights are found as :func:`depth2mesh.depth.weights.resolve_weights` describes: ``weights``,
     the model's own variable (``DEPTH2MESH_WEIGHTS`` for MiDaS small,
     ``DEPTH2MESH_WEIGHTS_DAV2_SMALL`` etc.), the torch.hub cache under the release's own
     file name, then a verified download. A file whose sha256 is not the official one still
@@ -284,8 +285,8 @@ def load_model(
 
     For "onnxruntime" and "openvino", the network is exported to ONNX the first time these
     weights are used (a few seconds) into depth2mesh's cache folder
-    (:func:`depth2mesh.cache.cache_dir`), keyed by the weights' sha256 (see
-    :mod:`depth2mesh.backends`); nothing is written beside the weights file. Later loads
+    (:func:`depth2mesh.depth.cache.cache_dir`), keyed by the weights' sha256 (see
+    :mod:`depth2mesh.depth.backends`); nothing is written beside the weights file. Later loads
     compile the cached file without building the eager network or importing torch
     (``DepthModel.network`` builds it on first use). When the cache folder cannot be
     written, the export goes to a temporary folder for this process, with one warning.
@@ -295,7 +296,7 @@ def load_model(
 
     Args:
         weights: Path of a checkpoint, or None to search.
-        model: A name of :data:`depth2mesh.registry.MODELS`: "midas-small" (default),
+        model: A name of :data:`depth2mesh.depth.registry.MODELS`: "midas-small" (default),
             "dav2-small", "dav2-metric-indoor", "dav2-metric-outdoor".
         device: "cpu" (default), "cuda", "cuda:N", "mps" or "auto".
         backend: "auto" (default: on the CPU the fastest installed of OpenVINO and ONNX
@@ -380,8 +381,9 @@ def export_kind(spec: ModelSpec, backend: str) -> str:
 
     MiDaS small: one export for both backends. Depth Anything V2: "dav2_small" (bilinear
     resizes as ONNX ``Resize``) for OpenVINO, "dav2_small_ort" (the resizes as gathers that
-    keep torch's sample positions, see :func:`depth2mesh.dav2_network.resize_corners`) for
-    ONNX Runtime, whose ``Resize`` moved large outputs by up to 6e-5 of their range; each
+    keep torch's sample positions, see
+    :func:`depth2mesh.depth.networks.dav2_small_torch.resize_corners`) for ONNX Runtime, whose
+    ``Resize`` moved large outputs by up to 6e-5 of their range; each
     form is the one that stays closest to the official output on its runtime (tested).
     """
     if spec.architecture != "dav2_small":
@@ -396,11 +398,11 @@ def build_eager(spec: ModelSpec, path: Path) -> Network:
         WeightsError: The file is not a checkpoint of ``spec``'s architecture.
     """
     if spec.architecture == "dav2_small":
-        from depth2mesh import dav2_network
+        from depth2mesh.depth.networks import dav2_small_torch as dav2_network
 
         state = dav2_network.read_checkpoint(path, spec.title)
         return dav2_network.build_network(state, spec.max_depth)
-    from depth2mesh.network import build_network, read_checkpoint
+    from depth2mesh.depth.networks.midas_small_torch import build_network, read_checkpoint
 
     return build_network(read_checkpoint(path))
 
@@ -426,7 +428,7 @@ def _build_eager_network(spec: ModelSpec, path: Path, target: str, clock: _Stopw
 def _eager_model(loaded: DepthModel, threads: int | None, clock: _Stopwatch) -> DepthModel:
     """The model on eager torch, with ``threads`` set process-wide when given."""
     if threads is not None:
-        from depth2mesh.network import set_torch_threads
+        from depth2mesh.depth.networks.midas_small_torch import set_torch_threads
 
         set_torch_threads(threads)
     return replace(loaded, load_timings_s=dict(clock.total()))
@@ -512,12 +514,12 @@ def _export_and_compile(
 
     def export(path: Path) -> None:
         if loaded.spec.architecture == "dav2_small":
-            from depth2mesh import dav2_network
+            from depth2mesh.depth.networks import dav2_small_torch as dav2_network
 
             gathered = chosen == "onnxruntime"
             dav2_network.export_onnx(loaded.network, path, gathered=gathered)  # type: ignore[arg-type]
             return
-        from depth2mesh.network import export_onnx
+        from depth2mesh.depth.networks.midas_small_torch import export_onnx
 
         export_onnx(loaded.network, path)  # type: ignore[arg-type]
 
@@ -548,7 +550,7 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
 
     The compiled export of an exported backend (for Depth Anything with the positional
     embedding's resampling matrices of this input's patch grid,
-    :func:`depth2mesh.preprocess.pos_embed_matrices`), or the eager network under
+    :func:`depth2mesh.depth.preprocess.pos_embed_matrices`), or the eager network under
     ``torch.inference_mode()``.
 
     Args:
@@ -566,7 +568,9 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
                 network_input.shape[2] // PATCH, network_input.shape[3] // PATCH
             )
         return np.asarray(model.runner(network_input, *extra)[0], dtype=np.float32)
-    from depth2mesh.network import run_eager  # either network: the same eager call
+    from depth2mesh.depth.networks.midas_small_torch import (
+        run_eager,
+    )  # either network: the same eager call
 
     return run_eager(model.network, network_input, model.device)
 
@@ -574,8 +578,8 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
 def network_input(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np.float32]:
     """Preprocess a photo for the model's network, exactly as its official transform does.
 
-    MiDaS small: :func:`depth2mesh.preprocess.preprocess` (long side 256, multiples of 32).
-    Depth Anything V2: :func:`depth2mesh.preprocess.dav2_input_size` at the model's
+    MiDaS small: :func:`depth2mesh.depth.preprocess.preprocess` (long side 256, multiples of 32).
+    Depth Anything V2: :func:`depth2mesh.depth.preprocess.dav2_input_size` at the model's
     ``input_size`` (shorter side at least that, multiples of 14), the same float64 resize and
     normalisation.
 
@@ -597,9 +601,9 @@ def resize_output(
 ) -> NDArray[np.float32]:
     """Resize the network's output as the model's official code does.
 
-    MiDaS: bicubic (:func:`depth2mesh.preprocess.resize_disparity`); Depth Anything V2:
+    MiDaS: bicubic (:func:`depth2mesh.depth.preprocess.resize_disparity`); Depth Anything V2:
     bilinear with ``align_corners=True``
-    (:func:`depth2mesh.preprocess.resize_bilinear_corners`).
+    (:func:`depth2mesh.depth.preprocess.resize_bilinear_corners`).
     """
     if model.spec.architecture == "dav2_small":
         return resize_bilinear_corners(output, height, width)

@@ -1,12 +1,13 @@
 """Batches on a Ray cluster: the local batch's files, outcomes and messages, on many machines.
 
-:func:`convert_on_ray` is :func:`depth2mesh.batch.convert_many` on Ray Data. The work items
+:func:`convert_on_ray` is :func:`depth2mesh.pipeline.batch.convert_many` on Ray Data. The work items
 become a dataset; an actor pool of :class:`PhotoConverter` workers (one model per worker, loaded
-once) runs :func:`depth2mesh.convert.convert_photo` on each photo and writes its files, atomically,
-into an output folder that every node sees (a shared file system path: NFS, CephFS, Lustre, a
+once) runs :func:`depth2mesh.pipeline.convert.convert_photo` on each photo and writes its files,
+atomically, into an output folder that every node sees (a shared file system path: NFS, CephFS,
+Lustre, a
 mounted bucket). Outcomes stream back to the driver in order of completion, as the same
-:class:`~depth2mesh.batch.Outcome` objects the local batch gives, so callers print the same lines,
-summary and exit codes.
+:class:`~depth2mesh.pipeline.batch.Outcome` objects the local batch gives, so callers print the same
+lines, summary and exit codes.
 
 Phases, all on the cluster (the driver needs neither the model nor the files):
 
@@ -25,8 +26,8 @@ Phases, all on the cluster (the driver needs neither the model nor the files):
 Paths (photos, the output folder, the weights) must mean the same on every node. Relative ones
 are taken from the driver's working directory, which workers enter when their node has it.
 
-Ray is imported only here, inside the functions: the local path (``depth2mesh.batch``, the CLI
-without ``--ray``) never imports it. Nothing here prints.
+Ray is imported only here, inside the functions: the local path (``depth2mesh.pipeline.batch``, the
+CLI without ``--ray``) never imports it. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -43,14 +44,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from depth2mesh.atomic import TEMPORARY_NAME, refuse_existing
-from depth2mesh.batch import Outcome, WorkItem, describe_error, run_batch
-from depth2mesh.convert import ConvertOptions, convert_photo, is_converted, output_paths
 from depth2mesh.errors import Depth2MeshError, ParameterError
+from depth2mesh.pipeline.batch import Outcome, WorkItem, describe_error, run_batch
+from depth2mesh.pipeline.convert import ConvertOptions, convert_photo, is_converted, output_paths
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from depth2mesh.model import DepthModel
+    from depth2mesh.depth.model import DepthModel
 
     Batch = dict[str, NDArray[Any]]
 
@@ -113,7 +114,7 @@ def convert_on_ray(
     """Convert many photos on a Ray cluster, with the local batch's files and outcomes.
 
     Args:
-        items: From :func:`depth2mesh.batch.find_photos`.
+        items: From :func:`depth2mesh.pipeline.batch.find_photos`.
         out_dir: Output folder, on storage that every node sees under this same path; each
             item's results go to ``out_dir / item.out_subdir``. Object-store URLs are refused
             (mount the bucket instead).
@@ -675,7 +676,7 @@ class PhotoConverter:
 
         torch.set_num_threads(settings.threads)
         cv2.setNumThreads(settings.threads)
-        from depth2mesh.model import load_model
+        from depth2mesh.depth.model import load_model
 
         self.settings = settings
         self.attempts = attempts
@@ -755,7 +756,7 @@ def _finished(
     item: WorkItem, target: Path, options: ConvertOptions
 ) -> tuple[list[Path], tuple[str, ...]]:
     """The files and notes of a result that an earlier attempt of this run completed."""
-    from depth2mesh.photo import read_photo
+    from depth2mesh.exchange.photo import read_photo
 
     files = list(_paths(item, target, options).values())  # in the order they are written
     try:

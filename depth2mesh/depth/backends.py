@@ -2,7 +2,8 @@
 
 Backends:
 
-- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.network`, the parity reference;
+- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.depth.networks.midas_small_torch`, the
+parity reference;
   the only one on Apple's MPS, and the one ``"auto"`` picks on a CUDA device.
 - ``"openvino"``: OpenVINO's CPU plugin on the ONNX export, latency hint, float32 only.
 - ``"onnxruntime"``: ONNX Runtime on the ONNX export, all graph optimisations (NCHWc
@@ -18,7 +19,7 @@ Threads: one intra-op thread per physical core (:func:`physical_cores`) unless t
 gives ``threads``.
 
 The export cache. The network is exported once per weights file into depth2mesh's cache
-folder (:func:`depth2mesh.cache.cache_dir`: ``$DEPTH2MESH_CACHE``, else
+folder (:func:`depth2mesh.depth.cache.cache_dir`: ``$DEPTH2MESH_CACHE``, else
 ``$XDG_CACHE_HOME/depth2mesh``, else ``~/.cache/depth2mesh``); nothing is ever written
 beside the weights. File name: ``midas_v21_small-<weights sha256>-<EXPORT_TAG>-<first 16
 hex of the file's own sha256>.onnx`` (about 66 MB). Keyed by the weights' sha256, changed
@@ -31,9 +32,10 @@ export goes into a temporary folder for this process only (deleted at exit), wit
 warning. Exports that earlier versions wrote beside a weights file are still used when
 found there (:func:`legacy_export_dirs`), read only.
 
-This module never imports torch: :mod:`depth2mesh.network` owns the network and its export
-(:func:`depth2mesh.network.export_onnx`), and :mod:`depth2mesh.model` passes the export
-function in. The runtimes are imported only when a backend is created.
+This module never imports torch: :mod:`depth2mesh.depth.networks.midas_small_torch` owns the network
+and its export (:func:`depth2mesh.depth.networks.midas_small_torch.export_onnx`), and
+:mod:`depth2mesh.depth.model`
+passes the export function in. The runtimes are imported only when a backend is created.
 """
 
 from __future__ import annotations
@@ -55,10 +57,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.atomic import process_umask, publish, temporary_file
-from depth2mesh.cache import CACHE_ENV, EXPORT_PREFIX, OPENVINO_CACHE, cache_dir, writable_folder
+from depth2mesh.depth.cache import (
+    CACHE_ENV,
+    EXPORT_PREFIX,
+    OPENVINO_CACHE,
+    cache_dir,
+    writable_folder,
+)
+from depth2mesh.depth.preprocess import SIZE_MULTIPLE
+from depth2mesh.depth.weights import file_sha256
 from depth2mesh.errors import DeviceError, DeviceParameterError, InputError
-from depth2mesh.preprocess import SIZE_MULTIPLE
-from depth2mesh.weights import file_sha256
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 """Accepted values of ``backend``."""
@@ -90,7 +98,8 @@ MULTIPLE = SIZE_MULTIPLE
 """The exported graph takes inputs whose sides are multiples of this."""
 
 Exporter = Callable[[Path], None]
-"""Writes the network as ONNX to the given path (see :func:`depth2mesh.network.export_onnx`)."""
+"""Writes the network as ONNX to the given path (see
+:func:`depth2mesh.depth.networks.midas_small_torch.export_onnx`)."""
 
 
 class NetworkRunner(Protocol):
@@ -233,7 +242,7 @@ def export_dirs(folder: Path | None = None) -> list[Path]:
     """Return the folders that may hold this process's exports, in order.
 
     Args:
-        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
+        folder: The cache folder (default :func:`depth2mesh.depth.cache.cache_dir`).
 
     Returns:
         ``[<cache folder>]``, plus this process's temporary folder once it exists.
@@ -254,7 +263,7 @@ def export_stem(weights_sha256: str, kind: str = EXPORT_PREFIX) -> str:
 
     Args:
         weights_sha256: The weights' sha256 (hex).
-        kind: The architecture's prefix (:data:`depth2mesh.cache.EXPORT_PREFIXES`); its
+        kind: The architecture's prefix (:data:`depth2mesh.depth.cache.EXPORT_PREFIXES`); its
             export's tag is :data:`EXPORT_TAGS`'.
     """
     return f"{kind}-{weights_sha256}-{EXPORT_TAGS[kind]}"
@@ -348,7 +357,7 @@ def cached_export(
     Args:
         weights_sha256: The weights' sha256 (hex), the cache key.
         export: Writes the ONNX file to a path.
-        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
+        folder: The cache folder (default :func:`depth2mesh.depth.cache.cache_dir`).
         legacy: Folders searched read only, after the cache (:func:`legacy_export_dirs`).
         kind: The architecture's prefix (see :func:`export_stem`).
 
@@ -382,7 +391,7 @@ def compiled_cache_dir(folder: Path | None = None) -> Path | None:
     """Return where OpenVINO may keep compiled networks, or None when it cannot be written.
 
     Args:
-        folder: The cache folder (default :func:`depth2mesh.cache.cache_dir`).
+        folder: The cache folder (default :func:`depth2mesh.depth.cache.cache_dir`).
 
     Returns:
         ``<cache folder>/openvino-cache``, or None.

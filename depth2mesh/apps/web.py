@@ -5,16 +5,16 @@ http://127.0.0.1:7860 where a photo goes in (drag and drop, paste, or a sample p
 out come the inferno depth picture, the photo and the depth picture under one slider, an
 interactive 3D view of the GLB that opens at the photo's own viewpoint, and download links
 for the GLB, the PLY point cloud and the 16-bit depth PNG. Every conversion is
-:func:`depth2mesh.convert.convert_photo`, the pipeline that the command line runs.
+:func:`depth2mesh.pipeline.convert.convert_photo`, the pipeline that the command line runs.
 
 Safe by default:
 
 - it listens on 127.0.0.1 (this computer only) unless ``host`` says otherwise;
 - uploads larger than ``max_upload_mb`` are refused by the server, photos with more than
   ``max_megapixels`` are refused before decoding, and an upload is only ever decoded as an
-  image (:func:`depth2mesh.photo.read_photo`, whatever its name says);
+  image (:func:`depth2mesh.exchange.photo.read_photo`, whatever its name says);
 - conversions run one at a time (a queue; ``queue_size`` requests wait at most);
-- the page offers every model of :mod:`depth2mesh.registry`; a model is loaded the first time
+- the page offers every model of :mod:`depth2mesh.depth.registry`; a model is loaded the first time
   it is chosen and kept until another is chosen (one in memory at a time: loading another
   releases it, see :class:`WebModels`); a model that cannot be loaded (no weights offline)
   gives one line on the page, and the others keep working;
@@ -59,8 +59,17 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
-from depth2mesh.convert import (
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_model
+from depth2mesh.depth.weights import file_sha256
+from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
+from depth2mesh.exchange.gltf import DRACO, decode_glb_json, encode_glb, pack_glb, split_glb
+from depth2mesh.exchange.gltf_read import position_bounds, read_glb_mesh
+from depth2mesh.exchange.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
+from depth2mesh.exchange.pictures import encode_png
+from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.geometry.mesh import DEFAULT_GRID
+from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.pipeline.convert import (
     STAGES,
     CameraOptions,
     ConvertOptions,
@@ -68,18 +77,9 @@ from depth2mesh.convert import (
     MeshKind,
     convert_photo,
 )
-from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
-from depth2mesh.geometry import DEFAULT_FAR, DEFAULT_NEAR
-from depth2mesh.gltf import DRACO, decode_glb_json, encode_glb, pack_glb, split_glb
-from depth2mesh.gltf_read import position_bounds, read_glb_mesh
-from depth2mesh.mesh import DEFAULT_GRID
-from depth2mesh.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
-from depth2mesh.pictures import encode_png
-from depth2mesh.registry import DEFAULT_MODEL, MODELS, ModelSpec, get_model
-from depth2mesh.weights import file_sha256
 
 if TYPE_CHECKING:
-    from depth2mesh.model import DepthModel
+    from depth2mesh.depth.model import DepthModel
 
 DEFAULT_HOST: Final = "127.0.0.1"
 """Listen on this computer only."""
@@ -135,11 +135,11 @@ STAGE_PROGRESS: Final[Mapping[str, tuple[float, str]]] = dict(
         strict=True,
     )
 )
-"""The page's progress bar per stage of :data:`depth2mesh.convert.STAGES`: (fraction, text);
-``{model}`` stands for the model's title."""
+"""The page's progress bar per stage of :data:`depth2mesh.pipeline.convert.STAGES`: (fraction,
+text); ``{model}`` stands for the model's title."""
 
 DOWNLOADS: Final = ("glb", "poisson_glb", "points", "poisson_ply", "depth")
-"""Kinds of :func:`depth2mesh.convert.output_paths` offered for download, in this order."""
+"""Kinds of :func:`depth2mesh.pipeline.convert.output_paths` offered for download, in this order."""
 
 _CSS: Final = """
 #d2m-convert { min-height: 3rem; }
@@ -224,7 +224,7 @@ def model_loader(
     chosen = dict(weights or {})
 
     def load(name: str) -> DepthModel:
-        from depth2mesh.model import load_model
+        from depth2mesh.depth.model import load_model
 
         spec = get_model(name)
         size = input_size if spec.architecture == "dav2_small" else None
@@ -343,7 +343,7 @@ def glb_bounds(data: bytes) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Return the (min, max) corners of the scene's meshes in a GLB, metres.
 
     From the POSITION accessors' bounds through their nodes' transforms (a quantised GLB keeps
-    its dequantisation there; see :func:`depth2mesh.gltf_read.position_bounds`).
+    its dequantisation there; see :func:`depth2mesh.exchange.gltf_read.position_bounds`).
 
     Raises:
         ValueError: Not a GLB, no mesh, or a POSITION accessor without bounds.
@@ -600,7 +600,7 @@ class PageControls:
         """The conversion options these controls ask for (EXIF focal length when ``use_exif``).
 
         With ``metric`` (a metric model) Near and Far are not used: the defaults are passed,
-        which :func:`depth2mesh.convert.convert_photo` accepts with a metric model.
+        which :func:`depth2mesh.pipeline.convert.convert_photo` accepts with a metric model.
         """
         camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(self.fov))
         mesh = self.mesh if self.mesh in ("poisson", "both") else "grid"
@@ -1193,7 +1193,7 @@ def serve(
             input_size=input_size,
         )
         if input_size is not None:
-            from depth2mesh.registry import check_input_size
+            from depth2mesh.depth.registry import check_input_size
 
             check_input_size(spec, input_size)
         model = WebModels(spec.name, load, load(spec.name))

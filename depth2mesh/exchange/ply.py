@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from depth2mesh.geometry import unit_lengths
+from depth2mesh.geometry.points import unit_lengths
 
 __all__ = ["encode_ply_mesh", "encode_ply_points"]
 

@@ -28,9 +28,26 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.geometry import DEFAULT_EDGE_RADIUS, DEFAULT_STEP_RATIO, DEFAULT_STRONG_RATIO
+DEFAULT_EDGES: Final = "on"
+"""Occlusion edges (``--edges``): "on" tears the grid mesh where a smooth depth ramp meets a
+photo edge (see :func:`occlusion_cuts`) and moves the ramp's floating points onto a side;
+"off" cuts by :data:`depth2mesh.geometry.points.DEFAULT_EDGE_THRESHOLD` only (the earlier mesh, with
+rubber sheets from near objects to what is behind them). Known limit: a textured surface that slopes
+away, such as
+an open door that the network makes a ramp, is cut into strands with holes."""
+
+DEFAULT_EDGE_RADIUS: Final = 0.014
+"""Half-width of the ramp looked for, as a fraction of the grid's long side (9 pixels of a
+640 grid: about three of the 256 pixels the network sees)."""
+
+DEFAULT_STEP_RATIO: Final = 1.03
+"""A photo edge tears the mesh where the depth steps by more than this ratio across it."""
+
+DEFAULT_STRONG_RATIO: Final = 1.15
+"""A step above this depth ratio tears the mesh at its middle even without a photo edge."""
 
 __all__ = [
+    "DEFAULT_EDGES",
     "DEFAULT_EDGE_RADIUS",
     "DEFAULT_STEP_RATIO",
     "DEFAULT_STRONG_RATIO",

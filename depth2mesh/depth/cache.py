@@ -14,7 +14,7 @@ user's weights file. ``depth2mesh cache`` lists the folder, ``depth2mesh cache -
 empties it; everything in it is rebuilt on demand (an export takes a few seconds).
 
 This module knows only the folder and which of its entries are depth2mesh's own: the
-exports themselves are made and checked by :mod:`depth2mesh.backends`.
+exports themselves are made and checked by :mod:`depth2mesh.depth.backends`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Finding a model's weights: explicit path, environment, cache, download.
 
-Resolution order for the chosen model (first match wins; :mod:`depth2mesh.registry` gives
+Resolution order for the chosen model (first match wins; :mod:`depth2mesh.depth.registry` gives
 each model's URL, sha256 and variable):
 
 1. the ``weights`` argument (``--weights PATH`` on the command line);
@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Literal
 
 from depth2mesh.atomic import publish, temporary_file
+from depth2mesh.depth.registry import MODELS, ModelSpec
 from depth2mesh.errors import WeightsError
-from depth2mesh.registry import MODELS, ModelSpec
 
 _MIDAS = MODELS["midas-small"]
 
@@ -253,7 +253,7 @@ def resolve_model_weights(
     """:func:`resolve_weights` for a model of the registry (its URL, sha256, variable, name).
 
     Args:
-        spec: The model (:func:`depth2mesh.registry.get_model`).
+        spec: The model (:func:`depth2mesh.depth.registry.get_model`).
         weights: An explicit path, or None.
         hub_dir: ``torch.hub.get_dir()``; the cache file is ``checkpoints/<release name>``.
         environ: As :func:`resolve_weights`.

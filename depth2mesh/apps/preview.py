@@ -1,12 +1,12 @@
 """The Open3D preview window: look at a result through the camera that took the photo.
 
 ``show(path)`` opens an interactive window for a PLY point cloud or a GLB/PLY mesh written by
-:func:`depth2mesh.convert.convert_photo`; ``screenshot=...`` renders the same first view to a PNG
-and closes. Open3D objects never leave this module.
+:func:`depth2mesh.pipeline.convert.convert_photo`; ``screenshot=...`` renders the same first view to
+a PNG and closes. Open3D objects never leave this module.
 
 The first view is the photo's own camera: its intrinsics come from the ``<stem>.json`` sidecar
 beside the file, else from the GLB's camera, else the default horizontal field of view
-(:data:`~depth2mesh.camera.DEFAULT_FOV_DEG`). Files
+(:data:`~depth2mesh.geometry.camera.DEFAULT_FOV_DEG`). Files
 are in glTF axes (Y up, the camera at the origin looking down -Z), so the camera's extrinsic
 matrix is ``diag(1, -1, -1, 1)``: glTF to the OpenCV camera frame that Open3D's pinhole camera
 uses.
@@ -25,9 +25,9 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.camera import DEFAULT_FOV_DEG, Intrinsics
-from depth2mesh.convert import sidecar_path
 from depth2mesh.errors import Depth2MeshError, InputError
+from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.pipeline.convert import sidecar_path
 
 WINDOW_LONG_SIDE: Final = 1024
 """The preview window's long side, pixels; the short side follows the photo's aspect."""
@@ -64,8 +64,8 @@ class ViewCamera:
 def sidecar_for(path: Path) -> Path:
     """Return the ``<stem>.json`` sidecar that belongs to an output file (it may not exist).
 
-    The names come from :func:`depth2mesh.convert.output_paths` (see
-    :func:`depth2mesh.convert.sidecar_path`).
+    The names come from :func:`depth2mesh.pipeline.convert.output_paths` (see
+    :func:`depth2mesh.pipeline.convert.sidecar_path`).
     """
     return sidecar_path(path)
 
@@ -79,7 +79,7 @@ def view_camera(path: Path, *, long_side: int = WINDOW_LONG_SIDE) -> ViewCamera:
 
     Returns:
         The view: the sidecar's intrinsics, else the GLB camera's, else
-        :data:`~depth2mesh.camera.DEFAULT_FOV_DEG` horizontal on a 4:3 window.
+        :data:`~depth2mesh.geometry.camera.DEFAULT_FOV_DEG` horizontal on a 4:3 window.
     """
     sidecar = sidecar_for(path)
     if sidecar.is_file():
@@ -99,7 +99,7 @@ def view_camera(path: Path, *, long_side: int = WINDOW_LONG_SIDE) -> ViewCamera:
 
 
 def _glb_camera(path: Path) -> tuple[float | None, float]:
-    from depth2mesh.gltf import decode_glb_json
+    from depth2mesh.exchange.gltf import decode_glb_json
 
     try:
         document = decode_glb_json(path.read_bytes())
@@ -182,7 +182,7 @@ def show(
         image = np.asarray(window.capture_screen_float_buffer(do_render=True))
     finally:
         window.destroy_window()
-    from depth2mesh.pictures import write_png
+    from depth2mesh.exchange.pictures import write_png
 
     pixels: NDArray[np.uint8] = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
     return write_png(Path(screenshot), pixels, overwrite=True)
@@ -217,11 +217,12 @@ def _glb_geometry(o3d: Any, path: Path) -> Any:
     """Read a GLB with depth2mesh's own reader and build the Open3D mesh Open3D's reader would.
 
     Open3D's glTF reader does not dequantise ``KHR_mesh_quantization`` accessors (nor decode
-    Draco), so the preview reads every GLB itself (:func:`depth2mesh.gltf_read.read_glb_mesh`):
-    scene coordinates, per-corner texture coordinates and the texture as Open3D's reader
+    Draco), so the preview reads every GLB itself
+    (:func:`depth2mesh.exchange.gltf_read.read_glb_mesh`): scene coordinates, per-corner texture
+    coordinates and the texture as Open3D's reader
     stores them (v up, rows bottom first), the ``COLOR_0`` values and normals as they are.
     """
-    from depth2mesh.gltf_read import read_glb_mesh
+    from depth2mesh.exchange.gltf_read import read_glb_mesh
 
     try:
         mesh = read_glb_mesh(path.read_bytes())

@@ -1,0 +1,1 @@
+"""The depth networks: one torch-free description each, the PyTorch code imported lazily."""

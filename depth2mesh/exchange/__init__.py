@@ -1,0 +1,1 @@
+"""Files in and out: photos, depth pictures, textures, glTF, PLY and OBJ."""

@@ -1,0 +1,1 @@
+"""Geometry on pixel grids: the camera, disparity to depth, points, occlusion edges, meshes."""

@@ -1,0 +1,1 @@
+"""The one conversion pipeline, its batches and its Ray cluster path."""
