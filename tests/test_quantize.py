@@ -326,7 +326,7 @@ def test_preview_geometry_is_what_open3d_reads_from_the_float_file(
     _convert(photo, depth, tmp_path / "none", "none", mesh="grid")
     record = _convert(photo, depth, tmp_path / "quantized", "quantized", mesh="grid")["glb"]
     bound = record["meshes"]["grid"]["position_error_bound_m"]
-    ours = _read_geometry(o3d, tmp_path / "quantized" / "ramp.glb")
+    (ours,) = _read_geometry(o3d, tmp_path / "quantized" / "ramp.glb")  # one textured mesh
     theirs = o3d.io.read_triangle_mesh(str(tmp_path / "none" / "ramp.glb"), True)
     # Open3D reads the float32 grid's strip with its joins, triangles that repeat an index
     triangles = np.asarray(theirs.triangles)

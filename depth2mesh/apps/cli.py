@@ -33,9 +33,10 @@ from depth2mesh.geometry.edges import (
     DEFAULT_STEP_RATIO,
     DEFAULT_STRONG_RATIO,
 )
-from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
+from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD
 from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
+from depth2mesh.geometry.support import DEFAULT_SUPPORT
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -601,8 +602,22 @@ def convert(
         ),
     ] = False,
     poisson_depth: Annotated[
-        int, typer.Option("--poisson-depth", help="Poisson octree depth (5..12).")
-    ] = DEFAULT_POISSON_DEPTH,
+        int | None,
+        typer.Option(
+            "--poisson-depth",
+            help="Poisson octree depth (5..12); default: from the grid's size (8 for 640 to "
+            "1024 pixels).",
+        ),
+    ] = None,
+    poisson_support: Annotated[
+        float,
+        typer.Option(
+            "--poisson-support",
+            help="Keep Poisson surface only within this fraction of its depth of the point "
+            "cloud (and inside the photo's frame): no invented sheets.",
+            rich_help_panel="Mesh and edges",
+        ),
+    ] = DEFAULT_SUPPORT,
     density_quantile: Annotated[
         float,
         typer.Option("--density-quantile", help="Trim this fraction of low-density vertices."),
@@ -753,6 +768,7 @@ def convert(
         mesh=mesh,
         drop_far=drop_far,
         poisson_depth=poisson_depth,
+        poisson_support=poisson_support,
         density_quantile=density_quantile,
         face_budget=face_budget,
         texture_format=texture_format,

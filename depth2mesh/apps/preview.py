@@ -154,7 +154,7 @@ def show(
     check_display()
     import open3d as o3d  # deferred: a slow import only the preview needs
 
-    geometry = _read_geometry(o3d, path)
+    geometries = _read_geometry(o3d, path)
     camera = view_camera(path, long_side=long_side)
     window = o3d.visualization.Visualizer()
     title = f"depth2mesh: {path.name} (drag to orbit, scroll to zoom, Q to close)"
@@ -166,13 +166,14 @@ def show(
             "under `xvfb-run -a`"
         )
     try:
-        window.add_geometry(geometry)
+        for geometry in geometries:
+            window.add_geometry(geometry)
         options = window.get_render_option()
         options.background_color = np.asarray(BACKGROUND)
         options.point_size = float(point_size or _gapless_point_size(path, camera))
         options.light_on = False  # the colours are the photo's: show them as they are
         options.mesh_show_back_face = True
-        pivot = np.median(np.asarray(_positions(geometry)), axis=0)
+        pivot = np.median(np.asarray(_positions(geometries[0])), axis=0)
         _look_through(o3d, window, camera, orbit_extrinsic(pivot, *orbit_deg))
         if screenshot is None:
             window.run()
@@ -198,29 +199,36 @@ def _gapless_point_size(path: Path, camera: ViewCamera) -> float:
         return 2.0
 
 
-def _read_geometry(o3d: Any, path: Path) -> Any:
-    """Read a point cloud (PLY without faces) or a mesh (with its texture) with Open3D."""
+def _read_geometry(o3d: Any, path: Path) -> list[Any]:
+    """Read a point cloud (PLY without faces) or a mesh (with its texture) with Open3D.
+
+    Returns:
+        The Open3D geometries to show (a GLB may give two meshes, see :func:`_glb_geometry`).
+    """
     if path.suffix.lower() == ".ply" and not _ply_has_faces(path):
         cloud = o3d.io.read_point_cloud(str(path))
         if not cloud.has_points():
             raise InputError(f"{path} holds no points")
-        return cloud
+        return [cloud]
     if path.suffix.lower() == ".glb":
         return _glb_geometry(o3d, path)
     mesh = o3d.io.read_triangle_mesh(str(path), True)
     if not mesh.has_triangles():
         raise InputError(f"{path} holds no triangles")
-    return mesh
+    return [mesh]
 
 
-def _glb_geometry(o3d: Any, path: Path) -> Any:
-    """Read a GLB with depth2mesh's own reader and build the Open3D mesh Open3D's reader would.
+def _glb_geometry(o3d: Any, path: Path) -> list[Any]:
+    """Read a GLB with depth2mesh's own reader and build the Open3D meshes it shows.
 
     Open3D's glTF reader does not dequantise ``KHR_mesh_quantization`` accessors (nor decode
     Draco), so the preview reads every GLB itself
     (:func:`depth2mesh.exchange.gltf_read.read_glb_mesh`): scene coordinates, per-corner texture
-    coordinates and the texture as Open3D's reader
-    stores them (v up, rows bottom first), the ``COLOR_0`` values and normals as they are.
+    coordinates and the texture as Open3D's reader stores them (v up, rows bottom first), the
+    normals as they are. ``COLOR_0`` is linear in glTF and Open3D shows colours as they are
+    (sRGB on screen): they are encoded to sRGB first, so that a GLB looks as its PLY does. A
+    textured GLB whose second material draws some triangles with vertex colours (a Poisson
+    mesh: what the photo did not see) becomes two meshes, the textured one and the coloured one.
     """
     from depth2mesh.exchange.gltf_read import read_glb_mesh
 
@@ -230,16 +238,35 @@ def _glb_geometry(o3d: Any, path: Path) -> Any:
         raise InputError(f"{path} is not a GLB that depth2mesh can read: {error}") from None
     if not len(mesh.faces):
         raise InputError(f"{path} holds no triangles")
+    materials = mesh.face_materials
+    if materials is None:
+        materials = np.zeros(len(mesh.faces), np.int64)
+    textured = mesh.uvs is not None and mesh.texture is not None
+    parts = [materials == 0, materials != 0] if textured else [np.ones(len(mesh.faces), bool)]
+    meshes = []
+    for index, chosen in enumerate(parts):
+        if chosen.any():
+            meshes.append(_open3d_mesh(o3d, path, mesh, chosen, texture=textured and index == 0))
+    return meshes
+
+
+def _open3d_mesh(
+    o3d: Any, path: Path, mesh: Any, chosen: NDArray[np.bool_], *, texture: bool
+) -> Any:
+    """The Open3D mesh of the ``chosen`` faces: textured, or with sRGB vertex colours."""
+    from depth2mesh.geometry.points import linear_to_srgb
+
+    faces = mesh.faces[chosen]
     result = o3d.geometry.TriangleMesh(
         o3d.utility.Vector3dVector(mesh.positions.astype(np.float64)),
-        o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)),
+        o3d.utility.Vector3iVector(faces.astype(np.int32)),
     )
     if mesh.normals is not None:
         result.vertex_normals = o3d.utility.Vector3dVector(mesh.normals.astype(np.float64))
-    if mesh.colors_linear is not None:
-        colors = mesh.colors_linear[:, :3].astype(np.float64)
-        result.vertex_colors = o3d.utility.Vector3dVector(colors)
-    if mesh.uvs is not None and mesh.texture is not None:
+    if mesh.colors_linear is not None and not texture:
+        srgb = linear_to_srgb(mesh.colors_linear[:, :3]).astype(np.float64) / 255.0
+        result.vertex_colors = o3d.utility.Vector3dVector(srgb)
+    if texture:
         import cv2
 
         decoded = cv2.imdecode(np.frombuffer(mesh.texture, np.uint8), cv2.IMREAD_COLOR)
@@ -247,11 +274,11 @@ def _glb_geometry(o3d: Any, path: Path) -> Any:
             raise InputError(f"{path}: its texture does not decode")
         image = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
         # as Open3D's own reader stores them: v up, the image bottom row first
-        corners = mesh.uvs[mesh.faces.reshape(-1)].astype(np.float64)
+        corners = mesh.uvs[faces.reshape(-1)].astype(np.float64)
         corners[:, 1] = 1.0 - corners[:, 1]
         result.triangle_uvs = o3d.utility.Vector2dVector(corners)
         result.textures = [o3d.geometry.Image(np.ascontiguousarray(image[::-1]))]
-        result.triangle_material_ids = o3d.utility.IntVector(np.zeros(len(mesh.faces), np.int32))
+        result.triangle_material_ids = o3d.utility.IntVector(np.zeros(len(faces), np.int32))
     return result
 
 

@@ -276,6 +276,7 @@ def encode_glb(
     generator: str = "depth2mesh",
     compression: GlbCompression = "none",
     strips: bool = False,
+    colored_faces: ArrayLike | None = None,
 ) -> bytes:
     """Encode a triangle mesh or a point cloud as a binary glTF 2.0 file (GLB).
 
@@ -328,6 +329,11 @@ def encode_glb(
         generator: ``asset.generator`` string.
         compression: "none" (float32 vertex data), "quantized" or "draco", see above.
         strips: Write triangle strips (mode 5) where they are shorter, see above.
+        colored_faces: (M,) bool, only with ``texture`` and ``colors_linear``: the triangles
+            marked are drawn with their vertex colours and a second material without the
+            texture (material 1, "<name> vertex colours"); the others with the texture alone
+            (their primitives leave ``COLOR_0`` out, so nothing multiplies the photo). A
+            textured mesh whose vertices the photo did not all see (a Poisson surface).
 
     Returns:
         The GLB file content.
@@ -343,9 +349,10 @@ def encode_glb(
     vertices, triangles = _check_mesh(
         positions, faces, normals, uvs, colors_linear, texture, texture_mime
     )
+    groups = _face_groups(faces, colored_faces, vertices, triangles)
     return _assemble_glb(
         vertices,
-        triangles,
+        groups,
         texture=None if texture is None else bytes(texture),
         texture_mime=texture_mime,
         camera=camera,
@@ -437,9 +444,51 @@ def _check_mesh(
     return vertices, triangles
 
 
-def _assemble_glb(
+def _face_groups(
+    faces: ArrayLike | None,
+    colored_faces: ArrayLike | None,
     vertices: _Vertices,
     triangles: NDArray[np.int64],
+) -> list[tuple[NDArray[np.int64], int]]:
+    """Split the checked triangles by material: [(triangles, material index)], none empty.
+
+    Without ``colored_faces``: one group, material 0. With it: the unmarked triangles
+    (material 0, the texture) then the marked ones (material 1, vertex colours).
+
+    Raises:
+        ValueError: ``colored_faces`` without a texture and vertex colours, or not (M,) bool.
+    """
+    if colored_faces is None:
+        return [(triangles, 0)]
+    if vertices.uvs is None or vertices.colors is None:
+        raise ValueError("colored_faces needs both a texture (with uvs) and colors_linear")
+    marks = np.asarray(colored_faces)
+    count = 0 if faces is None else np.asarray(faces).reshape(-1, 3).shape[0]
+    if marks.dtype != np.bool_ or marks.shape != (count,):
+        raise ValueError(f"colored_faces must be a ({count},) bool array, got {marks.shape}")
+    if count:  # the degenerate triangles were dropped: drop their marks the same way
+        all_faces = np.asarray(faces).reshape(-1, 3)
+        distinct = (
+            (all_faces[:, 0] != all_faces[:, 1])
+            & (all_faces[:, 1] != all_faces[:, 2])
+            & (all_faces[:, 2] != all_faces[:, 0])
+        )
+        marks = marks[distinct]
+    groups = [(triangles[~marks], 0), (triangles[marks], 1)]
+    return [(part, material) for part, material in groups if part.shape[0]] or [(triangles, 0)]
+
+
+def _group_attributes(attributes: dict[str, Any], material: int, split: bool) -> dict[str, Any]:
+    """The attributes a group's primitives use: the texture's or the vertex colours' only."""
+    if not split:
+        return attributes
+    dropped = "COLOR_0" if material == 0 else "TEXCOORD_0"
+    return {name: value for name, value in attributes.items() if name != dropped}
+
+
+def _assemble_glb(
+    vertices: _Vertices,
+    groups: list[tuple[NDArray[np.int64], int]],
     *,
     texture: bytes | None,
     texture_mime: str,
@@ -458,17 +507,32 @@ def _assemble_glb(
     binary = _BinaryBuilder()
     node: dict[str, Any] = {"name": name, "mesh": 0}
     extension = None
-    if compression == "draco" and triangles.shape[0]:
-        primitives = [_add_draco_primitive(binary, vertices, triangles)]
+    split = len({material for _, material in groups}) > 1 or groups[0][1] != 0
+    if compression == "draco" and groups[0][0].shape[0]:
+        primitives = [
+            _add_draco_primitive(binary, _group_vertices(vertices, material, split), part)
+            | {"material": material}
+            for part, material in groups
+        ]
         extension = DRACO
     elif compression in ("quantized", "draco"):  # Draco needs triangles: points are quantised
         primitives, transform = _add_quantized_primitives(
-            binary, vertices, triangles, strips=strips
+            binary, vertices, groups, strips=strips, split=split
         )
         node.update(transform)
         extension = QUANTIZATION
     else:
-        primitives = [_add_primitive(binary, vertices, triangles, strips=strips)]
+        first = _add_primitive(binary, vertices, groups[0][0], strips=strips)
+        every = first["attributes"]
+        first.update(
+            attributes=_group_attributes(every, groups[0][1], split), material=groups[0][1]
+        )
+        primitives = [first]
+        for part, material in groups[1:]:
+            primitive = {"attributes": _group_attributes(every, material, split)}
+            primitive["material"] = material
+            _add_indices(binary, primitive, part, vertices.count, strips=strips)
+            primitives.append(primitive)
     pbr, material = _material(name, blend=vertices.translucent)
     document: dict[str, Any] = {
         "asset": {"version": "2.0", "generator": generator},
@@ -478,6 +542,8 @@ def _assemble_glb(
         "meshes": [{"name": name, "primitives": primitives}],
         "materials": [material],
     }
+    if split:
+        document["materials"].append(_material(f"{name} vertex colours", blend=False)[1])
     if extension is not None:
         document["extensionsUsed"] = [extension]
         document["extensionsRequired"] = [extension]
@@ -674,8 +740,22 @@ def _shared(
     )
 
 
+def _group_vertices(vertices: _Vertices, material: int, split: bool) -> _Vertices:
+    """The vertex arrays a group's (Draco) primitive carries (see :func:`_group_attributes`)."""
+    if not split:
+        return vertices
+    if material == 0:
+        return _Vertices(vertices.positions, vertices.normals, vertices.uvs, None)
+    return _Vertices(vertices.positions, vertices.normals, None, vertices.colors)
+
+
 def _add_quantized_primitives(
-    binary: _BinaryBuilder, vertices: _Vertices, triangles: NDArray[np.int64], *, strips: bool
+    binary: _BinaryBuilder,
+    vertices: _Vertices,
+    groups: list[tuple[NDArray[np.int64], int]],
+    *,
+    strips: bool,
+    split: bool = False,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Add the vertex data quantised (``KHR_mesh_quantization``) and the primitives over it.
 
@@ -686,8 +766,10 @@ def _add_quantized_primitives(
     Args:
         binary: The buffer being built.
         vertices: The checked vertex arrays.
-        triangles: (M, 3) int64 non-degenerate triangles; M = 0 makes one ``POINTS`` primitive.
+        groups: (M, 3) int64 non-degenerate triangles and the material they use, by group;
+            one group with M = 0 makes one ``POINTS`` primitive.
         strips: Write each primitive's triangles as a strip where it is shorter.
+        split: The groups use different attributes (:func:`_group_attributes`).
 
     Returns:
         The primitives, and the mesh node's ``translation`` and ``scale`` (empty when the
@@ -722,29 +804,33 @@ def _add_quantized_primitives(
         attributes["COLOR_0"] = _shared(binary, colors, _UNSIGNED_SHORT, normalized=True)
 
     count = vertices.count
-    if not triangles.shape[0]:
-        chunks: list[FaceChunk] | None = [FaceChunk(triangles, 0, count)]
-    elif count <= SHORT_INDEX_VERTICES:
-        chunks = [FaceChunk(triangles, 0, count)]
-    else:
-        chunks = split_for_short_indices(triangles)
-    if chunks is None:  # a triangle spans more than a window: one primitive, 32-bit indices
-        chunks = [FaceChunk(triangles, 0, count)]
     primitives = []
-    for chunk in chunks:
-        primitive: dict[str, Any] = {
-            "attributes": {name: shared.accessor(chunk) for name, shared in attributes.items()},
-            "material": 0,
-        }
-        binary.accessors += list(primitive["attributes"].values())
-        first = len(binary.accessors) - len(attributes)
-        primitive["attributes"] = {name: first + i for i, name in enumerate(attributes)}
-        if chunk.faces.shape[0]:
-            _add_indices(binary, primitive, chunk.faces, chunk.vertex_count, strips=strips)
-        else:
-            primitive["mode"] = _MODE_POINTS
-        primitives.append(primitive)
+    for triangles, material in groups:
+        used = _group_attributes(attributes, material, split)
+        for chunk in _chunks(triangles, count):
+            primitive: dict[str, Any] = {
+                "attributes": {name: shared.accessor(chunk) for name, shared in used.items()},
+                "material": material,
+            }
+            binary.accessors += list(primitive["attributes"].values())
+            first = len(binary.accessors) - len(used)
+            primitive["attributes"] = {name: first + i for i, name in enumerate(used)}
+            if chunk.faces.shape[0]:
+                _add_indices(binary, primitive, chunk.faces, chunk.vertex_count, strips=strips)
+            else:
+                primitive["mode"] = _MODE_POINTS
+            primitives.append(primitive)
     return primitives, transform
+
+
+def _chunks(triangles: NDArray[np.int64], count: int) -> list[FaceChunk]:
+    """The triangles in windows of at most 65,535 vertices (one when that cannot be done)."""
+    if not triangles.shape[0] or count <= SHORT_INDEX_VERTICES:
+        return [FaceChunk(triangles, 0, count)]
+    chunks = split_for_short_indices(triangles)
+    if chunks is None:  # a triangle spans more than a window: one primitive, 32-bit indices
+        return [FaceChunk(triangles, 0, count)]
+    return chunks
 
 
 def _add_indices(

@@ -59,6 +59,8 @@ class GlbMesh:
         texture_mime: Its MIME type, or None.
         camera: The first perspective camera, or None.
         extensions: The file's ``extensionsUsed``.
+        face_materials: (M,) int64, the material index of each face's primitive (0 where a
+            primitive names none).
     """
 
     positions: NDArray[np.float32]
@@ -70,6 +72,7 @@ class GlbMesh:
     texture_mime: str | None = None
     camera: GltfCamera | None = None
     extensions: tuple[str, ...] = ()
+    face_materials: NDArray[np.int64] | None = None
 
 
 def accessor_array(document: dict[str, Any], binary: bytes, index: int) -> NDArray[np.float32]:
@@ -218,10 +221,12 @@ def read_glb_mesh(data: bytes) -> GlbMesh:
         if "mesh" not in node:
             continue
         for primitive in document["meshes"][node["mesh"]]["primitives"]:
-            parts.append(_transformed(_primitive_arrays(document, binary, primitive), world))
+            part = _transformed(_primitive_arrays(document, binary, primitive), world)
+            part["materials"] = np.full(len(part["faces"]), primitive.get("material", 0))
+            parts.append(part)
     if not parts:
         raise ValueError("the GLB's scene holds no mesh")
-    names = set().union(*parts) - {"faces"}
+    names = set().union(*parts) - {"faces", "materials"}
     if any("normals" not in part for part in parts):
         names.discard("normals")
     for part in parts:  # glTF's defaults where a primitive lacks an attribute
@@ -247,6 +252,7 @@ def read_glb_mesh(data: bytes) -> GlbMesh:
         texture_mime=mime,
         camera=_camera(document),
         extensions=tuple(document.get("extensionsUsed", [])),
+        face_materials=np.concatenate([part["materials"] for part in parts]).astype(np.int64),
     )
 
 

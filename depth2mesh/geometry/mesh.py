@@ -6,6 +6,9 @@ numpy arrays in a :class:`MeshArrays`; Open3D objects never leave :func:`poisson
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import threading
 from dataclasses import dataclass
 from typing import Final
 
@@ -13,19 +16,59 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.errors import ParameterError
+from depth2mesh.geometry.camera import Intrinsics
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD, depth_edge_faces, grid_faces
+from depth2mesh.geometry.support import DEFAULT_SUPPORT, nearest_grid_points, supported_faces
 
 DEFAULT_GRID: Final = 1024
 """Long side of the mesh grid and point cloud, in vertices (pixels of the resampled photo)."""
 
-DEFAULT_POISSON_DEPTH: Final = 9
-"""Octree depth of the Poisson reconstruction (2^9 = 512 cells along the longest side)."""
+POISSON_DEPTHS: Final = (5, 12)
+"""Smallest and largest octree depth of the Poisson reconstruction."""
 
-DEFAULT_DENSITY_QUANTILE: Final = 0.02
-"""Fraction of the Poisson vertices with the lowest sample density that are trimmed."""
+DEFAULT_DENSITY_QUANTILE: Final = 0.0
+"""Fraction of the Poisson vertices with the lowest sample density that are trimmed (none: the
+support trim, :mod:`depth2mesh.geometry.support`, removes what the points do not hold)."""
 
-DEFAULT_POISSON_POINTS: Final = 200_000
-"""The point cloud is thinned to at most this many points before Poisson reconstruction."""
+DEFAULT_POISSON_POINTS: Final = 50_000
+"""The point grid is thinned evenly (every s-th row and column) to at most this many points
+before Poisson reconstruction."""
+
+POINTS_PER_CELL: Final = 2.5
+"""Grid pixels per octree cell along the grid's long side when the depth is chosen for it."""
+
+
+def auto_poisson_depth(grid_shape: tuple[int, int]) -> int:
+    """The octree depth for a grid: about :data:`POINTS_PER_CELL` grid pixels per cell.
+
+    The octree spans the scene's bounding cube, which a photo's long side about fills: 640 or
+    1024 pixels give depth 8 (256 cells), a 48-pixel grid depth 5.
+
+    Args:
+        grid_shape: (rows, cols) of the mesh grid.
+
+    Returns:
+        The depth, within :data:`POISSON_DEPTHS`.
+    """
+    cells = max(grid_shape) / POINTS_PER_CELL
+    depth = int(np.floor(np.log2(max(cells, 1.0))))
+    return int(np.clip(depth, *POISSON_DEPTHS))
+
+
+def preload_open3d() -> threading.Thread:
+    """Start importing Open3D (about 1 s) on a background thread; return the thread.
+
+    A conversion that will build a Poisson mesh calls this first, so that the import overlaps
+    the depth, geometry and grid stages instead of adding to the Poisson stage.
+    """
+    thread = threading.Thread(target=_import_open3d, name="import open3d", daemon=True)
+    thread.start()
+    return thread
+
+
+def _import_open3d() -> None:
+    with contextlib.suppress(ImportError):  # reported where the Poisson stage imports it
+        importlib.import_module("open3d")
 
 
 @dataclass(frozen=True)
@@ -110,24 +153,29 @@ def grid_mesh(
 
 def check_poisson_options(
     *,
-    depth: int,
+    depth: int | None,
     density_quantile: float,
     face_budget: int | None,
+    support: float = DEFAULT_SUPPORT,
     depth_name: str = "depth",
 ) -> None:
     """Refuse Poisson options that cannot work (see :func:`poisson_mesh`).
 
     Args:
-        depth: Octree depth, 5..12.
+        depth: Octree depth, 5..12, or None (chosen from the grid's size).
         density_quantile: Fraction of lowest-density vertices trimmed, [0, 1).
         face_budget: Most triangles after decimation (>= 4), or None.
+        support: Largest distance to the cloud, a fraction of depth, in (0, 1].
         depth_name: The caller's name for ``depth`` (``poisson_depth`` in ConvertOptions).
 
     Raises:
         ParameterError: The first option out of range, by name.
     """
-    if not 5 <= depth <= 12:
-        raise ParameterError(f"{{{depth_name}}} must be between 5 and 12, got {depth}", depth_name)
+    low, high = POISSON_DEPTHS
+    if depth is not None and not low <= depth <= high:
+        raise ParameterError(
+            f"{{{depth_name}}} must be between {low} and {high}, got {depth}", depth_name
+        )
     if not 0.0 <= density_quantile < 1.0:
         raise ParameterError(
             f"{{density_quantile}} must be in [0, 1), got {density_quantile}", "density_quantile"
@@ -136,54 +184,46 @@ def check_poisson_options(
         raise ParameterError(
             f"{{face_budget}} must be at least 4 triangles, got {face_budget}", "face_budget"
         )
+    if not (np.isfinite(support) and 0.0 < support <= 1.0):
+        raise ParameterError(
+            f"{{poisson_support}} must be in (0, 1] (a fraction of depth), got {support}",
+            "poisson_support",
+        )
 
 
 def poisson_mesh(
     points: NDArray[np.float32],
     normals: NDArray[np.float32],
     *,
-    depth: int = DEFAULT_POISSON_DEPTH,
+    depth: int = 8,
     density_quantile: float = DEFAULT_DENSITY_QUANTILE,
-    max_points: int = DEFAULT_POISSON_POINTS,
-    face_budget: int | None = None,
     threads: int = -1,
-    seed: int = 0,
 ) -> MeshArrays:
-    """Reconstruct a watertight-ish surface with Open3D's screened Poisson.
+    """Reconstruct a surface from an oriented cloud with Open3D's screened Poisson.
 
-    The oriented cloud is thinned to ``max_points`` (a seeded random subset), reconstructed,
-    its lowest-density vertices (the ``density_quantile`` fraction: surface invented far from
-    any sample) trimmed, cropped to the cloud's bounding box, and optionally decimated to
-    ``face_budget`` triangles. The mesh has no colours: the caller colours its vertices
-    from the photo (see :func:`depth2mesh.geometry.points.sample_colors`).
+    The untrimmed level set (it closes every gap, out to the octree's cube): trim it with
+    :func:`trim_poisson`. Optionally the ``density_quantile`` fraction of vertices with the
+    lowest sample density is removed first.
 
     Args:
-        points: (N, 3) float32 positions, metres.
+        points: (N, 3) float32 positions, metres, N >= 100.
         normals: (N, 3) float32 unit normals facing the camera.
         depth: Octree depth, 5..12.
         density_quantile: Fraction of vertices to trim by density, in [0, 1).
-        max_points: Most points passed to the reconstruction, >= 100.
-        face_budget: Decimate to at most this many triangles (quadric error), or None.
         threads: Open3D worker threads (-1: all cores).
-        seed: Seed of the thinning.
 
     Returns:
-        The mesh with vertices, faces and normals (facing the camera side).
+        The mesh with vertices and faces only (float32 metres, int64 indices).
 
     Raises:
         ValueError: Bad options, or fewer than 100 points to reconstruct from.
     """
-    check_poisson_options(depth=depth, density_quantile=density_quantile, face_budget=face_budget)
-    if max_points < 100:
-        raise ParameterError(f"{{max_points}} must be at least 100, got {max_points}", "max_points")
+    check_poisson_options(depth=depth, density_quantile=density_quantile, face_budget=None)
     count = points.shape[0]
     if count < 100:
         raise ValueError(f"Poisson reconstruction needs at least 100 points, got {count}")
-    import open3d as o3d  # deferred: a slow import that only this stage needs
+    import open3d as o3d  # deferred (see preload_open3d): a slow import only this stage needs
 
-    if count > max_points:
-        chosen = np.sort(np.random.default_rng(seed).choice(count, max_points, replace=False))
-        points, normals = points[chosen], normals[chosen]
     cloud = o3d.geometry.PointCloud()
     cloud.points = o3d.utility.Vector3dVector(points.astype(np.float64))
     cloud.normals = o3d.utility.Vector3dVector(normals.astype(np.float64))
@@ -191,27 +231,120 @@ def poisson_mesh(
         surface, densities = o3d.geometry.TriangleMesh.create_from_point_cloud_poisson(
             cloud, depth=depth, n_threads=threads
         )
-    density = np.asarray(densities)
-    if density_quantile > 0 and density.size:
-        surface.remove_vertices_by_mask(density < np.quantile(density, density_quantile))
-    bounds = cloud.get_axis_aligned_bounding_box()
-    margin = 1e-3 * max(float(np.linalg.norm(bounds.get_extent())), 1e-6)
-    surface = surface.crop(  # a plane has a flat box: pad it so that cropping keeps the plane
-        o3d.geometry.AxisAlignedBoundingBox(bounds.min_bound - margin, bounds.max_bound + margin)
-    )
-    if face_budget is not None and len(surface.triangles) > face_budget:
-        surface = surface.simplify_quadric_decimation(target_number_of_triangles=face_budget)
-    surface.remove_unreferenced_vertices()
-    surface.remove_degenerate_triangles()
-    surface.compute_vertex_normals()
     vertices = np.asarray(surface.vertices, dtype=np.float32)
     faces = np.asarray(surface.triangles, dtype=np.int64).reshape(-1, 3)
-    vertex_normals = np.asarray(surface.vertex_normals, dtype=np.float64)
-    return MeshArrays(
-        vertices=vertices,
-        faces=_facing_camera(vertices, faces),
-        normals=_unit_towards_camera(vertices, vertex_normals),
+    density = np.asarray(densities)
+    if density_quantile > 0 and density.size:
+        low_density = density < np.quantile(density, density_quantile)
+        faces = faces[~low_density[faces].any(axis=1)]
+    return MeshArrays(vertices=vertices, faces=faces)
+
+
+@dataclass(frozen=True)
+class PoissonSurface:
+    """A trimmed Poisson surface and how it stands against the photo.
+
+    Attributes:
+        mesh: Vertices, faces (facing the camera) and unit normals, camera frame.
+        seen: (N,) bool: the vertex is what the photo shows where it projects.
+        pixel: (N,) int64 row-major grid index of each vertex's nearest point of the cloud.
+    """
+
+    mesh: MeshArrays
+    seen: NDArray[np.bool_]
+    pixel: NDArray[np.int64]
+
+
+def trim_poisson(
+    surface: MeshArrays,
+    grid_points: NDArray[np.float32],
+    valid: NDArray[np.bool_],
+    intrinsics: Intrinsics,
+    *,
+    support: float = DEFAULT_SUPPORT,
+    face_budget: int | None = None,
+) -> PoissonSurface:
+    """Keep the part of a Poisson surface that the point grid supports.
+
+    Triangles are removed where a corner or the centre lies farther than ``support`` times its
+    depth from every point of the cloud, or outside the photo's frame
+    (:func:`~depth2mesh.geometry.support.supported_faces`): the sheets Poisson invents below
+    the picture, out to its cube and across torn occlusion edges. Unused vertices are dropped;
+    with ``face_budget`` the rest is decimated (quadric error, Open3D) to at most that many
+    triangles and the support found again.
+
+    Args:
+        surface: The untrimmed mesh (:func:`poisson_mesh`), camera frame.
+        grid_points: (rows, cols, 3) float32 back-projected points of the grid, metres.
+        valid: (rows, cols) bool, the pixels that are points of the cloud.
+        intrinsics: The camera at the grid's size.
+        support: Largest distance to the cloud, a fraction of depth.
+        face_budget: Decimate to at most this many triangles, or None.
+
+    Returns:
+        The trimmed mesh with camera-facing normals, and each vertex's seen flag and pixel.
+    """
+    keep, found = supported_faces(
+        surface.vertices, surface.faces, grid_points, valid, intrinsics, tolerance=support
     )
+    vertices, faces = _compact(surface.vertices, surface.faces[keep])
+    if face_budget is not None and len(faces) > face_budget:
+        vertices, faces = _decimate(vertices, faces, face_budget)
+    found = nearest_grid_points(vertices, grid_points, valid, intrinsics, tolerance=support)
+    faces = _facing_camera(vertices, faces)
+    normals = _unit_towards_camera(vertices, vertex_normals(vertices, faces))
+    mesh = MeshArrays(vertices=vertices, faces=faces, normals=normals)
+    return PoissonSurface(mesh, found.seen, found.pixel)
+
+
+def _compact(
+    vertices: NDArray[np.float32], faces: NDArray[np.int64]
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Drop the vertices no face uses and renumber the faces."""
+    used = np.zeros(vertices.shape[0], dtype=bool)
+    used[faces.reshape(-1)] = True
+    renumber = np.cumsum(used, dtype=np.int64) - 1
+    return np.ascontiguousarray(vertices[used]), renumber[faces].reshape(-1, 3)
+
+
+def _decimate(
+    vertices: NDArray[np.float32], faces: NDArray[np.int64], budget: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Quadric decimation (Open3D) to at most ``budget`` triangles."""
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(vertices.astype(np.float64)),
+        o3d.utility.Vector3iVector(faces.astype(np.int32)),
+    )
+    mesh = mesh.simplify_quadric_decimation(target_number_of_triangles=budget)
+    mesh.remove_unreferenced_vertices()
+    mesh.remove_degenerate_triangles()
+    return _compact(
+        np.asarray(mesh.vertices, dtype=np.float32),
+        np.asarray(mesh.triangles, dtype=np.int64).reshape(-1, 3),
+    )
+
+
+def vertex_normals(vertices: NDArray[np.float32], faces: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Area-weighted vertex normals (not normalised; zero for a vertex without faces).
+
+    Args:
+        vertices: (N, 3) float32 positions.
+        faces: (M, 3) int64 indices.
+
+    Returns:
+        (N, 3) float64 sums of the adjacent triangles' cross products.
+    """
+    corners = vertices[faces].astype(np.float64)
+    cross = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals = np.zeros((vertices.shape[0], 3))
+    for column in range(3):
+        for corner in range(3):
+            normals[:, column] += np.bincount(
+                faces[:, corner], weights=cross[:, column], minlength=vertices.shape[0]
+            )
+    return normals
 
 
 def _facing_camera(vertices: NDArray[np.float32], faces: NDArray[np.int64]) -> NDArray[np.int64]:

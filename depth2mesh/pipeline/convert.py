@@ -60,12 +60,15 @@ from depth2mesh.geometry.edges import (
 from depth2mesh.geometry.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
-    DEFAULT_POISSON_DEPTH,
     DEFAULT_POISSON_POINTS,
     MeshArrays,
+    PoissonSurface,
+    auto_poisson_depth,
     check_poisson_options,
     grid_mesh,
     poisson_mesh,
+    preload_open3d,
+    trim_poisson,
 )
 from depth2mesh.geometry.points import (
     DEFAULT_EDGE_THRESHOLD,
@@ -89,6 +92,7 @@ from depth2mesh.geometry.scale import (
     far_mask,
     metric_depth_pinned,
 )
+from depth2mesh.geometry.support import DEFAULT_SUPPORT, even_sample
 
 if TYPE_CHECKING:
     from depth2mesh.depth.model import DepthModel
@@ -158,9 +162,14 @@ class ConvertOptions:
         drop_far: Leave out points at the far plane (sky) from the cloud and the meshes; with
             a metric model, points within :data:`METRIC_SKY_MARGIN` of its ``max_depth``
             (where its output saturates: sky); no effect on a metric depth file.
-        poisson_depth: Octree depth of the Poisson reconstruction (5..12).
-        density_quantile: Fraction of lowest-density Poisson vertices trimmed, [0, 1).
-        poisson_points: Most points given to the Poisson reconstruction.
+        poisson_depth: Octree depth of the Poisson reconstruction (5..12); None (default):
+            chosen from the grid's size (:func:`~depth2mesh.geometry.mesh.auto_poisson_depth`).
+        density_quantile: Fraction of lowest-density Poisson vertices trimmed, [0, 1)
+            (default 0: the support trim does the work).
+        poisson_points: Most points given to the Poisson reconstruction (the grid thinned
+            evenly, every s-th row and column).
+        poisson_support: Keep Poisson surface within this fraction of its depth of the point
+            cloud, in (0, 1] (:func:`~depth2mesh.geometry.mesh.trim_poisson`).
         face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
         texture_size: Longest side of the GLB texture, pixels.
         texture_format: "jpeg" (default) or "png" (lossless, larger).
@@ -195,9 +204,10 @@ class ConvertOptions:
     edge_strong: float = DEFAULT_STRONG_RATIO
     mesh: MeshKind = "grid"
     drop_far: bool = False
-    poisson_depth: int = DEFAULT_POISSON_DEPTH
+    poisson_depth: int | None = None
     density_quantile: float = DEFAULT_DENSITY_QUANTILE
     poisson_points: int = DEFAULT_POISSON_POINTS
+    poisson_support: float = DEFAULT_SUPPORT
     face_budget: int | None = None
     texture_size: int = DEFAULT_TEXTURE_SIZE
     texture_format: Literal["jpeg", "png"] = "jpeg"
@@ -255,6 +265,7 @@ class ConvertOptions:
             depth=self.poisson_depth,
             density_quantile=self.density_quantile,
             face_budget=self.face_budget,
+            support=self.poisson_support,
             depth_name="poisson_depth",
         )
         if self.max_pixels < 1:
@@ -651,6 +662,8 @@ def convert_photo(
     photo_path = Path(photo_path)
     paths = _paths(photo_path, out_dir, opts)
     _prepare_out_dir(out_dir, paths, overwrite=opts.overwrite)
+    if opts.mesh in ("poisson", "both"):
+        preload_open3d()  # the slow import overlaps the stages before the Poisson one
     timer = StageTimer(step)
     with timer.stage("read"):
         photo, intrinsics = read_stage(photo_path, opts)
@@ -670,7 +683,9 @@ def convert_photo(
     meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
-            poisson_files, surface = poisson_stage(photo, intrinsics, geometry, camera, paths, opts)
+            poisson_files, surface = poisson_stage(
+                photo, intrinsics, geometry, camera, paths, opts, texture
+            )
             written += poisson_files
         counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
         meshes["poisson"] = (surface.vertices, paths["poisson_glb"])
@@ -977,38 +992,70 @@ def poisson_stage(
     camera: GltfCamera,
     paths: dict[str, Path],
     options: ConvertOptions,
+    texture: Texture,
 ) -> tuple[list[Path], MeshArrays]:
-    """Reconstruct the Poisson mesh from the point cloud, colour it, write its GLB and PLY.
+    """Reconstruct the Poisson mesh from the point cloud, trim, texture and colour it, write it.
 
-    Every vertex takes the photo's colour where it projects (exact, unlike interpolation).
+    The cloud's points, thinned evenly over the grid to ``poisson_points``, go to the screened
+    Poisson reconstruction at ``poisson_depth`` (or a depth chosen from the grid's size); the
+    surface is trimmed to what the whole cloud supports (:func:`trim_poisson`). In the GLB,
+    triangles whose corners the photo saw are textured with the photo (texture coordinates:
+    each vertex's projection through the camera), the rest carry vertex colours (the photo's
+    colour at the nearest point of the cloud); the PLY has vertex colours everywhere.
 
     Returns:
-        The files written and the mesh (camera frame, with colours and normals).
+        The files written and the mesh (camera frame, with colours, normals and UVs).
     """
-    points, normals, _ = cloud_arrays(geometry)  # the cloud's own points
-    surface = poisson_mesh(
-        points,
-        normals,
-        depth=options.poisson_depth,
+    rows, cols = geometry.valid.shape
+    chosen = even_sample(geometry.valid, options.poisson_points)
+    depth = options.poisson_depth or auto_poisson_depth((rows, cols))
+    raw = poisson_mesh(
+        geometry.points[chosen],
+        geometry.normals[chosen],
+        depth=depth,
         density_quantile=options.density_quantile,
-        max_points=options.poisson_points,
+    )
+    grid_camera = intrinsics.resized(height=rows, width=cols)
+    trimmed = trim_poisson(
+        raw,
+        geometry.points,
+        geometry.valid,
+        grid_camera,
+        support=options.poisson_support,
         face_budget=options.face_budget,
     )
-    rows, cols = photo.rgb.shape[:2]
-    photo_camera = intrinsics.resized(height=rows, width=cols)
-    colored = replace(
-        surface,
-        colors=sample_colors(photo.rgb, project_points(surface.vertices, photo_camera)),
-    )
+    colored = _poisson_colors(photo, intrinsics, geometry, trimmed)
+    seen_faces = trimmed.seen[colored.faces].all(axis=1)
     files = _write_poisson(
         colored,
         paths,
         camera,
         photo.path.stem,
+        texture=texture,
+        colored_faces=~seen_faces,
         compression=options.glb_compression,
         overwrite=options.overwrite,
     )
     return files, colored
+
+
+def _poisson_colors(
+    photo: Photo, intrinsics: Intrinsics, geometry: Geometry, surface: PoissonSurface
+) -> MeshArrays:
+    """The surface with UVs (its projection) and sRGB colours.
+
+    A vertex the photo saw takes the photo's colour where it projects; another takes the colour
+    of its nearest point of the cloud.
+    """
+    mesh = surface.mesh
+    rows, cols = photo.rgb.shape[:2]
+    pixels = project_points(mesh.vertices, intrinsics.resized(height=rows, width=cols))
+    colors = sample_colors(photo.rgb, pixels)
+    hidden = ~surface.seen & (surface.pixel >= 0)
+    colors[hidden] = geometry.colors.reshape(-1, 3)[surface.pixel[hidden]]
+    scale = np.array([cols, rows], dtype=np.float64)
+    uvs = np.clip((np.nan_to_num(pixels) + 0.5) / scale, 0.0, 1.0).astype(np.float32)
+    return replace(mesh, uvs=uvs, colors=colors)
 
 
 def _paths(photo_path: str | Path, out_dir: str | Path, options: ConvertOptions) -> dict[str, Path]:
@@ -1072,16 +1119,22 @@ def _write_poisson(
     camera: GltfCamera,
     name: str,
     *,
+    texture: Texture,
+    colored_faces: NDArray[np.bool_],
     compression: GlbCompression,
     overwrite: bool,
 ) -> list[Path]:
-    if surface.colors is None or surface.normals is None:
-        raise ValueError("a Poisson mesh comes with colours and normals")
+    if surface.colors is None or surface.normals is None or surface.uvs is None:
+        raise ValueError("a Poisson mesh comes with colours, normals and UVs")
     glb = encode_glb(
         camera_to_gltf(surface.vertices),
         surface.faces,
         normals=camera_to_gltf(surface.normals),
+        uvs=surface.uvs,
         colors_linear=srgb_to_linear(surface.colors),
+        texture=texture.data,
+        texture_mime=texture.mime_type,
+        colored_faces=colored_faces,
         camera=camera,
         name=f"{name} (Poisson)",
         generator=f"depth2mesh {__version__}",
