@@ -287,29 +287,31 @@ def trim_poisson(
     keep, found = supported_faces(
         surface.vertices, surface.faces, grid_points, valid, intrinsics, tolerance=support
     )
-    vertices, faces = _compact(surface.vertices, surface.faces[keep])
+    vertices, faces, used = _compact(surface.vertices, surface.faces[keep])
+    seen, pixel = found.seen[used], found.pixel[used]
     if face_budget is not None and len(faces) > face_budget:
-        vertices, faces = _decimate(vertices, faces, face_budget)
-    found = nearest_grid_points(vertices, grid_points, valid, intrinsics, tolerance=support)
+        vertices, faces, _ = _decimate(vertices, faces, face_budget)
+        found = nearest_grid_points(vertices, grid_points, valid, intrinsics, tolerance=support)
+        seen, pixel = found.seen, found.pixel
     faces = _facing_camera(vertices, faces)
     normals = _unit_towards_camera(vertices, vertex_normals(vertices, faces))
     mesh = MeshArrays(vertices=vertices, faces=faces, normals=normals)
-    return PoissonSurface(mesh, found.seen, found.pixel)
+    return PoissonSurface(mesh, seen, pixel)
 
 
 def _compact(
     vertices: NDArray[np.float32], faces: NDArray[np.int64]
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Drop the vertices no face uses and renumber the faces."""
+) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.bool_]]:
+    """Drop the vertices no face uses and renumber the faces; also return the mask kept."""
     used = np.zeros(vertices.shape[0], dtype=bool)
     used[faces.reshape(-1)] = True
     renumber = np.cumsum(used, dtype=np.int64) - 1
-    return np.ascontiguousarray(vertices[used]), renumber[faces].reshape(-1, 3)
+    return np.ascontiguousarray(vertices[used]), renumber[faces].reshape(-1, 3), used
 
 
 def _decimate(
     vertices: NDArray[np.float32], faces: NDArray[np.int64], budget: int
-) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.bool_]]:
     """Quadric decimation (Open3D) to at most ``budget`` triangles."""
     import open3d as o3d
 

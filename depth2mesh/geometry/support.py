@@ -37,6 +37,7 @@ __all__ = [
     "even_sample",
     "nearest_grid_points",
     "supported_faces",
+    "unsupported_share",
 ]
 
 
@@ -45,10 +46,11 @@ class Support:
     """Where each vertex of a surface stands against the point grid.
 
     Attributes:
-        distance: (N,) float64 metres to the nearest valid grid point within the window around
-            the vertex's projection; infinity when there is none (outside the frame, behind the
-            camera, only invalid pixels around).
-        pixel: (N,) int64 row-major grid index of that nearest point (-1 when there is none).
+        distance: (N,) float64 metres to a valid grid point within the window around the
+            vertex's projection: the first within the tolerance (pixels nearest the projection
+            first), else the nearest; infinity when there is none (outside the frame, behind
+            the camera, only invalid pixels around).
+        pixel: (N,) int64 row-major grid index of that point (-1 when there is none).
         seen: (N,) bool: the vertex is the surface the photo shows where it projects (inside the
             frame, its depth within the tolerance of the grid's depth there).
     """
@@ -123,19 +125,23 @@ def nearest_grid_points(
     flat_valid = valid.reshape(-1)
     best = np.full(count, np.inf)
     best_pixel = np.full(count, -1, dtype=np.int64)
-    for dv in range(-radius, radius + 1):
-        rr = v + dv
-        row_ok = (rr >= 0) & (rr < rows)
-        for du in range(-radius, radius + 1):
-            cc = u + du
-            ok = inside & row_ok & (cc >= 0) & (cc < cols)
-            index = np.where(ok, rr * cols + cc, 0)
-            ok &= flat_valid[index]
-            gap = flat_points[index].astype(np.float64) - positions
-            distance = np.where(ok, np.sqrt(np.einsum("ij,ij->i", gap, gap)), np.inf)
-            closer = distance < best
-            best = np.where(closer, distance, best)
-            best_pixel = np.where(closer, index, best_pixel)
+    enough = tolerance * np.abs(positions[:, 2])
+    active = np.flatnonzero(inside)
+    offsets = [(dv, du) for dv in range(-radius, radius + 1) for du in range(-radius, radius + 1)]
+    offsets.sort(key=lambda offset: offset[0] ** 2 + offset[1] ** 2)
+    for dv, du in offsets:  # nearest pixels first; a vertex leaves once a point supports it
+        if not active.size:
+            break
+        rr, cc = v[active] + dv, u[active] + du
+        ok = (rr >= 0) & (rr < rows) & (cc >= 0) & (cc < cols)
+        index = np.where(ok, rr * cols + cc, 0)
+        ok &= flat_valid[index]
+        gap = flat_points[index].astype(np.float64) - positions[active]
+        distance = np.where(ok, np.sqrt(np.einsum("ij,ij->i", gap, gap)), np.inf)
+        closer = distance < best[active]
+        best[active[closer]] = distance[closer]
+        best_pixel[active[closer]] = index[closer]
+        active = active[best[active] > enough[active]]
     centre = v * cols + u
     grid_depth = flat_points[centre, 2].astype(np.float64)
     seen = (
@@ -189,3 +195,54 @@ def supported_faces(
         )
         keep[np.flatnonzero(keep)] = middle.distance <= tolerance * np.abs(centres[:, 2])
     return keep, corners
+
+
+BARYCENTRIC_SAMPLES: Final = np.array(
+    [[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3]]
+)
+"""Where :func:`unsupported_share` samples each triangle: its centre and the centres of the
+three sub-triangles at its corners (each stands for a quarter of its area)."""
+
+
+def unsupported_share(
+    vertices: NDArray[np.floating],
+    faces: NDArray[np.int64],
+    cloud: NDArray[np.floating],
+    *,
+    tolerance: float = 0.02,
+) -> float:
+    """Share of a surface's area farther than ``tolerance`` times its depth from every point.
+
+    An exact nearest-neighbour search (Open3D's) from four samples per triangle
+    (:data:`BARYCENTRIC_SAMPLES`) to every point of the cloud; each sample stands for a quarter
+    of its triangle's area. Any consistent frame (the depth is ``|z|``: the camera frame or
+    glTF's, whose z is negated).
+
+    Args:
+        vertices: (N, 3) float positions, metres.
+        faces: (M, 3) int64 indices.
+        cloud: (P, 3) float points, metres, in the same frame.
+        tolerance: The distance allowed, a fraction of depth.
+
+    Returns:
+        The share of the area, in [0, 1] (0 for a surface without area).
+    """
+    import open3d as o3d
+
+    positions = np.asarray(vertices, dtype=np.float64)
+    corners = positions[faces]
+    area = 0.5 * np.linalg.norm(
+        np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]), axis=1
+    )
+    total = float(area.sum())
+    if total <= 0.0:
+        return 0.0
+    samples = np.einsum("sk,mkc->msc", BARYCENTRIC_SAMPLES, corners).reshape(-1, 3)
+    search = o3d.core.nns.NearestNeighborSearch(
+        o3d.core.Tensor(np.ascontiguousarray(cloud, dtype=np.float64))
+    )
+    search.knn_index()
+    _, squared = search.knn_search(o3d.core.Tensor(samples), 1)
+    distance = np.sqrt(squared.numpy().reshape(-1))
+    far = (distance > tolerance * np.abs(samples[:, 2])).reshape(-1, len(BARYCENTRIC_SAMPLES))
+    return float((area * far.mean(axis=1)).sum() / total)
