@@ -30,8 +30,13 @@ cloud, as a fraction of its depth (``--poisson-support``)."""
 SUPPORT_RADIUS: Final = 2
 """Half-width, grid pixels, of the window around a vertex's projection searched for points."""
 
+FRAME_MARGIN: Final = 1.0
+"""Grid pixels beyond the photo's frame where a supported vertex may still lie, so that the
+triangles along the frame's edge, whose corners straddle it, stay and the view has no gap."""
+
 __all__ = [
     "DEFAULT_SUPPORT",
+    "FRAME_MARGIN",
     "SUPPORT_RADIUS",
     "Support",
     "even_sample",
@@ -112,12 +117,13 @@ def nearest_grid_points(
     count = positions.shape[0]
     pixels = project_points(positions, intrinsics)
     finite = np.isfinite(pixels).all(axis=1)
+    edge = 0.5 + FRAME_MARGIN  # pixel centres are integers: the frame ends half a pixel out
     inside = (
         finite
-        & (pixels[:, 0] >= -0.5)
-        & (pixels[:, 0] <= cols - 0.5)
-        & (pixels[:, 1] >= -0.5)
-        & (pixels[:, 1] <= rows - 0.5)
+        & (pixels[:, 0] >= -edge)
+        & (pixels[:, 0] <= cols - 1 + edge)
+        & (pixels[:, 1] >= -edge)
+        & (pixels[:, 1] <= rows - 1 + edge)
     )
     u = np.clip(np.rint(np.nan_to_num(pixels[:, 0])), 0, cols - 1).astype(np.int64)
     v = np.clip(np.rint(np.nan_to_num(pixels[:, 1])), 0, rows - 1).astype(np.int64)
@@ -146,6 +152,8 @@ def nearest_grid_points(
     grid_depth = flat_points[centre, 2].astype(np.float64)
     seen = (
         inside
+        & (np.abs(pixels[:, 0] - u) <= 0.5 + FRAME_MARGIN)
+        & (np.abs(pixels[:, 1] - v) <= 0.5 + FRAME_MARGIN)
         & flat_valid[centre]
         & (np.abs(positions[:, 2] - grid_depth) <= tolerance * np.abs(grid_depth))
     )
