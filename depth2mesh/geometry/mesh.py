@@ -248,11 +248,14 @@ class PoissonSurface:
         mesh: Vertices, faces (facing the camera) and unit normals, camera frame.
         seen: (N,) bool: the vertex is what the photo shows where it projects.
         pixel: (N,) int64 row-major grid index of each vertex's nearest point of the cloud.
+        trimmed: False when no triangle was within the support tolerance and the surface was
+            kept whole rather than left empty.
     """
 
     mesh: MeshArrays
     seen: NDArray[np.bool_]
     pixel: NDArray[np.int64]
+    trimmed: bool = True
 
 
 def trim_poisson(
@@ -283,10 +286,14 @@ def trim_poisson(
 
     Returns:
         The trimmed mesh with camera-facing normals, and each vertex's seen flag and pixel.
+        When no triangle at all is supported, the surface is kept whole (``trimmed`` False).
     """
     keep, found = supported_faces(
         surface.vertices, surface.faces, grid_points, valid, intrinsics, tolerance=support
     )
+    trimmed = bool(keep.any())
+    if not trimmed:  # nothing within the tolerance (a coarse octree on a tiny grid): keep all
+        keep = np.ones(len(surface.faces), dtype=bool)
     vertices, faces, used = _compact(surface.vertices, surface.faces[keep])
     seen, pixel = found.seen[used], found.pixel[used]
     if face_budget is not None and len(faces) > face_budget:
@@ -296,7 +303,7 @@ def trim_poisson(
     faces = _facing_camera(vertices, faces)
     normals = _unit_towards_camera(vertices, vertex_normals(vertices, faces))
     mesh = MeshArrays(vertices=vertices, faces=faces, normals=normals)
-    return PoissonSurface(mesh, seen, pixel)
+    return PoissonSurface(mesh, seen, pixel, trimmed)
 
 
 def _compact(

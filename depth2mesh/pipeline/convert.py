@@ -683,9 +683,10 @@ def convert_photo(
     meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
-            poisson_files, surface = poisson_stage(
+            poisson_files, surface, poisson_notes = poisson_stage(
                 photo, intrinsics, geometry, camera, paths, opts, texture
             )
+            notes += poisson_notes
             written += poisson_files
         counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
         meshes["poisson"] = (surface.vertices, paths["poisson_glb"])
@@ -993,7 +994,7 @@ def poisson_stage(
     paths: dict[str, Path],
     options: ConvertOptions,
     texture: Texture,
-) -> tuple[list[Path], MeshArrays]:
+) -> tuple[list[Path], MeshArrays, list[str]]:
     """Reconstruct the Poisson mesh from the point cloud, trim, texture and colour it, write it.
 
     The cloud's points, thinned evenly over the grid to ``poisson_points``, go to the screened
@@ -1004,7 +1005,8 @@ def poisson_stage(
     colour at the nearest point of the cloud); the PLY has vertex colours everywhere.
 
     Returns:
-        The files written and the mesh (camera frame, with colours, normals and UVs).
+        The files written, the mesh (camera frame, with colours, normals and UVs) and notes
+        for the user.
     """
     rows, cols = geometry.valid.shape
     chosen = even_sample(geometry.valid, options.poisson_points)
@@ -1036,7 +1038,13 @@ def poisson_stage(
         compression=options.glb_compression,
         overwrite=options.overwrite,
     )
-    return files, colored
+    notes = []
+    if not trimmed.trimmed:
+        notes.append(
+            "no Poisson triangle lay within --poisson-support of the points (a coarse octree on "
+            "a small grid?): the Poisson mesh is left untrimmed"
+        )
+    return files, colored, notes
 
 
 def _poisson_colors(

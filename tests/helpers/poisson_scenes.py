@@ -14,6 +14,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
+
+from depth2mesh.exchange.gltf_read import read_glb_mesh
 from helpers.cli import run_cli
 from helpers.scenes import (
     GLTF_TO_CAMERA,
@@ -24,10 +27,6 @@ from helpers.scenes import (
     render_mesh,
     render_room,
 )
-from numpy.typing import NDArray
-
-from depth2mesh.exchange.gltf_read import read_glb_mesh
-
 
 BAND_PIXELS = 32_000
 """render_mesh samples a texture with one cv2.remap row, which OpenCV limits to 32,767

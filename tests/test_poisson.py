@@ -1,0 +1,286 @@
+"""The Poisson mesh (issue 21): trimmed to what the points support, textured where seen, fast.
+
+Fast tests check the pieces on small arrays (thinning, octree depth, the support trim, the
+unsupported-area measure, the two-material GLB, the preview's sRGB colours); slow ones convert
+ray-cast rooms and the six real MiDaS small frames with the real command line, and compare
+screenshots of ``depth2mesh view``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import open3d as o3d
+import pytest
+from helpers.cli import run_cli
+from helpers.glb import GlbCheck, glb_chunks
+from helpers.gltf_validator import assert_khronos_valid
+from helpers.poisson_scenes import convert_room, depth_scores, render_glb_materials
+from helpers.scenes import ROOMS, compare, photo_camera, render_room, seen_pixels, side_cameras
+from PIL import Image
+
+from depth2mesh.apps.preview import _read_geometry
+from depth2mesh.exchange.gltf import encode_glb
+from depth2mesh.exchange.gltf_read import read_glb_mesh
+from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.mesh import auto_poisson_depth
+from depth2mesh.geometry.points import depth_to_points, srgb_to_linear
+from depth2mesh.geometry.support import even_sample, supported_faces, unsupported_share
+
+NYU_CAMERA = ["--fx", "518.8579", "--fy", "519.4696", "--cx", "325.5824", "--cy", "253.7362"]
+FRAMES = ("00065", "00122", "00438", "00439", "00445", "00543")
+
+
+def sheet(
+    corners: tuple[tuple[float, float, float], ...], steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A triangulated quadrilateral (corners in order), ``steps`` cells a side."""
+    a, b, c, d = (np.asarray(corner, np.float64) for corner in corners)
+    s = np.linspace(0.0, 1.0, steps + 1)
+    u, v = np.meshgrid(s, s)
+    u, v = u.reshape(-1, 1), v.reshape(-1, 1)
+    points = (1 - u) * (1 - v) * a + u * (1 - v) * b + u * v * c + (1 - u) * v * d
+    index = np.arange((steps + 1) ** 2).reshape(steps + 1, steps + 1)
+    top_left, top_right = index[:-1, :-1].ravel(), index[:-1, 1:].ravel()
+    bottom_left, bottom_right = index[1:, :-1].ravel(), index[1:, 1:].ravel()
+    faces = np.concatenate(
+        [
+            np.stack([top_left, bottom_left, top_right], 1),
+            np.stack([top_right, bottom_left, bottom_right], 1),
+        ]
+    )
+    return points, faces.astype(np.int64)
+
+
+def joined(*parts: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The parts as one mesh, and each face's part number."""
+    vertices, faces, labels, offset = [], [], [], 0
+    for number, (points, triangles) in enumerate(parts):
+        vertices.append(points)
+        faces.append(triangles + offset)
+        labels.append(np.full(len(triangles), number))
+        offset += len(points)
+    return np.concatenate(vertices), np.concatenate(faces), np.concatenate(labels)
+
+
+# --------------------------------------------------------------------------- fast
+
+
+def test_even_thinning_is_a_regular_lattice_within_the_budget() -> None:
+    valid = np.ones((480, 640), bool)
+    valid[:, :10] = False
+    chosen = even_sample(valid, 50_000)
+    assert 30_000 < chosen.sum() <= 50_000
+    rows, cols = np.nonzero(chosen)
+    assert set(np.diff(np.unique(rows))) == set(np.diff(np.unique(cols))) == {3}
+    assert not (chosen & ~valid).any()
+    np.testing.assert_array_equal(even_sample(valid, 10**6), valid)  # under budget: all
+
+
+def test_octree_depth_follows_the_grid() -> None:
+    assert auto_poisson_depth((480, 640)) == 8
+    assert auto_poisson_depth((768, 1024)) == 8
+    assert auto_poisson_depth((240, 320)) == 7
+    assert auto_poisson_depth((36, 48)) == 5
+
+
+def test_support_trim_removes_a_bridge_a_far_sheet_and_what_lies_outside_the_frame() -> None:
+    # the photo: a near box (z = 2) on the left half of the view, the wall (z = 3) on the right
+    intrinsics = Intrinsics(100.0, 100.0, 39.5, 29.5, 80, 60)
+    depth = np.full((60, 80), 3.0, np.float32)
+    depth[:, :40] = 2.0
+    points = depth_to_points(depth, intrinsics)
+    valid = np.ones(depth.shape, bool)
+    x_step = 0.5 / 100  # the column between the two halves, metres per metre of depth
+    near = sheet(
+        ((-0.8, -0.6, 2.0), (-x_step, -0.6, 2.0), (-x_step, 0.6, 2.0), (-0.8, 0.6, 2.0)), 40
+    )
+    wall = sheet(((0.0, -0.9, 3.0), (1.2, -0.9, 3.0), (1.2, 0.9, 3.0), (0.0, 0.9, 3.0)), 40)
+    # Poisson's invention: a sheet from the box's edge back to the wall, one behind the wall
+    # and a flap beyond the photo's right border
+    bridge = sheet(
+        ((-x_step, -0.6, 2.0), (0.0, -0.6, 3.0), (0.0, 0.6, 3.0), (-x_step, 0.6, 2.0)), 20
+    )
+    behind = sheet(((-0.5, -0.5, 3.5), (0.5, -0.5, 3.5), (0.5, 0.5, 3.5), (-0.5, 0.5, 3.5)), 10)
+    outside = sheet(((1.3, -0.5, 3.0), (2.0, -0.5, 3.0), (2.0, 0.5, 3.0), (1.3, 0.5, 3.0)), 10)
+    vertices, faces, part = joined(near, wall, bridge, behind, outside)
+    keep, support = supported_faces(vertices, faces, points, valid, intrinsics)
+    assert keep[part == 0].mean() > 0.99
+    assert keep[part == 1].mean() > 0.99
+    assert keep[part == 2].mean() < 0.1  # only its first row, resting on the box's edge
+    assert not keep[part == 3].any()
+    assert not keep[part == 4].any()
+    # the box and the wall are what the photo saw; behind the wall is not
+    first_behind = len(near[0]) + len(wall[0]) + len(bridge[0])
+    assert support.seen[: len(near[0])].mean() > 0.99
+    assert not support.seen[first_behind : first_behind + len(behind[0])].any()
+
+
+def test_unsupported_share_is_the_area_away_from_the_points() -> None:
+    plane, plane_faces = sheet(((-1, -1, 2.0), (1, -1, 2.0), (1, 1, 2.0), (-1, 1, 2.0)), 50)
+    # a quarter of the area again, 0.2 m (10 % of depth) in front of the points
+    flap, flap_faces = sheet(((-1, -1, 1.8), (0, -1, 1.8), (0, 0, 1.8), (-1, 0, 1.8)), 20)
+    vertices, faces, _ = joined((plane, plane_faces), (flap, flap_faces))
+    assert unsupported_share(plane, plane_faces, plane) == 0.0
+    assert unsupported_share(vertices, faces, plane) == pytest.approx(0.2, abs=0.01)
+    assert unsupported_share(vertices, faces, plane, tolerance=0.2) == 0.0
+
+
+def _textured_and_coloured(compression: str) -> tuple[bytes, np.ndarray, np.ndarray]:
+    positions, faces = sheet(((-1, -1, -2.0), (1, -1, -2.0), (1, 1, -2.0), (-1, 1, -2.0)), 8)
+    uvs = (positions[:, :2] * [0.5, -0.5] + 0.5).astype(np.float32)
+    colors = srgb_to_linear(np.full((len(positions), 3), (200, 60, 20), np.uint8))
+    marked = np.zeros(len(faces), bool)
+    marked[::3] = True
+    _, png = cv2.imencode(".png", np.full((16, 16, 3), 128, np.uint8))
+    data = encode_glb(
+        positions,
+        faces,
+        uvs=uvs,
+        colors_linear=colors,
+        texture=png.tobytes(),
+        texture_mime="image/png",
+        colored_faces=marked,
+        compression=compression,  # type: ignore[arg-type]
+    )
+    return data, faces, marked
+
+
+@pytest.mark.parametrize("compression", ["none", "quantized"])
+def test_glb_draws_unseen_triangles_with_vertex_colours_as_a_second_material(
+    tmp_path: Path, assert_valid_glb: GlbCheck, compression: str
+) -> None:
+    data, _faces, marked = _textured_and_coloured(compression)
+    path = tmp_path / "two.glb"
+    path.write_bytes(data)
+    assert_valid_glb(path)
+    document, _ = glb_chunks(data)
+    assert len(document["materials"]) == 2
+    assert "baseColorTexture" not in document["materials"][1]["pbrMetallicRoughness"]
+    for primitive in document["meshes"][0]["primitives"]:
+        attributes = primitive["attributes"]
+        if primitive["material"] == 0:  # the photo alone: no colour multiplies it
+            assert "TEXCOORD_0" in attributes
+            assert "COLOR_0" not in attributes
+        else:
+            assert "COLOR_0" in attributes
+            assert "TEXCOORD_0" not in attributes
+    mesh = read_glb_mesh(data)
+    assert mesh.face_materials is not None
+    assert (mesh.face_materials == 1).sum() == marked.sum()
+    assert (mesh.face_materials == 0).sum() == (~marked).sum()
+
+
+def test_preview_shows_a_glb_s_linear_vertex_colours_as_srgb(tmp_path: Path) -> None:
+    positions, faces = sheet(((-1, -1, -2.0), (1, -1, -2.0), (1, 1, -2.0), (-1, 1, -2.0)), 4)
+    srgb = np.random.default_rng(1).integers(0, 256, (len(positions), 3)).astype(np.uint8)
+    path = tmp_path / "coloured.glb"
+    path.write_bytes(
+        encode_glb(positions, faces, colors_linear=srgb_to_linear(srgb), compression="quantized")
+    )
+    (mesh,) = _read_geometry(o3d, path)
+    shown = np.asarray(mesh.vertex_colors)
+    np.testing.assert_allclose(shown * 255, srgb, atol=0.51)  # sRGB, as a PLY's colours
+    assert not np.allclose(shown, srgb_to_linear(srgb), atol=0.02)  # not the linear values
+    data, _, marked = _textured_and_coloured("quantized")
+    path.write_bytes(data)
+    textured, coloured = _read_geometry(o3d, path)
+    assert textured.has_textures()
+    assert not textured.has_vertex_colors()
+    assert len(coloured.triangles) == marked.sum()
+    used = np.unique(np.asarray(coloured.triangles))
+    shown = np.asarray(coloured.vertex_colors)[used] * 255
+    np.testing.assert_allclose(shown, np.broadcast_to([200, 60, 20], shown.shape), atol=0.51)
+
+
+# --------------------------------------------------------------------------- slow
+
+
+@pytest.mark.slow  # two rooms converted with Poisson, six ray-cast views each
+@pytest.mark.parametrize("name", sorted(ROOMS))
+def test_rooms_are_covered_at_the_true_depth_from_the_photo_and_beside_it(
+    tmp_path: Path, name: str
+) -> None:
+    camera = photo_camera(320, 240)
+    room = ROOMS[name]
+    result = convert_room(room, camera, tmp_path)
+    for view, view_camera in {"photo": camera, **side_cameras(camera, room.middle())}.items():
+        truth = render_room(room, view_camera)
+        seen = seen_pixels(room, camera, truth)
+        poisson = render_glb_materials(result.poisson, view_camera)
+        covered, in_front = depth_scores(truth, poisson, seen, tolerance=0.01)
+        assert covered >= 0.99, (name, view, covered)
+        assert in_front <= 0.005, (name, view, in_front)
+        if view == "photo":  # the photo's colours, as the grid mesh shows them
+            grid = render_glb_materials(result.grid, view_camera)
+            error = compare(truth, poisson, seen).color_error
+            assert error <= compare(truth, grid, seen).color_error + 0.5, (name, error)
+
+
+@pytest.fixture(scope="module")
+def real_frames(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The six real MiDaS small frames converted with ``--mesh both`` (one folder each)."""
+    work = tmp_path_factory.mktemp("real_midas")
+    for frame in FRAMES:
+        disparity = work / f"disparity_{frame}.npy"
+        source = shared_dir / "real_midas" / "midas_small_outputs" / f"disparity_{frame}.npy"
+        np.save(disparity, np.load(source).astype(np.float32))
+        done = run_cli(
+            "convert", shared_dir / "real_midas" / f"rgb_{frame}.png", "-o", work / frame,
+            "--depth", disparity, "--depth-kind", "disparity", "--near", "1.2", "--far", "5",
+            *NYU_CAMERA, "--mesh", "both",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    return work
+
+
+@pytest.mark.slow  # six conversions with Poisson and the Khronos validator
+@pytest.mark.parametrize("frame", FRAMES)
+def test_real_midas_poisson_surface_holds_no_invented_sheets(real_frames: Path, frame: str) -> None:
+    out = real_frames / frame
+    stem = f"rgb_{frame}"
+    cloud = np.asarray(o3d.io.read_point_cloud(str(out / f"{stem}_points.ply")).points)
+    mesh = o3d.io.read_triangle_mesh(str(out / f"{stem}_poisson.ply"))
+    assert mesh.has_vertex_colors()
+    faces = np.asarray(mesh.triangles, dtype=np.int64)
+    assert len(faces) > 50_000
+    assert unsupported_share(np.asarray(mesh.vertices), faces, cloud, tolerance=0.02) <= 0.01
+    poisson_glb = out / f"{stem}_poisson.glb"
+    assert poisson_glb.stat().st_size <= (out / f"{stem}.glb").stat().st_size
+    report = assert_khronos_valid(poisson_glb)
+    assert report["info"]["totalTriangleCount"] == len(faces)
+    counts = json.loads((out / f"{stem}.json").read_text())["counts"]
+    assert counts["poisson_faces"] == len(faces)
+
+
+@pytest.mark.slow  # an X server and two Open3D windows
+def test_view_shows_the_poisson_glb_as_its_ply(real_frames: Path, tmp_path: Path) -> None:
+    xvfb = shutil.which("xvfb-run")
+    if xvfb is None:
+        if os.environ.get("CI"):
+            pytest.fail("xvfb-run is missing: apt-get install xvfb xauth")
+        pytest.skip("xvfb-run is missing")
+    shots = {}
+    for suffix in ("glb", "ply"):
+        shot = tmp_path / f"{suffix}.png"
+        done = subprocess.run(
+            [xvfb, "-a", "-s", "-screen 0 1280x1024x24", sys.executable, "-m", "depth2mesh",
+             "view", str(real_frames / "00065" / f"rgb_00065_poisson.{suffix}"),
+             "--screenshot", str(shot)],
+            capture_output=True, text=True, timeout=180, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        shots[suffix] = np.asarray(Image.open(shot).convert("RGB")).astype(np.float64)
+    background = np.asarray([0.08, 0.08, 0.09]) * 255
+    shown = [np.abs(shot - background).max(axis=2) > 3 for shot in shots.values()]
+    both = shown[0] & shown[1]
+    assert both.mean() > 0.8
+    difference = np.abs(shots["glb"] - shots["ply"]).mean(axis=2)[both].mean()
+    assert difference <= 4.0, difference
