@@ -528,9 +528,11 @@ def _assemble_glb(
             attributes=_group_attributes(every, groups[0][1], split), material=groups[0][1]
         )
         primitives = [first]
-        for part, material in groups[1:]:
-            primitive = {"attributes": _group_attributes(every, material, split)}
-            primitive["material"] = material
+        for part, index in groups[1:]:
+            primitive: dict[str, Any] = {
+                "attributes": _group_attributes(every, index, split),
+                "material": index,
+            }
             _add_indices(binary, primitive, part, vertices.count, strips=strips)
             primitives.append(primitive)
     pbr, material = _material(name, blend=vertices.translucent)

@@ -195,7 +195,7 @@ def supported_faces(
         positions, grid_points, valid, intrinsics, radius=radius, tolerance=tolerance
     )
     near = corners.distance <= tolerance * np.abs(positions[:, 2])
-    keep: NDArray[np.bool_] = near[faces].all(axis=1)
+    keep: NDArray[np.bool_] = np.asarray(near[faces].all(axis=1), dtype=bool)
     if keep.any():
         centres = positions[faces[keep]].mean(axis=1)
         middle = nearest_grid_points(
@@ -247,10 +247,10 @@ def unsupported_share(
         return 0.0
     samples = np.einsum("sk,mkc->msc", BARYCENTRIC_SAMPLES, corners).reshape(-1, 3)
     search = o3d.core.nns.NearestNeighborSearch(
-        o3d.core.Tensor(np.ascontiguousarray(cloud, dtype=np.float64))
+        o3d.core.Tensor.from_numpy(np.ascontiguousarray(cloud, dtype=np.float64))
     )
     search.knn_index()
-    _, squared = search.knn_search(o3d.core.Tensor(samples), 1)
+    _, squared = search.knn_search(o3d.core.Tensor.from_numpy(np.ascontiguousarray(samples)), 1)
     distance = np.sqrt(squared.numpy().reshape(-1))
     far = (distance > tolerance * np.abs(samples[:, 2])).reshape(-1, len(BARYCENTRIC_SAMPLES))
     return float((area * far.mean(axis=1)).sum() / total)

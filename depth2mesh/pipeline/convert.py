@@ -1027,7 +1027,7 @@ def poisson_stage(
         face_budget=options.face_budget,
     )
     colored = _poisson_colors(photo, intrinsics, geometry, trimmed)
-    seen_faces = trimmed.seen[colored.faces].all(axis=1)
+    seen_faces = np.asarray(trimmed.seen[colored.faces].all(axis=1), dtype=bool)
     files = _write_poisson(
         colored,
         paths,
