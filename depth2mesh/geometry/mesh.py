@@ -30,7 +30,7 @@ DEFAULT_DENSITY_QUANTILE: Final = 0.0
 """Fraction of the Poisson vertices with the lowest sample density that are trimmed (none: the
 support trim, :mod:`depth2mesh.geometry.support`, removes what the points do not hold)."""
 
-DEFAULT_POISSON_POINTS: Final = 50_000
+DEFAULT_POISSON_POINTS: Final = 35_000
 """The point grid is thinned evenly (every s-th row and column) to at most this many points
 before Poisson reconstruction."""
 
