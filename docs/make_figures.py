@@ -8,7 +8,9 @@ frame 00065 (NYU's own intrinsics, near 1.2 m, far 5 m), shown by ``depth2mesh v
 camera, and the point cloud through the photo's camera (the preview window's first view). The
 occlusion-edge pair converts the same frame a second time, with ``--edges off`` (the earlier
 mesh), and shows it beside the default (``--edges on``) from the same viewpoint (EDGES_ORBIT:
-right of and a little above the photo's camera, beside the open door), side by side.
+right of and a little above the photo's camera, beside the open door), side by side. The
+default conversion is made with ``--mesh both``: its Poisson GLB is shown beside the grid GLB
+from the textured GLB's viewpoint (poisson_nyu_<frame>.png).
 """
 
 from __future__ import annotations
@@ -38,10 +40,15 @@ def depth_figure(shared: Path, frame: str) -> np.ndarray:
     return np.concatenate([rgb, gap, colorize_disparity(full)], axis=1)
 
 
-def side_by_side(before: Path, after: Path, width: int = 1280) -> np.ndarray:
+def side_by_side(
+    before: Path,
+    after: Path,
+    width: int = 1280,
+    labels: tuple[str, str] = ("--edges off", "--edges on (default)"),
+) -> np.ndarray:
     """Return two renders side by side, labelled above, downscaled to ``width`` pixels."""
     pictures = []
-    for path, label in ((before, "--edges off"), (after, "--edges on (default)")):
+    for path, label in zip((before, after), labels, strict=True):
         picture = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         band = np.full((64, picture.shape[1], 3), 255, np.uint8)  # the label above the render
         cv2.putText(band, label, (16, 46), cv2.FONT_HERSHEY_SIMPLEX, 1.4, (0, 0, 0), 3,
@@ -59,7 +66,7 @@ def depth2mesh(*args: str | Path) -> None:
 
 
 def main() -> None:
-    """Write docs/images/{depth,mesh,preview,edges}_nyu_<frame>.png."""
+    """Write docs/images/{depth,mesh,preview,edges,poisson}_nyu_<frame>.png."""
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared"
     images = REPO / "docs" / "images"
     frame = "00065"
@@ -73,7 +80,7 @@ def main() -> None:
         photo = shared / "real_midas" / f"rgb_{frame}.png"
         result = work / f"rgb_{frame}"  # the default mesh (--edges on)
         before = work / "edges_off" / f"rgb_{frame}"
-        for folder, edges in ((work, ()), (before.parent, ("--edges", "off"))):
+        for folder, edges in ((work, ("--mesh", "both")), (before.parent, ("--edges", "off"))):
             depth2mesh(
                 "convert", photo, "-o", folder, "--depth", work / "disparity.npy",
                 "--depth-kind", "disparity", "--near", "1.2", "--far", "5", "--overwrite",
@@ -94,6 +101,17 @@ def main() -> None:
             )  # fmt: skip
         pair = side_by_side(work / "before.png", work / "after.png")
         write_png(images / f"edges_nyu_{frame}.png", pair, overwrite=True)
+        depth2mesh(
+            "view", work / f"rgb_{frame}_poisson.glb", "--screenshot", work / "poisson.png",
+            "--orbit", "25", "12",
+        )  # fmt: skip
+        depth2mesh(
+            "view", result.with_suffix(".glb"), "--screenshot", work / "grid.png",
+            "--orbit", "25", "12",
+        )  # fmt: skip
+        labels = ("grid mesh (default)", "--mesh poisson (or both)")
+        pair = side_by_side(work / "grid.png", work / "poisson.png", labels=labels)
+        write_png(images / f"poisson_nyu_{frame}.png", pair, overwrite=True)
     print(images)
 
 

@@ -282,5 +282,11 @@ def test_view_shows_the_poisson_glb_as_its_ply(real_frames: Path, tmp_path: Path
     shown = [np.abs(shot - background).max(axis=2) > 3 for shot in shots.values()]
     both = shown[0] & shown[1]
     assert both.mean() > 0.8
+    # the same colours: no tone shift between the GLB (linear COLOR_0, shown as sRGB, and the
+    # photo's texture) and the PLY (sRGB vertex colours); it was 49/255 darker before
+    bias = (shots["glb"] - shots["ply"])[both].mean(axis=0)
+    assert np.abs(bias).max() <= 1.0, bias
+    # what differs is detail: the GLB shows the photo's texture where the photo saw the
+    # surface, the PLY one colour per vertex (about one per seven pixels), interpolated
     difference = np.abs(shots["glb"] - shots["ply"]).mean(axis=2)[both].mean()
-    assert difference <= 4.0, difference
+    assert difference <= 6.0, difference

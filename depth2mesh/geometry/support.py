@@ -30,7 +30,7 @@ cloud, as a fraction of its depth (``--poisson-support``)."""
 SUPPORT_RADIUS: Final = 2
 """Half-width, grid pixels, of the window around a vertex's projection searched for points."""
 
-FRAME_MARGIN: Final = 1.0
+FRAME_MARGIN: Final = 2.0
 """Grid pixels beyond the photo's frame where a supported vertex may still lie, so that the
 triangles along the frame's edge, whose corners straddle it, stay and the view has no gap."""
 
