@@ -325,10 +325,25 @@ def test_point_colours_are_the_files_colours(landscape: dict, landscape_facts: d
 @pytest.mark.slow  # real Blender (a bpy subprocess)
 def test_poisson_meshes_show_their_vertex_colours(landscape: dict, landscape_facts: dict) -> None:
     stem = Path(landscape["paths"]["stem"]).name
-    for name in (f"{stem}_poisson", f"{stem} (Poisson)"):
+    ply, glb = (
+        landscape_facts["objects"][name] for name in (f"{stem}_poisson", f"{stem} (Poisson)")
+    )
+    # the PLY: vertex colours everywhere; the GLB: the photo where the photo saw the surface
+    # (material 0), vertex colours elsewhere (material 1)
+    assert len(glb["materials"]) == 2
+    textures = [s for s in glb["materials"][0]["base_color"] if s["type"] == "TEX_IMAGE"]
+    assert len(textures) == 1
+    assert textures[0]["image_size"] == [
+        landscape["intrinsics"]["width"],
+        landscape["intrinsics"]["height"],
+    ]
+    for name, sources in (
+        (f"{stem}_poisson", _sources(ply)),
+        (f"{stem} (Poisson)", glb["materials"][1]["base_color"]),
+    ):
         entry = landscape_facts["objects"][name]
         attributes = [a["name"] for a in entry["color_attributes"]]
-        readers = [s for s in _sources(entry) if s["type"] == "VERTEX_COLOR"]
+        readers = [s for s in sources if s["type"] == "VERTEX_COLOR"]
         assert attributes, name
         assert len(readers) == 1, name
         # "" is Blender's "the active colour attribute"
