@@ -273,11 +273,16 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     # trimesh reads the strips with their joins, triangles that repeat an index
     assert sum(count_drawn(part.faces) for part in parts) == counts["grid_faces"]
     assert {part.visual.material.baseColorTexture.size for part in parts} == {(640, 480)}
-    poisson = next(
-        iter(trimesh.load(paths["poisson_glb"], force="scene", process=False).geometry.values())
+    # the Poisson GLB: the triangles the photo saw with its texture, the rest with vertex
+    # colours (a second material): trimesh makes one geometry of each primitive
+    poisson = list(
+        trimesh.load(paths["poisson_glb"], force="scene", process=False).geometry.values()
     )
-    assert len(poisson.faces) == counts["poisson_faces"]
-    assert len(poisson.vertices) == counts["poisson_vertices"]
+    assert len(poisson) == record["poisson"]["primitives"] == 2
+    assert sum(len(part.faces) for part in poisson) == counts["poisson_faces"]
+    assert sum(len(part.vertices) for part in poisson) == record["poisson"]["vertices"]
+    images = [part.visual.material.baseColorTexture for part in poisson]
+    assert [image.size for image in images if image is not None] == [(640, 480)]
 
     cloud = trimesh.load(paths["points"], process=False)
     assert len(cloud.vertices) == counts["points"] == 640 * 480

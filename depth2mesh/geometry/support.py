@@ -34,9 +34,14 @@ FRAME_MARGIN: Final = 2.0
 """Grid pixels beyond the photo's frame where a supported vertex may still lie, so that the
 triangles along the frame's edge, whose corners straddle it, stay and the view has no gap."""
 
+HIDDEN_MARGIN: Final = 0.03
+"""A vertex is hidden from the photo when it lies more than this share of depth behind what the
+photo shows where it projects (nearer is seen: nothing of the photo is in front of it)."""
+
 __all__ = [
     "DEFAULT_SUPPORT",
     "FRAME_MARGIN",
+    "HIDDEN_MARGIN",
     "SUPPORT_RADIUS",
     "Support",
     "even_sample",
@@ -57,7 +62,7 @@ class Support:
             the camera, only invalid pixels around).
         pixel: (N,) int64 row-major grid index of that point (-1 when there is none).
         seen: (N,) bool: the vertex is the surface the photo shows where it projects (inside the
-            frame, its depth within the tolerance of the grid's depth there).
+            frame, at most :data:`HIDDEN_MARGIN` behind the grid's depth there).
     """
 
     distance: NDArray[np.float64]
@@ -107,7 +112,7 @@ def nearest_grid_points(
         valid: (rows, cols) bool, the pixels that are points of the cloud.
         intrinsics: The camera at the grid's size.
         radius: Half-width of the window searched around each projection, grid pixels.
-        tolerance: Seen means within this fraction of the grid's depth where it projects.
+        tolerance: A vertex stops searching once a point lies within this fraction of its depth.
 
     Returns:
         The distances, nearest pixels and seen flags (:class:`Support`).
@@ -155,7 +160,7 @@ def nearest_grid_points(
         & (np.abs(pixels[:, 0] - u) <= 0.5 + FRAME_MARGIN)
         & (np.abs(pixels[:, 1] - v) <= 0.5 + FRAME_MARGIN)
         & flat_valid[centre]
-        & (np.abs(positions[:, 2] - grid_depth) <= tolerance * np.abs(grid_depth))
+        & (positions[:, 2] - grid_depth <= HIDDEN_MARGIN * np.abs(grid_depth))
     )
     return Support(best, best_pixel, seen)
 
