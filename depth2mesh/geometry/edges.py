@@ -2,8 +2,8 @@
 
 A depth network sees a few hundred pixels (MiDaS small 256 on the long side), so at the mesh
 grid's size the jump from a door to the wall behind it is a ramp several pixels wide: a rubber
-sheet of gentle triangles that no depth-ratio cut removes. Cutting every gentle slope instead would tear floors and walls seen at
-an angle. Two things tell a ramp from a slanted surface:
+sheet of gentle triangles that no depth-ratio cut removes. Cutting every gentle slope instead
+would tear floors and walls seen at an angle. Two things tell a ramp from a slanted surface:
 
 - :func:`step_strength`: along the direction of steepest depth change, a slanted plane changes
   its log depth at a steady rate, so the change over ``[-r, r]`` equals the changes over
