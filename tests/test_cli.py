@@ -80,7 +80,8 @@ def test_option_help_comes_from_the_field_docs(convert_help: str) -> None:
         assert " ".join(option_help(ConvertOptions, name).split()) in text
     # field names become options; Sphinx markup does not reach the terminal
     assert "not with --depth-at" in option_help(ConvertOptions, "near")
-    assert "``" not in text and ":func:" not in text
+    assert "``" not in text
+    assert ":func:" not in text
     # the numbers the docs give are the defaults in force
     assert f"not given: {DEFAULT_NEAR:g}." in option_help(ConvertOptions, "near")
     assert f"not given: {DEFAULT_FAR:g}." in option_help(ConvertOptions, "far")
@@ -131,4 +132,5 @@ def test_a_bad_photo_still_gets_its_path_first(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     [line] = [line for line in result.output.splitlines() if line.startswith("error")]
-    assert line.startswith(f"error: {photo} ") and line.count(str(photo)) == 1
+    assert line.startswith(f"error: {photo} ")
+    assert line.count(str(photo)) == 1

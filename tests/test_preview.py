@@ -103,7 +103,8 @@ def test_runtime_dir_made_private_when_missing_or_kept_when_usable(tmp_path: Pat
     environ: dict[str, str] = {}
     made = ensure_runtime_dir(environ)
     assert environ["XDG_RUNTIME_DIR"] == made
-    assert Path(made).is_dir() and (Path(made).stat().st_mode & 0o777) == 0o700
+    assert Path(made).is_dir()
+    assert (Path(made).stat().st_mode & 0o777) == 0o700
     assert ensure_runtime_dir(environ) == made  # usable: kept
     loose = tmp_path / "loose"
     loose.mkdir(mode=0o755)
