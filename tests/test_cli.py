@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -134,3 +138,58 @@ def test_a_bad_photo_still_gets_its_path_first(tmp_path: Path) -> None:
     [line] = [line for line in result.output.splitlines() if line.startswith("error")]
     assert line.startswith(f"error: {photo} ")
     assert line.count(str(photo)) == 1
+
+
+@pytest.mark.slow  # a subprocess that exports and compiles the network (10-30 s)
+def test_first_run_says_what_it_prepares_and_reports_the_time(
+    shared_dir: Path, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "DEPTH2MESH_CACHE": str(tmp_path / "empty-cache"),
+        "DEPTH2MESH_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+    }
+    weights = shared_dir / "midas" / "midas_small_random_init.pt"
+    command = [
+        sys.executable,
+        "-m",
+        "depth2mesh",
+        "convert",
+        str(REPO / "samples" / "coffee.png"),
+        "-o",
+        str(tmp_path / "out"),
+        "--weights",
+        str(weights),
+        "--backend",
+        "openvino",
+        "--overwrite",
+    ]
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    assert process.stdout is not None
+    lines = [(time.perf_counter() - start, line.rstrip()) for line in process.stdout]
+    assert process.wait(timeout=300) == 0, lines
+    wall = time.perf_counter() - start
+    texts = [text for _, text in lines]
+    # the first line, long before the end, says what is being prepared
+    first_at, first = lines[0]
+    assert first.startswith("preparing MiDaS v2.1 small for this computer: ONNX export and ")
+    assert "OpenVINO compile, once" in first
+    prepared = next(t for t in texts if re.match(r"MiDaS v2\.1 small prepared in [\d.]+ s", t))
+    load_s = float(re.search(r"prepared in ([\d.]+) s", prepared)[1])  # type: ignore[index]
+    assert "ONNX export" in prepared
+    assert "OpenVINO compile" in prepared
+    converted = next(t for t in texts if "coffee.png: 5 files in" in t)
+    convert_s = float(re.search(r"files in ([\d.]+) s", converted)[1])  # type: ignore[index]
+    done_at = next(at for at, text in lines if text == prepared)
+    assert first_at < done_at - 0.5 * load_s  # said while it happened, not after
+    # the times reported cover the run, less Python's start and exit
+    assert load_s + convert_s >= 0.6 * wall, (load_s, convert_s, wall)
+    assert load_s + convert_s <= wall
+
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert "preparing" not in again.stdout + again.stderr  # once: the cache is used

@@ -270,6 +270,10 @@ def _warnings_as_lines() -> Iterator[None]:
                 err.print(f"[yellow]warning:[/] {item.message}", markup=True, highlight=False)
 
 
+_RUNTIMES: Final = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
+"""How the exported backends are named to users."""
+
+
 def _load_model(
     weights: Path | None,
     device: str,
@@ -277,10 +281,17 @@ def _load_model(
     model: str = "midas-small",
     input_size: int | None = None,
 ) -> DepthModel:
+    """Load the model with a download bar, and a line (and spinner) while it is prepared.
+
+    The first load of a model's weights exports the network to ONNX and compiles it for
+    this computer (seconds): one line says so as it starts, and one says how long it took.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
         Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
@@ -298,7 +309,16 @@ def _load_model(
         console=err,
         transient=True,
     )
+    spinner = Progress(
+        SpinnerColumn(),
+        "[progress.description]{task.description}",
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
     task = None
+    prepared_with = ""
 
     def progress(done: int, total: int | None) -> None:
         nonlocal task
@@ -307,19 +327,49 @@ def _load_model(
             task = bar.add_task(f"Downloading {title} weights", total=total)
         bar.update(task, completed=done, total=total)
 
+    def preparing(chosen: str) -> None:
+        nonlocal prepared_with
+        prepared_with = _RUNTIMES.get(chosen, chosen)
+        err.print(
+            f"preparing {title} for this computer: ONNX export and {prepared_with} compile, "
+            "once (later runs reuse them)",
+            markup=False,
+        )
+        spinner.start()
+        spinner.add_task("exporting and compiling", total=None)
+
     try:
         with _warnings_as_lines():
-            return load_model(
+            loaded = load_model(
                 weights,
                 model=model,
                 device=device,
                 backend=backend,
                 progress=progress,
                 input_size=input_size,
+                preparing=preparing,
             )
     finally:
         if task is not None:
             bar.stop()
+        spinner.stop()
+    if prepared_with:
+        timings = loaded.load_timings_s
+        steps = [
+            f"{label} {timings[key]:.1f} s"
+            for key, label in (
+                ("network", "torch network"),
+                ("export", "ONNX export"),
+                ("compile", f"{prepared_with} compile"),
+            )
+            if key in timings
+        ]
+        out.print(
+            f"{title} prepared in {timings.get('total', 0.0):.1f} s ({', '.join(steps)}); "
+            "the photos' times below do not include it",
+            markup=False,
+        )
+    return loaded
 
 
 def _prepare_out_dir(out_dir: Path) -> None:

@@ -30,7 +30,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -272,6 +272,7 @@ def load_model(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     input_size: int | None = None,
+    preparing: Callable[[str], None] | None = None,
 ) -> DepthModel:
     """Load a depth model, finding or downloading its weights, on the chosen backend.
 
@@ -308,6 +309,9 @@ def load_model(
         progress: Download progress callback ``(bytes_done, bytes_total | None)``.
         input_size: The network input size, pixels: Depth Anything's least side, a multiple
             of 14 (default 518; more is slower and sharper); MiDaS small's is fixed (256).
+        preparing: Called with the backend's name ("openvino", "onnxruntime") when no export
+            of these weights is cached, before the export and the compile start (the slow
+            first load, seconds): for telling the user what is happening.
 
     Returns:
         The model, ready for :func:`predict_disparity` (relative models) or
@@ -336,6 +340,8 @@ def load_model(
         export_path = backends.find_export(
             digest, backends.export_dirs(), legacy=legacy, kind=export_kind(spec, chosen)
         )
+    if chosen != "torch" and export_path is None and preparing is not None:
+        preparing(chosen)
     network = None
     if export_path is None:  # the eager network is needed: to run, or to export
         network = _build_eager_network(spec, found.path, target, clock)
