@@ -26,7 +26,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -258,6 +258,7 @@ def load_model(
     threads: int | None = None,
     progress: ProgressCallback | None = None,
     input_size: int | None = None,
+    preparing: Callable[[str], None] | None = None,
 ) -> DepthModel:
     """Load a depth model, finding or downloading its weights, on the chosen backend.
 
@@ -295,6 +296,9 @@ def load_model(
         input_size: The network input size, pixels, as the model's network allows (Depth
             Anything: the least side, a multiple of 14, default 518; more is slower and
             sharper; MiDaS small's is fixed at 256); None: the model's default.
+        preparing: Called with the backend's name ("openvino", "onnxruntime") when no export
+            of these weights is cached, before the export and the compile start (the slow
+            first load, seconds): for telling the user what is happening.
 
     Returns:
         The model, ready for :func:`predict_disparity` (relative models) or
@@ -323,6 +327,8 @@ def load_model(
         export_path = backends.find_export(
             digest, backends.export_dirs(), legacy=legacy, kind=backends.export_kind(spec, chosen)
         )
+    if chosen != "torch" and export_path is None and preparing is not None:
+        preparing(chosen)
     network = None
     if export_path is None:  # the eager network is needed: to run, or to export
         network = _build_eager_network(spec, found.path, target, clock)
