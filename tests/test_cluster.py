@@ -612,7 +612,8 @@ def test_two_host_cluster_survives_losing_its_worker_node(
     broken = str(photos[-1])
     named = [line for line in err.splitlines() if broken in line]
     assert len(named) == 1, err[-3000:]
-    assert named[0].startswith(f"error: {broken}: ")
+    assert named[0].startswith(f"error: {broken}")
+    assert named[0].count(broken) == 1  # the path once
     assert "30 converted, 0 skipped, 1 failed" in out
 
     # every photo converted, complete, once; nothing half written left behind

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from depth2mesh.apps.preview import sidecar_for, view_camera
+from depth2mesh.apps.preview import ensure_runtime_dir, sidecar_for, view_camera
 from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, convert_photo
 
 XVFB = shutil.which("xvfb-run")
@@ -83,6 +83,34 @@ def test_screenshot_shows_the_scene_through_the_photo_camera(
     )
     assert top[0] > top[1] + 60
     assert bottom[1] > bottom[0] + 60
+
+
+@pytest.mark.slow  # an X server (Xvfb) and a real window
+def test_screenshot_into_a_new_folder_prints_no_error(
+    needs_xvfb: str, framed_result: Path, tmp_path: Path
+) -> None:
+    shot = tmp_path / "new" / "dir" / "shot.png"
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}  # as under xvfb-run
+    result = _view(needs_xvfb, framed_result / "framed_points.ply", "--screenshot", shot, env=env)
+    assert result.returncode == 0, result.stderr
+    assert shot.is_file()
+    lines = (result.stdout + result.stderr).splitlines()
+    assert not [line for line in lines if line.lower().lstrip().startswith("error")], lines
+    assert f"screenshot written to {shot}" in result.stdout
+
+
+def test_runtime_dir_made_private_when_missing_or_kept_when_usable(tmp_path: Path) -> None:
+    environ: dict[str, str] = {}
+    made = ensure_runtime_dir(environ)
+    assert environ["XDG_RUNTIME_DIR"] == made
+    assert Path(made).is_dir()
+    assert (Path(made).stat().st_mode & 0o777) == 0o700
+    assert ensure_runtime_dir(environ) == made  # usable: kept
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    loose.chmod(0o755)
+    environ = {"XDG_RUNTIME_DIR": str(loose)}
+    assert ensure_runtime_dir(environ) != str(loose)  # not private: replaced
 
 
 def test_view_without_a_display_says_what_to_do(framed_result: Path) -> None:

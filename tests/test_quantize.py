@@ -243,8 +243,13 @@ def test_draco_is_smaller_and_draws_the_same_triangles(draco: None, tmp_path: Pa
     assert_same_triangles(positions, faces, mesh.positions, mesh.faces, atol=bound * 1.01)
     assert mesh.uvs is not None
     np.testing.assert_allclose(mesh.uvs, uvs[_nearest(positions, mesh.positions)], atol=1e-4)
+
+
+@pytest.mark.slow  # node and the Khronos validator
+def test_draco_glb_passes_the_khronos_validator(draco: None, tmp_path: Path) -> None:
+    positions, faces, uvs = surface(240, 320)
     path = tmp_path / "draco.glb"
-    path.write_bytes(data)
+    path.write_bytes(encode_glb(positions, faces, uvs=uvs, texture=jpeg(), compression="draco"))
     report = validate_glb(path)  # the validator cannot decode Draco: it says so, as infos
     assert report["issues"]["numErrors"] == 0, issue_summary(report)
     assert report["issues"]["numWarnings"] == 0, issue_summary(report)

@@ -625,3 +625,79 @@ def test_page_switches_models_and_reports_the_one_used(two_model_server: Any) ->
     sidecar = _newest_sidecar(two_model_server, "coffee")
     assert sidecar["model"]["model"] == "midas-small"
     assert (sidecar["depth"]["near_m"], sidecar["depth"]["far_m"]) == (2, 6)
+
+
+def _docs_api_example() -> str:
+    """The ```python block of docs/web.md's "From a script" section, as written."""
+    text = (REPO / "docs" / "web.md").read_text(encoding="utf-8")
+    section = text.split("## From a script: the `/convert` API", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow  # a real `depth2mesh serve` subprocess and its first model load
+def test_docs_api_example_converts_through_a_real_server(
+    shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    import subprocess
+    import sys
+
+    import trimesh
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    code = _docs_api_example()
+    assert "http://127.0.0.1:7860/" in code
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DEPTH2MESH_CACHE": str(tmp_path / "cache"),
+        "DEPTH2MESH_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "GRADIO_ANALYTICS_ENABLED": "False",
+    }
+    weights = shared_dir / "midas" / "midas_small_random_init.pt"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "depth2mesh",
+            "serve",
+            "--port",
+            str(port),
+            "--weights",
+            str(weights),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert server.stdout is not None
+        url = ""
+        for line in server.stdout:  # until the page is up (or the server ends)
+            found = re.search(r"web page: (http://127\.0\.0\.1:\d+/)", line)
+            if found:
+                url = found[1]
+                break
+        assert url == f"http://127.0.0.1:{port}/", "the server did not start"
+        work = tmp_path / "work"
+        work.mkdir()
+        (work / "samples").symlink_to(SAMPLES, target_is_directory=True)
+        monkeypatch.chdir(work)
+        exec(compile(code.replace("http://127.0.0.1:7860/", url), "docs/web.md", "exec"), {})
+        printed = capsys.readouterr().out
+        assert re.search(r"\*\*coffee\.png\*\*: 600x400 pixels, [\d,]+ points", printed)
+        assert "['coffee.glb', 'coffee_depth.png', 'coffee_points.ply']" in printed
+        [glb] = (work / "web-results").glob("*/coffee.glb")
+        mesh = trimesh.load(glb, force="mesh")
+        assert len(mesh.faces) > 100_000  # the 512-vertex grid of the 600x400 photo
+
+        notes = work / "notes.jpg"
+        notes.write_text("just text\n")
+        with pytest.raises(AppError, match=r"not an image") as refused:
+            Client(url, verbose=False).predict(photo=handle_file(str(notes)), api_name="/convert")
+        assert len(str(refused.value).strip().splitlines()) == 1
+    finally:
+        server.terminate()
+        server.wait(timeout=60)

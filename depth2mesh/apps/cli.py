@@ -7,7 +7,9 @@ happen inside the commands, so ``--help`` and ``--version`` answer at once.
 from __future__ import annotations
 
 import ast
+import inspect
 import os
+import re
 import sys
 import traceback
 import warnings
@@ -18,12 +20,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 import typer
 from rich.console import Console
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from depth2mesh._version import __version__
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, model_help
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.exchange.gltf import (
     DEFAULT_GLB_COMPRESSION,
-    DEFAULT_JPEG_QUALITY,
     DEFAULT_TEXTURE_SIZE,
 )
 from depth2mesh.exchange.photo import MAX_PIXELS
@@ -35,33 +38,127 @@ from depth2mesh.geometry.edges import (
 )
 from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD
-from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.geometry.support import DEFAULT_SUPPORT
+from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions
 
 if TYPE_CHECKING:
     from rich.progress import Progress
+    from typer._click import Context, Parameter
 
     from depth2mesh.depth.model import DepthModel
     from depth2mesh.pipeline.batch import Outcome, WorkItem
-    from depth2mesh.pipeline.convert import ConvertOptions
+
+INPUT: Final = "Input"
+CAMERA: Final = "Camera"
+DEPTH: Final = "Depth and scale"
+MESH: Final = "Mesh and edges"
+OUTPUT: Final = "Output files"
+SPEED: Final = "Speed and batches"
+CLUSTER: Final = "Cluster"
+PANELS: Final = (INPUT, CAMERA, DEPTH, MESH, OUTPUT, SPEED, CLUSTER)
+"""The groups of ``--help``, in order: every option of every command has one of them."""
+
+
+class _TidyHelp:
+    """Help with the options in :data:`PANELS`' order, switches without a value, NAME....
+
+    Typer's own help shows ``--overwrite <bool>`` and a usage line ``{photos}...``.
+    """
+
+    options_metavar: str | None
+
+    def get_params(self, ctx: Context) -> list[Parameter]:
+        params: list[Parameter] = super().get_params(ctx)  # type: ignore[misc]
+        params.sort(key=lambda param: PANELS.index(getattr(param, "rich_help_panel", "") or INPUT))
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""  # no type column: a switch takes no value
+            elif isinstance(param, TyperArgument) and param.metavar is not None:
+                setattr(param, "display_type_rich", lambda ctx: None)  # noqa: B010
+        return params
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                name = param.metavar or (param.name or "").upper()
+                name += "..." if param.nargs != 1 else ""
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class _Command(_TidyHelp, TyperCommand):
+    """A command with :class:`_TidyHelp`'s help."""
+
+
+class _Group(_TidyHelp, TyperGroup):
+    """The command group, with :class:`_TidyHelp`'s help for its own options."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        return TyperGroup.collect_usage_pieces(self, ctx)
+
+
+def attribute_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` section of a class's Google-style docstring, by attribute name.
+
+    Args:
+        cls: A class whose docstring has an ``Attributes:`` section.
+
+    Returns:
+        Each attribute's description on one line (continuation lines joined by spaces).
+    """
+    docs: dict[str, str] = {}
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    inside = False
+    name = ""
+    for line in lines:
+        if line.strip() == "Attributes:":
+            inside = True
+        elif inside and line.startswith("        ") and name:
+            docs[name] += " " + line.strip()
+        elif inside and line.startswith("    ") and ":" in line:
+            name, _, text = line.strip().partition(":")
+            docs[name] = text.strip()
+        elif inside and line.strip():
+            break
+    return docs
+
+
+_ROLE: Final = re.compile(r":(?:class|func|data|mod|attr|meth):`(~?)([\w.]+)`")
+_LITERAL: Final = re.compile(r"``([^`]+)``")
+
+
+def option_help(cls: type, name: str) -> str:
+    """The ``--help`` text of an option, from its field's description in ``cls``' docstring.
+
+    The description is written for Python and the command line alike: ``near`` (a field)
+    becomes ``--near``, "not given (None)" becomes "not given", Sphinx roles their name.
+    """
+    fields = {**attribute_docs(ConvertOptions), **attribute_docs(CameraOptions)}
+    text = attribute_docs(cls)[name].replace("not given (None)", "not given")
+    text = _ROLE.sub(lambda match: match[2].rsplit(".", 1)[-1] if match[1] else match[2], text)
+    return _LITERAL.sub(lambda match: _flag(match[1]) if match[1] in fields else match[1], text)
+
+
+def _convert_help(name: str) -> str:
+    return option_help(ConvertOptions, name)
+
+
+def _camera_help(name: str) -> str:
+    return option_help(CameraOptions, name)
+
 
 app = typer.Typer(
     name="depth2mesh",
+    cls=_Group,
     help=(
-        "Turn one ordinary photo into 3D: a depth network (MiDaS v2.1 small by default, or "
-        "Depth Anything V2 Small, --model) predicts depth, depth2mesh writes depth maps, point "
-        "clouds and meshes.\n\n"
-        "Models (--model): midas-small (default, fastest; relative depth), dav2-small (far "
-        "more accurate relative depth, several times slower), dav2-metric-indoor and "
-        "dav2-metric-outdoor (depth in metres, up to 20 m and 80 m: true scale, no --near/"
-        "--far; the scale depends on the camera's focal length, so the photo's EXIF focal "
-        "length or --focal-35mm/--fov matter more).\n\n"
+        "Turn one ordinary photo into 3D: a depth network (--model) predicts depth, "
+        "depth2mesh writes depth maps, point clouds and meshes.\n\n"
+        f"Models (--model): {model_help()}.\n\n"
         "Weights are found in this order: --weights PATH, the model's variable "
-        "($DEPTH2MESH_WEIGHTS for midas-small, $DEPTH2MESH_WEIGHTS_DAV2_SMALL, "
-        "$DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR, $DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR), the "
-        "torch.hub cache (~/.cache/torch/hub/checkpoints/<the release's file name>, e.g. "
-        "midas_v21_small_256.pt), else the official release is downloaded once (81.8 MB for "
-        "MiDaS, 99 MB for Depth Anything, sha256-verified). DEPTH2MESH_OFFLINE=1 forbids the "
+        f"({', '.join('$' + spec.weights_env for spec in MODELS.values())}), the torch.hub "
+        "cache (~/.cache/torch/hub/checkpoints/<the release's file name>), else the official "
+        "release is downloaded once, sha256-verified. DEPTH2MESH_OFFLINE=1 forbids the "
         "download."
     ),
     no_args_is_help=True,
@@ -138,6 +235,11 @@ def _reason(outcome: Outcome) -> str:
     return outcome.reason
 
 
+def _about(path: str, reason: str) -> str:
+    """A line about a file: ``PATH: reason``, or the reason alone when it names the file."""
+    return reason if path in reason else f"{path}: {reason}"
+
+
 def _report(error: BaseException, context: str = "") -> None:
     if _state["debug"]:
         err.print("".join(traceback.format_exception(error)), markup=False)
@@ -163,17 +265,28 @@ def _warnings_as_lines() -> Iterator[None]:
                 err.print(f"[yellow]warning:[/] {item.message}", markup=True, highlight=False)
 
 
+_RUNTIMES: Final = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
+"""How the exported backends are named to users."""
+
+
 def _load_model(
     weights: Path | None,
     device: str,
     backend: str,
-    model: str = "midas-small",
+    model: str = DEFAULT_MODEL,
     input_size: int | None = None,
 ) -> DepthModel:
+    """Load the model with a download bar, and a line (and spinner) while it is prepared.
+
+    The first load of a model's weights exports the network to ONNX and compiles it for
+    this computer (seconds): one line says so as it starts, and one says how long it took.
+    """
     from rich.progress import (
         BarColumn,
         DownloadColumn,
         Progress,
+        SpinnerColumn,
+        TimeElapsedColumn,
         TimeRemainingColumn,
         TransferSpeedColumn,
     )
@@ -191,7 +304,16 @@ def _load_model(
         console=err,
         transient=True,
     )
+    spinner = Progress(
+        SpinnerColumn(),
+        "[progress.description]{task.description}",
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
     task = None
+    prepared_with = ""
 
     def progress(done: int, total: int | None) -> None:
         nonlocal task
@@ -200,19 +322,49 @@ def _load_model(
             task = bar.add_task(f"Downloading {title} weights", total=total)
         bar.update(task, completed=done, total=total)
 
+    def preparing(chosen: str) -> None:
+        nonlocal prepared_with
+        prepared_with = _RUNTIMES.get(chosen, chosen)
+        err.print(
+            f"preparing {title} for this computer: ONNX export and {prepared_with} compile, "
+            "once (later runs reuse them)",
+            markup=False,
+        )
+        spinner.start()
+        spinner.add_task("exporting and compiling", total=None)
+
     try:
         with _warnings_as_lines():
-            return load_model(
+            loaded = load_model(
                 weights,
                 model=model,
                 device=device,
                 backend=backend,
                 progress=progress,
                 input_size=input_size,
+                preparing=preparing,
             )
     finally:
         if task is not None:
             bar.stop()
+        spinner.stop()
+    if prepared_with:
+        timings = loaded.load_timings_s
+        steps = [
+            f"{label} {timings[key]:.1f} s"
+            for key, label in (
+                ("network", "torch network"),
+                ("export", "ONNX export"),
+                ("compile", f"{prepared_with} compile"),
+            )
+            if key in timings
+        ]
+        out.print(
+            f"{title} prepared in {timings.get('total', 0.0):.1f} s ({', '.join(steps)}); "
+            "the photos' times below do not include it",
+            markup=False,
+        )
+    return loaded
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -279,7 +431,7 @@ def _print_outcome(outcome: Outcome) -> None:
     if outcome.status == "failed":
         if _state["debug"] and outcome.traceback:
             err.print(outcome.traceback, markup=False)
-        _fail(f"{name}: {_reason(outcome)}")
+        _fail(_about(name, _reason(outcome)))
     elif outcome.status == "skipped":
         out.print(f"skipped {name}: {outcome.reason}", markup=False)
     else:
@@ -304,7 +456,7 @@ def _print_summary(outcomes: list[Outcome], total: int, out_dir: Path, verb: str
     table.add_row("failed", str(counts["failed"]), "")
     for outcome in outcomes:
         if outcome.status == "failed":
-            table.add_row("", "", f"{outcome.item.photo}: {_reason(outcome)}")
+            table.add_row("", "", _about(str(outcome.item.photo), _reason(outcome)))
     out.print(table)
     out.print(
         f"{counts['converted']} converted, {counts['skipped']} skipped, {counts['failed']} failed",
@@ -316,7 +468,7 @@ def _load_model_or_exit(
     weights: Path | None,
     device: str,
     backend: str,
-    model: str = "midas-small",
+    model: str = DEFAULT_MODEL,
     input_size: int | None = None,
 ) -> DepthModel:
     try:
@@ -349,30 +501,32 @@ WeightsOption = Annotated[
     typer.Option(
         "--weights",
         help="The chosen model's checkpoint (.pt/.pth). Default: the model's variable "
-        "($DEPTH2MESH_WEIGHTS for midas-small), the torch.hub cache, else a verified download "
-        "of the official release.",
+        f"(${MODELS[DEFAULT_MODEL].weights_env} for {DEFAULT_MODEL}), the torch.hub cache, "
+        "else a verified download of the official release.",
         show_default=False,
+        rich_help_panel=DEPTH,
     ),
 ]
 ModelOption = Annotated[
     str,
     typer.Option(
         "--model",
-        help="The depth network. midas-small: fastest, relative depth (scaled by --near/--far). "
-        "dav2-small: Depth Anything V2 Small, much more accurate relative depth, several times "
-        "slower. dav2-metric-indoor (rooms, up to 20 m) and dav2-metric-outdoor (streets, up to "
-        "80 m): depth in metres, true scale without --near/--far; the metres assume the "
-        "photo's real focal length (EXIF, or --focal-35mm/--fov), and fail for unusual lenses "
-        "(fisheye, strong zoom, crops).",
+        help=f"The depth network. {model_help()}. Relative models are scaled by --near/--far; "
+        "metric ones give metres without them, which assume the photo's real focal length "
+        "(EXIF, or --focal-35mm/--fov) and fail for unusual lenses (fisheye, strong zoom, "
+        "crops).",
+        rich_help_panel=DEPTH,
     ),
 ]
 InputSizeOption = Annotated[
     int | None,
     typer.Option(
         "--input-size",
-        help="Network input size, pixels (Depth Anything: the shorter side, a multiple of 14, "
-        "default 518; more is sharper and slower). midas-small's is fixed (256).",
+        help="Network input size, pixels, where the model allows another (Depth Anything: "
+        "the shorter side, a multiple of 14, default 518; more is sharper and slower; "
+        f"{DEFAULT_MODEL}'s is fixed at {MODELS[DEFAULT_MODEL].input_size}).",
         show_default=False,
+        rich_help_panel=DEPTH,
     ),
 ]
 BackendOption = Annotated[
@@ -382,6 +536,7 @@ BackendOption = Annotated[
         help="What runs the network: auto (on the CPU the fastest installed: openvino, then "
         "onnxruntime, else torch; torch on GPUs), torch (eager, the reference), onnxruntime, "
         "openvino.",
+        rich_help_panel=SPEED,
     ),
 ]
 DeviceOption = Annotated[
@@ -389,47 +544,65 @@ DeviceOption = Annotated[
     typer.Option(
         "--device",
         help="Where the network runs: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.",
+        rich_help_panel=SPEED,
     ),
 ]
 
 
 OutOption = Annotated[
     Path,
-    typer.Option("--out", "-o", help="Output folder (created if missing).", show_default=False),
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output folder (created if missing).",
+        show_default=False,
+        rich_help_panel=OUTPUT,
+    ),
 ]
 OverwriteOption = Annotated[
-    bool, typer.Option("--overwrite", help="Replace existing output files.")
+    bool,
+    typer.Option("--overwrite", help=_convert_help("overwrite"), rich_help_panel=OUTPUT),
 ]
 RecursiveOption = Annotated[
-    bool, typer.Option("--recursive", "-r", help="Also take photos from subfolders.")
+    bool,
+    typer.Option(
+        "--recursive", "-r", help="Also take photos from subfolders.", rich_help_panel=INPUT
+    ),
 ]
 SkipOption = Annotated[
     bool,
     typer.Option(
         "--skip-existing",
         help="Skip photos whose results are complete (resume an interrupted batch).",
+        rich_help_panel=SPEED,
     ),
 ]
 MaxPixelsOption = Annotated[
     int,
-    typer.Option(
-        "--max-pixels", help="Refuse larger images (decompression bombs); raise for huge photos."
-    ),
+    typer.Option("--max-pixels", help=_convert_help("max_pixels"), rich_help_panel=INPUT),
 ]
 PhotosArgument = Annotated[
     list[str],
     typer.Argument(
+        metavar="PHOTO",
         help="Photos, folders of photos and glob patterns (quote them: 'shots/*.jpg').",
         show_default=False,
     ),
 ]
 
+EXIT_CODES: Final = (
+    "**Exit codes**: 0 every photo converted (or skipped as complete); 1 a photo failed, or "
+    "the model could not be loaded; 2 a usage error (an option's value, options that "
+    "contradict each other); 130 interrupted (Ctrl+C: every file written is complete)."
+)
+"""The end of ``convert --help`` and ``depth --help``."""
 
-@app.command()
+
+@app.command(cls=_Command, epilog=EXIT_CODES)
 def depth(
     photos: PhotosArgument,
     out_dir: OutOption,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
@@ -440,6 +613,7 @@ def depth(
             "--save-raw",
             help="Also write OUT/STEM_disparity.npy (float32, unnormalised); with a metric "
             "model OUT/STEM_depth_metres.npy (float32 metres) instead.",
+            rich_help_panel=OUTPUT,
         ),
     ] = False,
     overwrite: OverwriteOption = False,
@@ -492,187 +666,143 @@ def depth(
 MeshChoice = Literal["grid", "poisson", "both"]
 
 
-@app.command()
+@app.command(cls=_Command, epilog=EXIT_CODES)
 def convert(
     photos: PhotosArgument,
     out_dir: OutOption,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     near: Annotated[
         float | None,
         typer.Option(
-            "--near",
-            help=f"Depth of the nearest content, metres. Default: {DEFAULT_NEAR:g}. Relative "
-            "models only: metric models give metres themselves.",
-            show_default=False,
+            "--near", help=_convert_help("near"), show_default=False, rich_help_panel=DEPTH
         ),
     ] = None,
     far: Annotated[
         float | None,
-        typer.Option(
-            "--far",
-            help=f"Depth of the farthest content and sky, metres. Default: {DEFAULT_FAR:g}. "
-            "Relative models only.",
-            show_default=False,
-        ),
+        typer.Option("--far", help=_convert_help("far"), show_default=False, rich_help_panel=DEPTH),
     ] = None,
     depth_at: Annotated[
         list[str] | None,
         typer.Option(
             "--depth-at",
             metavar="U,V=METRES",
-            help="A known depth instead of the --near/--far guess: pixel column U, row V of "
-            "the photo as shown (upright; 0,0 is the centre of the top-left pixel; fractions "
-            "allowed) lies METRES away along the camera's axis (a tape measure, a depth "
-            "camera, a known object). Once: the whole scene is scaled so that it holds. "
-            "Twice, on a near and a far pixel (--depth-at 120,400=1.2 --depth-at 500,150=4.8): "
-            "scale and shift are both fixed, and both pixels lie exactly at their depths. "
-            "With --depth-kind metric it corrects the depth file the same way. One photo only.",
+            help=_convert_help("depth_at"),
             show_default=False,
+            rich_help_panel=DEPTH,
         ),
     ] = None,
     fov: Annotated[
         float | None,
-        typer.Option("--fov", help="Horizontal field of view, degrees. Default: EXIF, else 60."),
+        typer.Option("--fov", help=_camera_help("fov_deg"), rich_help_panel=CAMERA),
     ] = None,
     focal_35mm: Annotated[
         float | None,
-        typer.Option("--focal-35mm", help="35 mm-equivalent focal length, millimetres."),
+        typer.Option("--focal-35mm", help=_camera_help("focal_35mm"), rich_help_panel=CAMERA),
     ] = None,
     focal_px: Annotated[
-        float | None, typer.Option("--focal-px", help="Focal length in pixels of the photo.")
+        float | None,
+        typer.Option("--focal-px", help=_camera_help("focal_px"), rich_help_panel=CAMERA),
     ] = None,
-    fx: Annotated[float | None, typer.Option("--fx", help="Focal length x, pixels.")] = None,
-    fy: Annotated[float | None, typer.Option("--fy", help="Focal length y, pixels.")] = None,
-    cx: Annotated[float | None, typer.Option("--cx", help="Principal point x, pixels.")] = None,
-    cy: Annotated[float | None, typer.Option("--cy", help="Principal point y, pixels.")] = None,
+    fx: Annotated[
+        float | None, typer.Option("--fx", help=_camera_help("fx"), rich_help_panel=CAMERA)
+    ] = None,
+    fy: Annotated[
+        float | None, typer.Option("--fy", help=_camera_help("fy"), rich_help_panel=CAMERA)
+    ] = None,
+    cx: Annotated[
+        float | None, typer.Option("--cx", help=_camera_help("cx"), rich_help_panel=CAMERA)
+    ] = None,
+    cy: Annotated[
+        float | None, typer.Option("--cy", help=_camera_help("cy"), rich_help_panel=CAMERA)
+    ] = None,
     grid: Annotated[
-        int, typer.Option("--grid", help="Long side of the mesh grid and point cloud, vertices.")
+        int, typer.Option("--grid", help=_convert_help("grid"), rich_help_panel=MESH)
     ] = DEFAULT_GRID,
     edge_threshold: Annotated[
         float,
         typer.Option(
-            "--edge-threshold",
-            help="Cut grid triangles whose max/min corner depth exceeds this ratio.",
+            "--edge-threshold", help=_convert_help("edge_threshold"), rich_help_panel=MESH
         ),
     ] = DEFAULT_EDGE_THRESHOLD,
     edges: Annotated[
         Literal["on", "off"],
-        typer.Option(
-            "--edges",
-            help="on (default): also tear the grid mesh at occlusion edges, where a smooth "
-            "depth ramp meets an edge of the photo, and move the ramp's floating points onto a "
-            "side, so no rubber sheets join near objects to what is behind them; off: only "
-            "--edge-threshold cuts (the earlier mesh). Known limit: a textured surface that "
-            "slopes away, such as an open door, is cut into strands with holes.",
-        ),
+        typer.Option("--edges", help=_convert_help("edges"), rich_help_panel=MESH),
     ] = DEFAULT_EDGES,
     edge_radius: Annotated[
         float,
-        typer.Option(
-            "--edge-radius",
-            help="Half-width of the depth ramps looked for, as a fraction of the grid's long "
-            "side (0.014: 9 pixels of a 640 grid).",
-        ),
+        typer.Option("--edge-radius", help=_convert_help("edge_radius"), rich_help_panel=MESH),
     ] = DEFAULT_EDGE_RADIUS,
     edge_step: Annotated[
-        float,
-        typer.Option(
-            "--edge-step",
-            help="Tear at a photo edge where the depth steps by more than this ratio across it.",
-        ),
+        float, typer.Option("--edge-step", help=_convert_help("edge_step"), rich_help_panel=MESH)
     ] = DEFAULT_STEP_RATIO,
     edge_strong: Annotated[
         float,
-        typer.Option(
-            "--edge-strong",
-            help="Tear a depth step above this ratio at its middle even without a photo edge.",
-        ),
+        typer.Option("--edge-strong", help=_convert_help("edge_strong"), rich_help_panel=MESH),
     ] = DEFAULT_STRONG_RATIO,
     mesh: Annotated[
-        MeshChoice, typer.Option("--mesh", help="Meshes to build: grid, poisson or both.")
+        MeshChoice, typer.Option("--mesh", help=_convert_help("mesh"), rich_help_panel=MESH)
     ] = "grid",
     drop_far: Annotated[
-        bool,
-        typer.Option(
-            "--drop-far",
-            help="Leave out sky: everything at --far (relative models, disparity files) or, "
-            "with a metric model, within 1 % of its max depth, where it saturates (19.8 m of "
-            "20, 79.2 m of 80).",
-        ),
+        bool, typer.Option("--drop-far", help=_convert_help("drop_far"), rich_help_panel=DEPTH)
     ] = False,
     poisson_depth: Annotated[
         int | None,
-        typer.Option(
-            "--poisson-depth",
-            help="Poisson octree depth (5..12); default: from the grid's size (8 for 640 to "
-            "1024 pixels).",
-        ),
+        typer.Option("--poisson-depth", help=_convert_help("poisson_depth"), rich_help_panel=MESH),
     ] = None,
     poisson_support: Annotated[
         float,
         typer.Option(
-            "--poisson-support",
-            help="Keep Poisson surface only within this fraction of its depth of the point "
-            "cloud (and inside the photo's frame): no invented sheets.",
-            rich_help_panel="Mesh and edges",
+            "--poisson-support", help=_convert_help("poisson_support"), rich_help_panel=MESH
         ),
     ] = DEFAULT_SUPPORT,
     density_quantile: Annotated[
         float,
-        typer.Option("--density-quantile", help="Trim this fraction of low-density vertices."),
+        typer.Option(
+            "--density-quantile", help=_convert_help("density_quantile"), rich_help_panel=MESH
+        ),
     ] = DEFAULT_DENSITY_QUANTILE,
     face_budget: Annotated[
         int | None,
-        typer.Option("--face-budget", help="Decimate the Poisson mesh to this many triangles."),
+        typer.Option("--face-budget", help=_convert_help("face_budget"), rich_help_panel=MESH),
     ] = None,
     texture_format: Annotated[
         Literal["jpeg", "png"],
-        typer.Option("--texture-format", help="GLB texture encoding."),
+        typer.Option(
+            "--texture-format", help=_convert_help("texture_format"), rich_help_panel=OUTPUT
+        ),
     ] = "jpeg",
     glb_compression: Annotated[
         Literal["none", "quantized", "draco"],
         typer.Option(
-            "--glb-compression",
-            help="How the GLBs store vertices: quantized (KHR_mesh_quantization: 16-bit "
-            "positions and texture coordinates, 16-bit indices; about half the size of float32 "
-            "files, within 1e-4 of the depth range; trimesh misreads its texture coordinates), "
-            "draco (KHR_draco_mesh_compression: smallest, slower to write; needs pip install "
-            "'depth2mesh[draco]'; not every viewer decodes it) or none (float32). The grid's "
-            "triangles are triangle strips in none and quantized.",
+            "--glb-compression", help=_convert_help("glb_compression"), rich_help_panel=OUTPUT
         ),
     ] = DEFAULT_GLB_COMPRESSION,
     texture_size: Annotated[
         int,
-        typer.Option(
-            "--texture-size", help="Longest side of the GLB texture, pixels (larger is shrunk)."
-        ),
+        typer.Option("--texture-size", help=_convert_help("texture_size"), rich_help_panel=OUTPUT),
     ] = DEFAULT_TEXTURE_SIZE,
     jpeg_quality: Annotated[
         int | None,
         typer.Option(
             "--jpeg-quality",
-            help="Encode the texture at this JPEG quality (1..100). Default: a JPEG photo that "
-            f"is upright and fits --texture-size is embedded as is (no second loss), "
-            f"anything else is encoded at {DEFAULT_JPEG_QUALITY}.",
+            help=_convert_help("jpeg_quality"),
             show_default=False,
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     depth_size: Annotated[
         Literal["grid", "photo"],
-        typer.Option(
-            "--depth-size",
-            help="Size of STEM_depth.png and STEM_depth_inferno.png: grid (the --grid size; "
-            "the network sees 256 pixels, so more is interpolation) or photo (the photo's "
-            "own size: slower, larger files).",
-        ),
+        typer.Option("--depth-size", help=_convert_help("depth_size"), rich_help_panel=OUTPUT),
     ] = "grid",
     formats: Annotated[
         list[str] | None,
         typer.Option(
             "--format",
-            help="Also write the grid mesh as OBJ + MTL + texture (--format obj).",
+            metavar="obj",
+            help=_convert_help("formats"),
             show_default=False,
+            rich_help_panel=OUTPUT,
         ),
     ] = None,
     depth_file: Annotated[
@@ -681,15 +811,18 @@ def convert(
             "--depth",
             help="Use this depth map instead of the network (.npy, .pfm, 16-bit .png).",
             show_default=False,
+            rich_help_panel=INPUT,
         ),
     ] = None,
     depth_kind: Annotated[
         Literal["metric", "disparity"],
-        typer.Option("--depth-kind", help="--depth holds metric depth or disparity."),
+        typer.Option("--depth-kind", help=_convert_help("depth_kind"), rich_help_panel=INPUT),
     ] = "metric",
     depth_png_scale: Annotated[
         float,
-        typer.Option("--depth-png-scale", help="Metres per unit of a 16-bit --depth PNG."),
+        typer.Option(
+            "--depth-png-scale", help=_convert_help("depth_png_scale"), rich_help_panel=INPUT
+        ),
     ] = 0.001,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
@@ -697,7 +830,11 @@ def convert(
     overwrite: OverwriteOption = False,
     preview: Annotated[
         bool,
-        typer.Option("--preview", help="Open the point cloud in an Open3D window when done."),
+        typer.Option(
+            "--preview",
+            help="Open the point cloud in an Open3D window when done.",
+            rich_help_panel=OUTPUT,
+        ),
     ] = False,
     recursive: RecursiveOption = False,
     skip_existing: SkipOption = False,
@@ -707,7 +844,9 @@ def convert(
         typer.Option(
             "--jobs",
             "-j",
-            help="Photos converted at once (threads). See the README's batch benchmark.",
+            help="Photos converted at once (threads); docs/benchmarks.md, Batches, has the "
+            "speed-ups measured.",
+            rich_help_panel=SPEED,
         ),
     ] = 1,
     ray_address: Annotated[
@@ -716,8 +855,9 @@ def convert(
             "--ray",
             help="Convert on the Ray cluster at this address (auto, HOST:PORT, "
             "ray://HOST:10001); photos, OUTDIR and --weights on storage that every node sees. "
-            "Needs pip install 'depth2mesh[ray]'. See the README's cluster section.",
+            "Needs pip install 'depth2mesh[ray]'. How to set up a cluster: docs/ray.md.",
             show_default=False,
+            rich_help_panel=CLUSTER,
         ),
     ] = None,
 ) -> None:
@@ -736,7 +876,7 @@ def convert(
     from depth2mesh.depth.registry import check_input_size, get_model
     from depth2mesh.geometry.scale import parse_depth_pin
     from depth2mesh.pipeline.batch import convert_many, find_photos
-    from depth2mesh.pipeline.convert import CameraOptions, ConvertOptions, pins_with_near_far
+    from depth2mesh.pipeline.convert import pins_with_near_far
 
     try:
         spec = get_model(model_name)
@@ -756,8 +896,8 @@ def convert(
         )
         raise typer.Exit(2)
     options = ConvertOptions(
-        near=DEFAULT_NEAR if near is None else near,
-        far=DEFAULT_FAR if far is None else far,
+        near=near,
+        far=far,
         depth_at=pins,
         grid=grid,
         edge_threshold=edge_threshold,
@@ -876,7 +1016,7 @@ def _check_camera_options(options: ConvertOptions) -> None:
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def evaluate(
     prediction_file: Annotated[
         Path,
@@ -945,7 +1085,7 @@ def evaluate(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def view(
     path: Annotated[
         Path,
@@ -1006,7 +1146,7 @@ def _preview_or_exit(
         raise typer.Exit(1) from None
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Annotated[
         str,
@@ -1017,7 +1157,7 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port of the page.")] = 7860,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
@@ -1092,7 +1232,7 @@ def serve(
     out.print("stopped; uploads and results deleted")
 
 
-@app.command()
+@app.command(cls=_Command)
 def cache(
     clear: Annotated[
         bool, typer.Option("--clear", help="Delete depth2mesh's files from the cache folder.")

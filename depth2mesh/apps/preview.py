@@ -14,10 +14,15 @@ uses.
 
 from __future__ import annotations
 
+import atexit
 import json
 import math
 import os
+import shutil
+import stat
 import sys
+import tempfile
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -25,7 +30,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.errors import Depth2MeshError, InputError
+from depth2mesh.errors import Depth2MeshError, InputError, OutputError
 from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, Intrinsics
 from depth2mesh.pipeline.convert import sidecar_path
 
@@ -120,6 +125,38 @@ def check_display() -> None:
         )
 
 
+def ensure_runtime_dir(environ: MutableMapping[str, str] = os.environ) -> str:
+    """Give the window libraries a private ``XDG_RUNTIME_DIR`` when the session has none.
+
+    Under a virtual screen (``xvfb-run``, a container) the variable is often unset, and the
+    windowing library then prints ``error: XDG_RUNTIME_DIR is invalid or not set`` on every
+    successful run. A usable one (a folder of this user's, mode 0700) is kept; otherwise a
+    new private folder is made and deleted when the process ends.
+
+    Args:
+        environ: The environment to read and set (``os.environ``).
+
+    Returns:
+        The runtime folder in use.
+    """
+    current = environ.get("XDG_RUNTIME_DIR", "")
+    try:
+        info = os.stat(current) if current else None
+    except OSError:
+        info = None
+    if (
+        info is not None
+        and stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and stat.S_IMODE(info.st_mode) == 0o700
+    ):
+        return current
+    folder = tempfile.mkdtemp(prefix="depth2mesh-runtime-")  # mode 0700
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    environ["XDG_RUNTIME_DIR"] = folder
+    return folder
+
+
 def show(
     path: str | Path,
     *,
@@ -132,7 +169,8 @@ def show(
 
     Args:
         path: A PLY point cloud (``<stem>_points.ply``) or a GLB/PLY mesh.
-        screenshot: Write the first view to this PNG and close instead of waiting for the user.
+        screenshot: Write the first view to this PNG and close instead of waiting for the user
+            (its folder is made if missing).
         point_size: Point size of point clouds, window pixels; None: large enough that the
             cloud, seen through the photo's camera, has no gaps (window size / grid size).
         long_side: Window long side, pixels.
@@ -144,6 +182,7 @@ def show(
 
     Raises:
         InputError: The file is missing or holds no geometry.
+        OutputError: The screenshot's folder cannot be made.
         DisplayError: No display.
     """
     path = Path(path)
@@ -152,6 +191,16 @@ def show(
     if path.suffix.lower() not in (".ply", ".glb", ".gltf"):
         raise InputError(f"{path} is not a .ply or .glb file")
     check_display()
+    if screenshot is not None:
+        folder = Path(screenshot).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutputError(
+                f"cannot create the screenshot's folder {folder}: {error.strerror or error}"
+            ) from None
+    if sys.platform.startswith("linux"):
+        ensure_runtime_dir()
     import open3d as o3d  # deferred: a slow import only the preview needs
 
     geometries = _read_geometry(o3d, path)

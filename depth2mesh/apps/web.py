@@ -227,7 +227,7 @@ def model_loader(
         from depth2mesh.depth.model import load_model
 
         spec = get_model(name)
-        size = input_size if spec.architecture == "dav2_small" else None
+        size = None if spec.network.fixed_input_size else input_size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the page shows the weights' status itself
             return load_model(
@@ -599,14 +599,14 @@ class PageControls:
     def options(self, *, use_exif: bool, max_pixels: int, metric: bool = False) -> ConvertOptions:
         """The conversion options these controls ask for (EXIF focal length when ``use_exif``).
 
-        With ``metric`` (a metric model) Near and Far are not used: the defaults are passed,
-        which :func:`depth2mesh.pipeline.convert.convert_photo` accepts with a metric model.
+        With ``metric`` (a metric model) Near and Far are not used: they are left unset, as
+        :func:`depth2mesh.pipeline.convert.convert_photo` wants with a metric model.
         """
         camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(self.fov))
         mesh = self.mesh if self.mesh in ("poisson", "both") else "grid"
         return ConvertOptions(
-            near=DEFAULT_NEAR if metric else float(self.near),
-            far=DEFAULT_FAR if metric else float(self.far),
+            near=None if metric else float(self.near),
+            far=None if metric else float(self.far),
             grid=round(float(self.grid)),
             mesh=cast(MeshKind, mesh),
             drop_far=bool(self.drop_far),
@@ -794,10 +794,10 @@ class _Converter:
 
 def _depth_text(model: DepthModel | None, options: ConvertOptions) -> str:
     """The summary's depth sentence: the model, and the metres it gave or Near/Far."""
+    near, far = options.near_far()
     if model is None:
         return (
-            f"Depth: nearest content at {options.near:g} m, farthest at {options.far:g} m "
-            "(from a disparity file)."
+            f"Depth: nearest content at {near:g} m, farthest at {far:g} m (from a disparity file)."
         )
     spec = model.spec
     if spec.output == "metric":
@@ -808,7 +808,7 @@ def _depth_text(model: DepthModel | None, options: ConvertOptions) -> str:
         )
     return (
         f"Depth: {spec.title} ({spec.name}, input {model.input_size} px), nearest content at "
-        f"{options.near:g} m, farthest at {options.far:g} m (it predicts relative depth only)."
+        f"{near:g} m, farthest at {far:g} m (it predicts relative depth only)."
     )
 
 
@@ -1051,7 +1051,7 @@ def as_web_models(model: DepthModel | WebModels | None) -> WebModels | None:
         device=model.device,
         backend=model.backend,
         weights={model.spec.name: model.weights_path},
-        input_size=model.input_size if model.spec.architecture == "dav2_small" else None,
+        input_size=None if model.spec.network.fixed_input_size else model.input_size,
     )
     return WebModels(model.spec.name, load, model)
 

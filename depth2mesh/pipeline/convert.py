@@ -113,14 +113,19 @@ EdgesMode = Literal["on", "off"]
 class CameraOptions:
     """What the user said about the camera; unset fields are None (see ``resolve_intrinsics``).
 
+    The first given wins: ``fx``/``fy``/``cx``/``cy``; ``focal_px`` or ``focal_35mm``;
+    ``fov_deg``; the photo's EXIF 35 mm focal length; 60 degrees horizontal. These
+    descriptions are also the command line's option help.
+
     Attributes:
         fx: Horizontal focal length, pixels of the photo.
-        fy: Vertical focal length, pixels.
-        cx: Principal point column, pixels.
-        cy: Principal point row, pixels.
-        focal_px: Focal length, pixels.
+        fy: Vertical focal length, pixels of the photo.
+        cx: Principal point's column, pixels of the photo.
+        cy: Principal point's row, pixels of the photo.
+        focal_px: Focal length, pixels of the photo.
         focal_35mm: 35 mm-equivalent focal length, millimetres.
-        fov_deg: Horizontal field of view, degrees.
+        fov_deg: Horizontal field of view, degrees. Default: the photo's EXIF focal length,
+            else 60.
     """
 
     fx: float | None = None
@@ -136,65 +141,84 @@ class CameraOptions:
 class ConvertOptions:
     """Every tuning option of a conversion, with the documented defaults.
 
+    The attribute descriptions below are also the command line's help for the options of the
+    same names (``near`` is ``--near``), so they are written for both readers. Pins:
+    :func:`~depth2mesh.geometry.scale.disparity_to_depth_pinned` and
+    :func:`~depth2mesh.geometry.scale.metric_depth_pinned`; occlusion edges:
+    :mod:`depth2mesh.geometry.edges`; the texture:
+    :func:`~depth2mesh.exchange.texture.photo_texture`.
+
     Attributes:
-        near: Depth of the nearest content, metres (disparity input only; not with
-            ``depth_at``).
-        far: Depth of the farthest content (and of sky), metres (disparity input only; not
-            with ``depth_at``).
-        depth_at: Pins, each a pixel of the upright photo and its known depth
-            (:class:`~depth2mesh.geometry.scale.DepthPin`; ``--depth-at U,V=METRES``): one scales
-            the scene so that the pin holds, two fix the scale and the shift of inverse depth
-            so that both hold (see :func:`~depth2mesh.geometry.scale.disparity_to_depth_pinned` and
-            :func:`~depth2mesh.geometry.scale.metric_depth_pinned`). Empty: ``near``/``far``.
-        grid: Long side of the mesh grid and the point cloud, vertices (>= 2).
-        edge_threshold: Largest max/min depth ratio of a kept grid triangle (> 1).
-        edges: "on" (default, :data:`~depth2mesh.geometry.edges.DEFAULT_EDGES`): tear the grid
-            mesh at occlusion edges, where a smooth ramp of the depth meets a photo edge (see
-            :mod:`depth2mesh.geometry.edges`), and move a network's ramp pixels onto a side; "off":
-            only ``edge_threshold`` cuts (the earlier mesh). Known limit: a textured surface
-            that slopes away, such as an open door, is cut into strands (docs/benchmarks.md).
+        near: Depth of the nearest content, metres; not given (None): 1. Relative depth only
+            (a metric model or a metric depth file gives metres itself); not with ``depth_at``.
+        far: Depth of the farthest content and of sky, metres; not given (None): 10. Relative
+            depth only; not with ``depth_at``.
+        depth_at: Known depths instead of the ``near``/``far`` guess, each a pixel of the
+            upright photo (column U, row V; 0,0 is the centre of the top-left pixel;
+            fractions allowed) and how many metres away it lies along the camera's axis (a
+            tape measure, a depth camera, a known object); on the command line
+            ``--depth-at U,V=METRES``. One pin scales the whole scene so that it holds; two,
+            on a near and a far pixel, fix the scale and the shift of inverse depth, and
+            both pixels lie exactly at their depths. A metric depth (model or file) is
+            corrected the same way. One photo only.
+        grid: Long side of the mesh grid and the point cloud, vertices (at least 2).
+        edge_threshold: Cut grid triangles whose largest to smallest corner depth exceeds
+            this ratio (above 1).
+        edges: "on": also tear the grid mesh at occlusion edges, where a smooth depth ramp
+            meets an edge of the photo, and move the ramp's floating points onto a side, so
+            no rubber sheets join near objects to what is behind them; "off": only
+            ``edge_threshold`` cuts. Known limit: a textured surface that slopes away, such as
+            an open door, is cut into strands with holes.
         edge_radius: Half-width of the depth ramps looked for, a fraction of the grid's long
-            side (0, 0.1].
-        edge_step: Least depth ratio across a photo edge that tears the mesh there (> 1).
-        edge_strong: Least depth ratio of a step torn at its middle without a photo edge
-            (> 1).
-        mesh: "grid" (UV-textured pixel grid), "poisson" or "both".
-        drop_far: Leave out points at the far plane (sky) from the cloud and the meshes; with
-            a metric model, points within :data:`METRIC_SKY_MARGIN` of its ``max_depth``
-            (where its output saturates: sky); no effect on a metric depth file.
-        poisson_depth: Octree depth of the Poisson reconstruction (5..12); None (default):
-            chosen from the grid's size (:func:`~depth2mesh.geometry.mesh.auto_poisson_depth`).
-        density_quantile: Fraction of lowest-density Poisson vertices trimmed, [0, 1)
-            (default 0: the support trim does the work).
+            side, in (0, 0.1] (0.014: 9 pixels of a 640 grid).
+        edge_step: Tear at a photo edge where the depth steps by more than this ratio across
+            it (above 1).
+        edge_strong: Tear a depth step above this ratio at its middle, even without a photo
+            edge (above 1).
+        mesh: Meshes to build: "grid" (UV-textured pixel grid), "poisson" (Open3D's Poisson
+            surface, trimmed to what the points support, textured with the photo where the
+            photo saw it, vertex colours elsewhere) or "both".
+        drop_far: Leave out sky from the cloud and the meshes: everything at ``far``
+            (relative depth, disparity files) or, with a metric model, within 1 % of its
+            largest depth, where it saturates (19.8 m of 20, 79.2 m of 80); no effect on a
+            metric depth file.
+        poisson_depth: Octree depth of the Poisson reconstruction (5..12); not given (None):
+            from the grid's size (8 for 640 to 1024 pixels).
+        density_quantile: Also trim this fraction of the lowest-density Poisson vertices, in
+            [0, 1) (0: the support trim does the work).
         poisson_points: Most points given to the Poisson reconstruction (the grid thinned
             evenly, every s-th row and column).
-        poisson_support: Keep Poisson surface within this fraction of its depth of the point
-            cloud, in (0, 1] (:func:`~depth2mesh.geometry.mesh.trim_poisson`).
-        face_budget: Decimate the Poisson mesh to at most this many triangles, or None.
-        texture_size: Longest side of the GLB texture, pixels.
-        texture_format: "jpeg" (default) or "png" (lossless, larger).
-        glb_compression: How the GLBs store their vertex data: "quantized" (default,
-            ``KHR_mesh_quantization``: 16-bit positions and texture coordinates, 16-bit
-            indices, within 1e-4 of the depth range), "draco" (``KHR_draco_mesh_compression``,
-            smallest, needs the ``draco`` extra) or "none" (float32, as before).
-        jpeg_quality: JPEG quality of the texture, 1..100; None (default): a JPEG photo that
-            is upright and at most ``texture_size`` is embedded as it is (its own bytes: no
-            second loss, no encoding time), anything else is encoded at
-            :data:`~depth2mesh.exchange.gltf.DEFAULT_JPEG_QUALITY` (see
-            :func:`~depth2mesh.exchange.texture.photo_texture`).
-        depth_size: Size of the depth pictures: "grid" (default: the mesh grid's size; the
-            network sees 256 pixels, so more is interpolation) or "photo" (the photo's size).
-        camera: Intrinsics options.
-        depth_kind: What a ``depth_file`` holds: "metric" (metres) or "disparity".
-        depth_png_scale: Value of one unit of a 16-bit depth PNG (0.001: millimetres).
-        formats: Extra formats of the grid mesh: "obj" adds ``<stem>.obj`` + ``.mtl`` +
-            ``<stem>_texture.jpg`` (or ``.png``).
-        max_pixels: Refuse photos with more pixels (decompression bombs).
-        overwrite: Replace existing outputs.
+        poisson_support: Keep Poisson surface only within this fraction of its depth of the
+            point cloud, and inside the photo's frame, in (0, 1]: no invented sheets.
+        face_budget: Decimate the Poisson mesh to at most this many triangles; not given
+            (None): no decimation.
+        texture_size: Longest side of the GLB texture, pixels (a larger photo is shrunk).
+        texture_format: Encoding of the GLB texture: "jpeg" or "png" (lossless, larger).
+        glb_compression: How the GLBs store their vertex data: "quantized"
+            (KHR_mesh_quantization: 16-bit positions and texture coordinates, 16-bit
+            indices; about half the size of float32 files, within 1e-4 of the depth range;
+            trimesh misreads its texture coordinates), "draco" (KHR_draco_mesh_compression:
+            smallest, slower to write, needs the ``draco`` extra, pip install
+            'depth2mesh[draco]'; not every viewer decodes it) or "none" (float32). The grid's
+            triangles are triangle strips in "none" and "quantized".
+        jpeg_quality: Encode the texture at this JPEG quality (1..100); not given (None): a
+            JPEG photo that is upright and fits ``texture_size`` is embedded as it is (no
+            second loss, no encoding time), anything else is encoded at 90.
+        depth_size: Size of the depth pictures (STEM_depth.png, STEM_depth_inferno.png):
+            "grid" (the ``grid`` size; the network's input is smaller, so more is
+            interpolation) or "photo" (the photo's own size: slower, larger files).
+        camera: The camera options (see :class:`CameraOptions`).
+        depth_kind: What a depth file (``--depth``) holds: "metric" (metres) or "disparity".
+        depth_png_scale: Metres per unit of a 16-bit depth PNG (0.001: millimetres).
+        formats: Extra formats of the grid mesh: "obj" adds STEM.obj, STEM.mtl and its
+            texture, STEM_texture.jpg (or .png).
+        max_pixels: Refuse photos with more pixels (decompression bombs); raise it for huge
+            photos.
+        overwrite: Replace existing output files.
     """
 
-    near: float = DEFAULT_NEAR
-    far: float = DEFAULT_FAR
+    near: float | None = None
+    far: float | None = None
     depth_at: tuple[DepthPin, ...] = ()
     grid: int = DEFAULT_GRID
     edge_threshold: float = DEFAULT_EDGE_THRESHOLD
@@ -221,24 +245,33 @@ class ConvertOptions:
     max_pixels: int = MAX_PIXELS
     overwrite: bool = False
 
+    def near_far(self) -> tuple[float, float]:
+        """The depths of the nearest and the farthest content, metres, defaults applied.
+
+        Returns:
+            ``(near, far)``: the values given, else :data:`~depth2mesh.geometry.scale.DEFAULT_NEAR`
+            and :data:`~depth2mesh.geometry.scale.DEFAULT_FAR` (1 and 10 metres).
+        """
+        near = DEFAULT_NEAR if self.near is None else self.near
+        return near, DEFAULT_FAR if self.far is None else self.far
+
     def check(self) -> None:
         """Raise :class:`ParameterError`, naming the parameter, for values that cannot work."""
-        if not (math.isfinite(self.near) and self.near >= MIN_DEPTH_M):
+        near, far = self.near_far()
+        if not (math.isfinite(near) and near >= MIN_DEPTH_M):
             raise ParameterError(
-                f"{{near}} must be at least {MIN_DEPTH_M} metres, got {self.near}", "near"
+                f"{{near}} must be at least {MIN_DEPTH_M} metres, got {near}", "near"
             )
-        if not (math.isfinite(self.far) and self.far > self.near):
+        if not (math.isfinite(far) and far > near):
             raise ParameterError(
-                f"{{far}} must be greater than {{near}} ({self.near}), got {self.far}",
-                "far",
-                "near",
+                f"{{far}} must be greater than {{near}} ({near}), got {far}", "far", "near"
             )
-        if self.far > MAX_DEPTH_M:
+        if far > MAX_DEPTH_M:
             raise ParameterError(
-                f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {self.far}", "far"
+                f"{{far}} must be at most {MAX_DEPTH_M:g} metres, got {far}", "far"
             )
         check_pins(self.depth_at)
-        if self.depth_at and (self.near, self.far) != (DEFAULT_NEAR, DEFAULT_FAR):
+        if self.depth_at and (self.near is not None or self.far is not None):
             raise pins_with_near_far()
         if self.grid < 2:
             raise ParameterError(f"{{grid}} must be at least 2 vertices, got {self.grid}", "grid")
@@ -723,19 +756,12 @@ def check_model_options(
 ) -> None:
     """Refuse ``near``/``far`` with a metric model: its depth is in metres already.
 
-    Only values other than the defaults can be told apart here (the CLI also refuses the
-    options given at their default values).
-
     Raises:
         ParameterError: ``near`` or ``far`` set while a metric model gives the depth.
     """
     if depth_file is not None or model is None or model.spec.output != "metric":
         return
-    changed = [
-        name
-        for name, default in (("near", DEFAULT_NEAR), ("far", DEFAULT_FAR))
-        if getattr(options, name) != default
-    ]
+    changed = [name for name in ("near", "far") if getattr(options, name) is not None]
     if changed:
         raise ParameterError(
             f"{{{changed[0]}}} does not apply to the metric model {model.spec.name}, whose "
@@ -860,14 +886,14 @@ def geometry_stage(
             depth, pins = metric_depth_pinned(depth, options.depth_at, photo_size=photo.size)
             valid &= np.isfinite(depth)
     else:
-        far = options.far
+        near, far = options.near_far()  # the defaults apply here, where the depth is made
         if options.depth_at:
             depth, pins = disparity_to_depth_pinned(
                 maps.disparity, options.depth_at, photo_size=photo.size
             )
             far = pins.far
         else:
-            depth = disparity_to_depth(maps.disparity, near=options.near, far=options.far)
+            depth = disparity_to_depth(maps.disparity, near=near, far=far)
         valid = ~far_mask(depth, far) if options.drop_far else np.ones(depth.shape, bool)
     if photo.alpha is not None:  # transparent pixels are not part of the scene
         valid &= _resize(photo.alpha, rows, cols, cv2.INTER_AREA) >= 128
@@ -1249,7 +1275,8 @@ def _sidecar(
         if depth_source["kind"] == "disparity":
             depth_source.update(drop_far=options.drop_far)
     elif depth_source["kind"] == "disparity":
-        depth_source.update(near_m=options.near, far_m=options.far, drop_far=options.drop_far)
+        near, far = options.near_far()
+        depth_source.update(near_m=near, far_m=far, drop_far=options.drop_far)
     sidecar = {
         "generator": f"depth2mesh {__version__}",
         "photo": {
