@@ -20,10 +20,12 @@ Prints (markdown, CPU first):
    colour error (0..255); the seen pixels covered and their colour error; the photo camera's
    render against the photo.
 3. GLB size and conversion time, ``--inpaint on`` against ``off``: a 640x480 photo (frame
-   00065, its disparity file) and a 12 MP photo (a 4032x3024 JPEG made from samples/coffee.png
-   as benchmarks/speed.py makes it, MiDaS small with ``--weights``, default the parity
-   fixture's), ``--rounds`` shuffled rounds after a warm-up each; medians of the whole
-   ``convert_photo`` call, and the layer's own seconds (the sidecar's ``inpaint.seconds``).
+   00065, its disparity file), the same frame as a 12 MP JPEG (4032x3024, made as
+   benchmarks/speed.py makes its large photo) with the same disparity file, and a 12 MP JPEG
+   of samples/coffee.png through MiDaS small with ``--weights`` (default the parity fixture's
+   random weights: noisy depth, torn everywhere, a worst case for the layer), ``--rounds``
+   shuffled rounds after a warm-up each; medians of the whole ``convert_photo`` call, and the
+   layer's own seconds (the sidecar's ``inpaint.seconds``).
 """
 
 from __future__ import annotations
@@ -178,9 +180,11 @@ def timing(rounds: int, weights: Path, work: Path) -> list[dict[str, Any]]:
     from depth2mesh.depth.model import load_model
 
     model = load_model(weights=weights)
-    big = work / "large.jpg"
-    write_jpeg(big, large_photo())
     folder = SHARED / "real_midas"
+    big = work / "large.jpg"
+    write_jpeg(big, large_photo(REPO / "samples" / "coffee.png"))
+    big_nyu = work / "large_00065.jpg"  # NYU frame 00065 at 12 MP, with its real disparity
+    write_jpeg(big_nyu, large_photo(folder / "rgb_00065.png"))
     disparity = np.load(folder / "midas_small_outputs" / "disparity_00065.npy")
     depth_file = work / "disparity_00065.npy"
     np.save(depth_file, disparity.astype(np.float32))
@@ -190,7 +194,16 @@ def timing(rounds: int, weights: Path, work: Path) -> list[dict[str, Any]]:
             "depth_file": depth_file,
             "fields": {"near": 1.2, "far": 5.0, "camera": NYU, "depth_kind": "disparity"},
         },
-        "4032x3024 JPEG (MiDaS small)": {"photo": big, "depth_file": None, "fields": {}},
+        "4032x3024 JPEG of frame 00065 (its disparity file)": {
+            "photo": big_nyu,
+            "depth_file": depth_file,
+            "fields": {"near": 1.2, "far": 5.0, "depth_kind": "disparity"},
+        },
+        "4032x3024 JPEG of coffee.png (MiDaS small, --weights)": {
+            "photo": big,
+            "depth_file": None,
+            "fields": {},
+        },
     }
     rows = []
     for case, spec in cases.items():

@@ -33,6 +33,7 @@ from depth2mesh.geometry.edges import (
     DEFAULT_STEP_RATIO,
     DEFAULT_STRONG_RATIO,
 )
+from depth2mesh.geometry.inpaint import DEFAULT_INPAINT
 from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID, DEFAULT_POISSON_DEPTH
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD
 from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
@@ -588,6 +589,18 @@ def convert(
             help="Tear a depth step above this ratio at its middle even without a photo edge.",
         ),
     ] = DEFAULT_STRONG_RATIO,
+    inpaint: Annotated[
+        Literal["on", "off"],
+        typer.Option(
+            "--inpaint",
+            help="on (default): add a guessed background layer to the grid GLB behind every "
+            "torn edge (the far side's surface carried on behind the near object, its colours "
+            "from the far side), hidden from the photo's camera, so a viewer who steps aside "
+            "sees no holes; the points PLY and the Poisson mesh keep only what the photo saw. "
+            "off: the grid GLB without it (the earlier files, byte for byte).",
+            rich_help_panel="Mesh and edges",
+        ),
+    ] = DEFAULT_INPAINT,
     mesh: Annotated[
         MeshChoice, typer.Option("--mesh", help="Meshes to build: grid, poisson or both.")
     ] = "grid",
@@ -750,6 +763,7 @@ def convert(
         edge_radius=edge_radius,
         edge_step=edge_step,
         edge_strong=edge_strong,
+        inpaint=inpaint,
         mesh=mesh,
         drop_far=drop_far,
         poisson_depth=poisson_depth,

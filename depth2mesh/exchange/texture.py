@@ -117,7 +117,23 @@ def encode_texture(
         (encoded bytes, MIME type).
     """
     rgb = texture_pixels(rgb, max_size=max_size)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    bgr = np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), np.uint8)
+    return encode_bgr(bgr, image_format=image_format, quality=quality)
+
+
+def encode_bgr(
+    bgr: NDArray[np.uint8], *, image_format: str = "jpeg", quality: int = 90
+) -> tuple[bytes, str]:
+    """Encode a BGR image (OpenCV's channel order) as it is.
+
+    Args:
+        bgr: (H, W, 3) uint8, channels blue, green, red (sRGB).
+        image_format: "jpeg" or "png".
+        quality: JPEG quality, 1..100.
+
+    Returns:
+        (encoded bytes, MIME type).
+    """
     if image_format == "png":
         ok, data = cv2.imencode(".png", bgr)
         mime = "image/png"
@@ -127,7 +143,7 @@ def encode_texture(
     else:
         raise ValueError(f"texture format must be 'jpeg' or 'png', got {image_format!r}")
     if not ok:
-        raise OutputError(f"texture encoding failed for an image of shape {rgb.shape}")
+        raise OutputError(f"texture encoding failed for an image of shape {bgr.shape}")
     return data.tobytes(), mime
 
 
@@ -258,14 +274,13 @@ def strip_texture(
     height, width = pixels.shape[:2]
     total_width = max(width, strip.shape[1])
     top = -(-height // STRIP_ALIGN) * STRIP_ALIGN
-    upper = cv2.copyMakeBorder(
-        pixels, 0, top - height, 0, total_width - width, cv2.BORDER_REPLICATE
-    )
-    lower = cv2.copyMakeBorder(strip, 0, 0, 0, total_width - strip.shape[1], cv2.BORDER_REPLICATE)
-    image = np.ascontiguousarray(np.concatenate([upper, lower]), dtype=np.uint8)
+    image = np.empty((top + strip.shape[0], total_width, 3), dtype=np.uint8)  # BGR, filled once
+    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=image[:height, :width])
+    image[height:top, :width] = image[height - 1 : height, :width]
+    image[:top, width:] = image[:top, width - 1 : width]
+    cv2.cvtColor(strip, cv2.COLOR_RGB2BGR, dst=image[top:, : strip.shape[1]])
+    image[top:, strip.shape[1] :] = image[top:, strip.shape[1] - 1 : strip.shape[1]]
     quality = encoding_quality(jpeg_quality)
-    data, mime = encode_texture(
-        image, max_size=max(image.shape[:2]), image_format=texture_format, quality=quality
-    )
+    data, mime = encode_bgr(image, image_format=texture_format, quality=quality)
     texture = Texture(data, mime, "encoded", quality if mime == "image/jpeg" else None)
     return StripTexture(texture, (height, width), top, (image.shape[0], image.shape[1]))

@@ -35,7 +35,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.geometry.camera import Intrinsics
-from depth2mesh.geometry.points import depth_edge_faces, depth_to_points
 
 InpaintMode = Literal["on", "off"]
 
@@ -60,7 +59,7 @@ by more than this ratio."""
 BEHIND_RATIO: Final = 1.02
 """A layer pixel lies at least this ratio behind the near surface the photo saw there."""
 
-PARALLAX_CLASSES_PX: Final = (32.0, 16.0, 8.0, 3.0, 0.0)
+PARALLAX_CLASSES_PX: Final = (12.0, 3.0, 0.0)
 """Far-side pixels are carried on in passes, those whose step's parallax is at least each of
 these many pixels first: a wide step's band is not taken by the small tears inside a curved
 surface in front of it (see :func:`background_layer`)."""
@@ -165,7 +164,7 @@ def far_side(
 def _nearest(mask: NDArray[np.bool_]) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
     """Distance (pixels) to the nearest True pixel of ``mask`` and that pixel's flat index."""
     distance, labels = cv2.distanceTransformWithLabels(
-        (~mask).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+        (~mask).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
     )
     rows, cols = np.nonzero(mask)
     label_to_pixel = np.zeros(int(labels.max()) + 1, dtype=np.intp)
@@ -269,7 +268,8 @@ def background_layer(
                 continue
             free_sources &= ~sources
             flat, q, z_layer = _carry_on(z, inverse, sources, band, near, free=~layer)
-            z_layer = _inner_corners(z, inverse, sources, band, flat, z_layer)
+            if least == PARALLAX_CLASSES_PX[0]:  # inner corners behind the wide steps
+                z_layer = _inner_corners(z, inverse, sources, band, flat, z_layer)
             # never beyond what the photo saw, never in front of the near surface
             z_layer = np.maximum(np.minimum(z_layer, farthest), BEHIND_RATIO * z.ravel()[flat])
             layer.ravel()[flat] = True
@@ -282,11 +282,32 @@ def background_layer(
     layer_depth = layer_depth.astype(np.float32)
     # everything else takes the colour of the nearest layer or far-side pixel: a texture
     # filter that reaches past the layer's edge finds far-side colours, never the near object
-    both = layer | torn_corner
-    if both.any() and not both.all():
-        _, nearest = _nearest(both)
-        layer_colors = layer_colors.reshape(-1, 3)[nearest.ravel()].reshape(colors.shape)
-    return BackgroundLayer(layer_depth, np.ascontiguousarray(layer_colors), layer, far)
+    layer_colors = _spread(layer_colors, layer | torn_corner)
+    return BackgroundLayer(layer_depth, layer_colors, layer, far)
+
+
+def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.uint8]:
+    """Give the pixels beside ``known`` ones the mean colour of their known 8-neighbours.
+
+    Two rounds: a texture filter between layer texels reaches at most one pixel past them.
+
+    Args:
+        colors: (rows, cols, 3) uint8 sRGB.
+        known: (rows, cols) bool pixels whose colours stay.
+
+    Returns:
+        (rows, cols, 3) uint8 sRGB.
+    """
+    values = colors.astype(np.float32) * known[..., None]
+    weight = known.astype(np.float32)
+    for _ in range(2):
+        total = cv2.boxFilter(values, -1, (3, 3), normalize=False)
+        count = cv2.boxFilter(weight, -1, (3, 3), normalize=False)
+        fill = (weight == 0) & (count > 0)
+        values[fill] = total[fill] / count[fill][:, None]
+        weight[fill] = 1.0
+    spread = np.where(weight[..., None] > 0, values, colors.astype(np.float32))
+    return np.ascontiguousarray(np.clip(np.rint(spread), 0, 255).astype(np.uint8))
 
 
 def _carry_on(
@@ -314,12 +335,10 @@ def _carry_on(
     """
     rows, cols = z.shape
     distance, source = _nearest(sources)
-    reach = float(band[sources].max())
-    flat = np.flatnonzero((distance > 0) & (distance <= reach) & np.isfinite(z) & free)
+    within = (distance > 0) & (distance <= band.ravel()[source])
+    flat = np.flatnonzero(within & free & np.isfinite(z))
     q = source.ravel()[flat]
     d = distance.ravel()[flat]
-    keep = d <= band.ravel()[q]
-    flat, q, d = flat[keep], q[keep], d[keep]
     p_row, p_col = np.divmod(flat, cols)
     q_row, q_col = np.divmod(q, cols)
     n_row = (q_row - p_row) / d  # unit step from p towards q (into the far side)
@@ -405,24 +424,15 @@ def _inner_corners(
     p_row, p_col = np.divmod(pixels, cols)
     best = z_layer.copy()
     floor = BEHIND_RATIO * z.ravel()[pixels]
-    column = np.where(sources, np.arange(cols)[None, :], -1)
-    row = np.where(sources, np.arange(rows)[:, None], -1)
-    before_col = np.maximum.accumulate(column, axis=1)
-    after_col = (
-        cols
-        - 1
-        - np.maximum.accumulate(
-            np.where(sources, cols - 1 - np.arange(cols)[None, :], -1)[:, ::-1], axis=1
-        )[:, ::-1]
-    )
-    before_row = np.maximum.accumulate(row, axis=0)
-    after_row = (
-        rows
-        - 1
-        - np.maximum.accumulate(
-            np.where(sources, rows - 1 - np.arange(rows)[:, None], -1)[::-1], axis=0
-        )[::-1]
-    )
+    column = np.arange(cols, dtype=np.int32)[None, :]
+    row = np.arange(rows, dtype=np.int32)[:, None]
+    none = np.int32(-1)
+    before_col = np.maximum.accumulate(np.where(sources, column, none), axis=1)
+    flipped = np.maximum.accumulate(np.where(sources, cols - 1 - column, none)[:, ::-1], axis=1)
+    after_col = cols - 1 - flipped[:, ::-1]  # cols where there is none
+    before_row = np.maximum.accumulate(np.where(sources, row, none), axis=0)
+    flipped = np.maximum.accumulate(np.where(sources, rows - 1 - row, none)[::-1], axis=0)
+    after_row = rows - 1 - flipped[::-1]
     for found, vertical, sign in (
         (before_col, False, -1),
         (after_col, False, 1),
@@ -475,6 +485,7 @@ def _far_colors(
     p_row, p_col = pixels
     q_row, q_col = sources
     chosen = colors[q_row, q_col].astype(np.float32)
+    colors_float = colors.astype(np.float32)
     for reach in (0.5, 1.0):  # the later (the whole mirror image) wins where it is usable
         m_row = q_row + reach * (q_row - p_row)
         m_col = q_col + reach * (q_col - p_col)
@@ -484,7 +495,7 @@ def _far_colors(
         with np.errstate(invalid="ignore"):
             usable = inside & (depth[r, c] * 1.1 >= source_depth)
         if usable.any():
-            sampled = _bilinear(colors.astype(np.float32), m_col[usable], m_row[usable])
+            sampled = _bilinear(colors_float, m_col[usable], m_row[usable])
             chosen[usable] = sampled
     return np.clip(np.rint(chosen), 0, 255).astype(np.uint8)
 
@@ -518,17 +529,26 @@ def layer_mesh(
         The layer's mesh (empty arrays when it has no triangle).
     """
     cols = layer.depth.shape[1]
-    keep = depth_edge_faces(layer.depth, threshold=edge_threshold)
     own = layer.layer
-    corner_own = (
-        (
-            own[:-1, :-1] | own[1:, :-1] | own[:-1, 1:]
-        ),  # triangle 0: top-left, bottom-left, top-right
-        (own[:-1, 1:] | own[1:, :-1] | own[1:, 1:]),  # triangle 1
+    # triangle 0: top-left, bottom-left, top-right; triangle 1: top-right, bottom-left,
+    # bottom-right (grid_faces' layout)
+    candidate = np.stack(
+        [
+            own[:-1, :-1] | own[1:, :-1] | own[:-1, 1:] | ~kept[..., 0],
+            own[:-1, 1:] | own[1:, :-1] | own[1:, 1:] | ~kept[..., 1],
+        ],
+        axis=2,
     )
-    keep[..., 0] &= corner_own[0] | ~kept[..., 0]
-    keep[..., 1] &= corner_own[1] | ~kept[..., 1]
-    cell_row, cell_col, which = np.nonzero(keep)
+    cell_row, cell_col, which = np.nonzero(candidate)
+    offsets = np.array([[[0, 0], [1, 0], [0, 1]], [[0, 1], [1, 0], [1, 1]]], dtype=np.int64)
+    corner_row = cell_row[:, None] + offsets[which, :, 0]
+    corner_col = cell_col[:, None] + offsets[which, :, 1]
+    corner_depth = layer.depth[corner_row, corner_col]
+    with np.errstate(invalid="ignore"):  # NaN corners: not kept
+        low, high = corner_depth.min(axis=1), corner_depth.max(axis=1)
+        good = (low > 0) & (high <= edge_threshold * low)
+    cell_row, cell_col = cell_row[good], cell_col[good]
+    corner_row, corner_col = corner_row[good], corner_col[good]
     if cell_row.size == 0:
         return LayerMesh(
             np.zeros((0, 3), np.float32),
@@ -539,22 +559,28 @@ def layer_mesh(
     tiles_across = -(-(cols - 1) // TILE_CELLS)
     tile = (cell_row // TILE_CELLS) * tiles_across + cell_col // TILE_CELLS
     used_tiles, slot = np.unique(tile, return_inverse=True)
-    # the corners of each triangle, as (row, col) offsets within its cell
-    offsets = np.array([[[0, 0], [1, 0], [0, 1]], [[0, 1], [1, 0], [1, 1]]], dtype=np.int64)
-    corner_row = cell_row[:, None] + offsets[which, :, 0]
-    corner_col = cell_col[:, None] + offsets[which, :, 1]
     tile_row = (used_tiles // tiles_across)[slot]
     tile_col = (used_tiles % tiles_across)[slot]
     local_row = corner_row - (tile_row * TILE_CELLS)[:, None]
     local_col = corner_col - (tile_col * TILE_CELLS)[:, None]
     side = TILE_CELLS + 1
     key = (slot[:, None] * side + local_row) * side + local_col
-    unique, faces = np.unique(key.ravel(), return_inverse=True)
+    used = np.zeros(len(used_tiles) * side * side, dtype=bool)  # keys are dense: no sort
+    used[key.ravel()] = True
+    unique = np.flatnonzero(used)
+    renumber = np.cumsum(used, dtype=np.int64) - 1
+    faces = renumber[key.ravel()]
     vertex_slot, rest = np.divmod(unique, side * side)
     vertex_local_row, vertex_local_col = np.divmod(rest, side)
     vertex_row = (used_tiles // tiles_across)[vertex_slot] * TILE_CELLS + vertex_local_row
     vertex_col = (used_tiles % tiles_across)[vertex_slot] * TILE_CELLS + vertex_local_col
-    points = depth_to_points(layer.depth, intrinsics)
+    # back-projected as depth_to_points does it (float64, then float32): a far-side vertex
+    # lands exactly on the grid mesh's own vertex there
+    z = layer.depth[vertex_row, vertex_col].astype(np.float64)
+    points = np.empty((len(z), 3), dtype=np.float32)
+    points[:, 0] = (vertex_col.astype(np.float64) - intrinsics.cx) / intrinsics.fx * z
+    points[:, 1] = (vertex_row.astype(np.float64) - intrinsics.cy) / intrinsics.fy * z
+    points[:, 2] = z
     slot_row, slot_col = np.divmod(vertex_slot, slots_per_row)
     texels = np.stack(
         [
@@ -565,7 +591,7 @@ def layer_mesh(
     ).astype(np.float64)
     tiles = np.stack([used_tiles // tiles_across, used_tiles % tiles_across], axis=1)
     return LayerMesh(
-        vertices=np.ascontiguousarray(points[vertex_row, vertex_col]),
+        vertices=points,
         faces=faces.reshape(-1, 3).astype(np.int64),
         texels=texels,
         tiles=tiles.astype(np.int64),
