@@ -939,7 +939,8 @@ class GridMesh:
         notes: Things the user should know.
         layer_vertices: Vertices of the background layer (the last ones of ``mesh``).
         layer_faces: Its triangles (the last ones of ``mesh``).
-        layer_seconds: Seconds spent on the layer (its geometry, mesh and texture strip).
+        layer_seconds: Seconds spent on the layer: its geometry, its mesh, and the texture with
+            its strip (encoded as a whole, which a JPEG photo that fits would not be).
     """
 
     files: list[Path]
@@ -1072,7 +1073,6 @@ def add_background_layer(
     if mesh.faces.shape[0] == 0:
         return None
     strip = layer_strip(layer.colors, mesh.tiles, slots_per_row=slots)
-    seconds = time.perf_counter() - started
     packed = strip_texture(
         photo,
         strip,
@@ -1080,6 +1080,7 @@ def add_background_layer(
         texture_format=options.texture_format,
         jpeg_quality=options.jpeg_quality,
     )
+    seconds = time.perf_counter() - started  # the texture's encoding included
     total_height, total_width = packed.size
     photo_height, photo_width = packed.photo_size
     seen_uvs = grid.uvs * np.array(
