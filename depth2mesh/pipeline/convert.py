@@ -941,6 +941,9 @@ class GridMesh:
         layer_faces: Its triangles (the last ones of ``mesh``).
         layer_seconds: Seconds spent on the layer: its geometry, its mesh, and the texture with
             its strip (encoded as a whole, which a JPEG photo that fits would not be).
+        texture_px: (width, height) of the texture with the layer's strip, texels; None
+            without a layer.
+        photo_px: (width, height) of the photo's part of it (its top-left corner), texels.
     """
 
     files: list[Path]
@@ -950,6 +953,8 @@ class GridMesh:
     layer_vertices: int = 0
     layer_faces: int = 0
     layer_seconds: float = 0.0
+    texture_px: tuple[int, int] | None = None
+    photo_px: tuple[int, int] | None = None
 
 
 def grid_mesh_stage(
@@ -995,7 +1000,7 @@ def grid_mesh_stage(
     if layered is not None:
         grid, texture, layer_counts = layered
     else:
-        layer_counts = (0, 0, 0.0)
+        layer_counts = (0, 0, 0.0, None, None)
         texture = photo_texture(
             photo,
             texture_size=options.texture_size,
@@ -1029,7 +1034,14 @@ def add_background_layer(
     kept: NDArray[np.bool_],
     grid_camera: Intrinsics,
     options: ConvertOptions,
-) -> tuple[MeshArrays, Texture, tuple[int, int, float]] | None:
+) -> (
+    tuple[
+        MeshArrays,
+        Texture,
+        tuple[int, int, float, tuple[int, int] | None, tuple[int, int] | None],
+    ]
+    | None
+):
     """Add the background layer to the grid mesh, its colours to a strip of the texture.
 
     The layer (:func:`~depth2mesh.geometry.inpaint.background_layer`, for a viewer moving
@@ -1049,7 +1061,8 @@ def add_background_layer(
 
     Returns:
         The grid mesh with the layer appended, the texture, and the layer's vertex count,
-        triangle count and seconds; None where nothing is torn (the grid stays as it is).
+        triangle count and seconds, the texture's (width, height) and the photo part's; None
+        where nothing is torn (the grid stays as it is).
     """
     started = time.perf_counter()
     if grid.uvs is None:
@@ -1102,7 +1115,8 @@ def add_background_layer(
         normals=normals,
         uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32)]),
     )
-    return combined, packed.texture, (len(mesh.vertices), len(mesh.faces), seconds)
+    sizes = ((total_width, total_height), (photo_width, photo_height))
+    return combined, packed.texture, (len(mesh.vertices), len(mesh.faces), seconds, *sizes)
 
 
 def _write_obj(
@@ -1275,6 +1289,8 @@ def _inpaint_record(options: ConvertOptions, built: GridMesh) -> dict[str, Any]:
         "vertices": built.layer_vertices,
         "triangles": built.layer_faces,
         "seconds": round(built.layer_seconds, 4),
+        "texture_px": built.texture_px,
+        "photo_px": built.photo_px,
     }
 
 
