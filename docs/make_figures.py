@@ -1,6 +1,6 @@
 """Make the README's pictures from REAL MiDaS small output (shared/real_midas).
 
-Usage: xvfb-run -a python docs/make_figures.py [SHARED_DIR]   (default ../shared)
+Usage: xvfb-run -a python docs/make_figures.py [SHARED_DIR] [--only inpaint]   (default ../shared)
 
 The 3D pictures come from ``depth2mesh convert --depth`` on the real model's disparity of NYU
 frame 00065 (NYU's own intrinsics, near 1.2 m, far 5 m), shown by ``depth2mesh view
@@ -8,9 +8,13 @@ frame 00065 (NYU's own intrinsics, near 1.2 m, far 5 m), shown by ``depth2mesh v
 camera, and the point cloud through the photo's camera (the preview window's first view). The
 occlusion-edge pair converts the same frame a second time, with ``--edges off`` (the earlier
 mesh), and shows it beside the default (``--edges on``) from the same viewpoint (EDGES_ORBIT:
-right of and a little above the photo's camera, beside the open door), side by side. The
-default conversion is made with ``--mesh both``: its Poisson GLB is shown beside the grid GLB
-from the textured GLB's viewpoint (poisson_nyu_<frame>.png).
+right of and a little above the photo's camera, beside the open door), side by side; both with
+``--inpaint off``, so that the tears show. The default conversion is made with ``--mesh both``:
+its Poisson GLB is shown beside the grid GLB from the textured GLB's viewpoint
+(poisson_nyu_<frame>.png). The background-layer pair converts the frame with ``--inpaint off``
+and with the default (``--inpaint on``) and shows them from the same viewpoint (INPAINT_ORBIT:
+beside the photo's camera, as a viewer who steps to the right). ``--only inpaint`` makes that
+pair alone.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from depth2mesh.exchange.pictures import colorize_disparity, write_png
 
 REPO = Path(__file__).resolve().parents[1]
 EDGES_ORBIT = ("20", "5")  # yaw right, pitch up, degrees: the door and cushion from the side
+INPAINT_ORBIT = ("15", "3")  # yaw right, pitch up, degrees: beside the photo's camera
 NYU_CAMERA = ["--fx", "518.8579", "--fy", "519.4696", "--cx", "325.5824", "--cy", "253.7362"]
 
 
@@ -65,12 +70,36 @@ def depth2mesh(*args: str | Path) -> None:
     subprocess.run([sys.executable, "-m", "depth2mesh", *map(str, args)], check=True)
 
 
+def inpaint_figure(work: Path, photo: Path, images: Path, frame: str) -> None:
+    """Write docs/images/inpaint_nyu_<frame>.png: --inpaint off and on, from beside the photo."""
+    renders = []
+    for name, extra in (("inpaint_off", ("--inpaint", "off")), ("inpaint_on", ())):
+        convert_nyu(photo, work / name, work / "disparity.npy", *extra)
+        depth2mesh(
+            "view", work / name / f"rgb_{frame}.glb", "--screenshot", work / f"{name}.png",
+            "--orbit", *INPAINT_ORBIT,
+        )  # fmt: skip
+        renders.append(work / f"{name}.png")
+    labels = ("--inpaint off", "--inpaint on (default)")
+    pair = side_by_side(renders[0], renders[1], labels=labels)
+    write_png(images / f"inpaint_nyu_{frame}.png", pair, overwrite=True)
+
+
+def convert_nyu(photo: Path, folder: Path, disparity: Path, *extra: str) -> None:
+    """Convert an NYU frame from its real disparity (near 1.2 m, far 5 m, NYU's camera)."""
+    depth2mesh(
+        "convert", photo, "-o", folder, "--depth", disparity, "--depth-kind", "disparity",
+        "--near", "1.2", "--far", "5", "--overwrite", *NYU_CAMERA, *extra,
+    )  # fmt: skip
+
+
 def main() -> None:
-    """Write docs/images/{depth,mesh,preview,edges,poisson}_nyu_<frame>.png."""
-    shared = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO.parent / "shared"
+    """Write docs/images/{depth,mesh,preview,edges,poisson,inpaint}_nyu_<frame>.png."""
+    arguments = [argument for argument in sys.argv[1:] if argument != "--only"]
+    only = arguments.pop() if "--only" in sys.argv[1:] else None
+    shared = Path(arguments[0]) if arguments else REPO.parent / "shared"
     images = REPO / "docs" / "images"
     frame = "00065"
-    write_png(images / f"depth_nyu_{frame}.png", depth_figure(shared, frame), overwrite=True)
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         disparity = np.load(
@@ -78,14 +107,16 @@ def main() -> None:
         )
         np.save(work / "disparity.npy", disparity.astype(np.float32))
         photo = shared / "real_midas" / f"rgb_{frame}.png"
+        inpaint_figure(work, photo, images, frame)
+        if only == "inpaint":
+            print(images)
+            return
+        write_png(images / f"depth_nyu_{frame}.png", depth_figure(shared, frame), overwrite=True)
         result = work / f"rgb_{frame}"  # the default mesh (--edges on)
         before = work / "edges_off" / f"rgb_{frame}"
-        for folder, edges in ((work, ("--mesh", "both")), (before.parent, ("--edges", "off"))):
-            depth2mesh(
-                "convert", photo, "-o", folder, "--depth", work / "disparity.npy",
-                "--depth-kind", "disparity", "--near", "1.2", "--far", "5", "--overwrite",
-                *NYU_CAMERA, *edges,
-            )  # fmt: skip
+        convert_nyu(photo, work, work / "disparity.npy", "--mesh", "both")
+        for folder, edges in ((work / "edges_on", ()), (before.parent, ("--edges", "off"))):
+            convert_nyu(photo, folder, work / "disparity.npy", "--inpaint", "off", *edges)
         depth2mesh(
             "view", result.with_suffix(".glb"), "--screenshot", images / f"mesh_nyu_{frame}.png",
             "--orbit", "25", "12",
@@ -94,7 +125,8 @@ def main() -> None:
             "view", result.with_name(f"rgb_{frame}_points.ply"),
             "--screenshot", images / f"preview_nyu_{frame}.png",
         )  # fmt: skip
-        for glb, name in ((before, "before"), (result, "after")):
+        torn = work / "edges_on" / f"rgb_{frame}"  # --edges on without the layer: the tears
+        for glb, name in ((before, "before"), (torn, "after")):
             depth2mesh(
                 "view", glb.with_suffix(".glb"), "--screenshot", work / f"{name}.png",
                 "--orbit", *EDGES_ORBIT,

@@ -271,8 +271,11 @@ def mesh_facts(obj, scene, rows: dict) -> dict:
     if mesh.uv_layers:
         uv_layer = mesh.uv_layers[0]
         vertex_uv = {}
-        for loop in mesh.loops:
-            vertex_uv.setdefault(loop.vertex_index, tuple(uv_layer.data[loop.index].uv))
+        part_u, part_v = spec_photo_part(obj.name)
+        for loop in mesh.loops:  # the photo's part of the texture, as photo coordinates
+            u, v = uv_layer.data[loop.index].uv
+            if u <= part_u + 1e-6 and 1.0 - v <= part_v + 1e-6:  # not the layer's strip
+                vertex_uv.setdefault(loop.vertex_index, (u / part_u, 1.0 - (1.0 - v) / part_v))
         top = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] > 0.9]
         bottom = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] < 0.1]
         facts["top_mean_z"] = sum(top) / len(top) if top else None
@@ -305,15 +308,30 @@ def mesh_facts(obj, scene, rows: dict) -> dict:
     return facts
 
 
+PHOTO_PARTS: dict = {}
+"""By object name: the (u, v) share of its texture that is the photo (the rest: the guessed
+layer's strip, whose vertices stand for no pixel of the photo)."""
+
+
+def spec_photo_part(name: str) -> tuple[float, float]:
+    """The photo's share of an object's texture, (1, 1) when it is the photo alone."""
+    part = PHOTO_PARTS.get(name, (1.0, 1.0))
+    return float(part[0]), float(part[1])
+
+
 def overlay_error(grid, points, cols: int) -> float:
     """Largest distance between a grid-mesh vertex and the cloud's point of the same pixel."""
     mesh, cloud = grid.data, points.data
     rows = len(cloud.vertices) // cols
     uv_layer = mesh.uv_layers[0]
+    part_u, part_v = spec_photo_part(grid.name)
     error = 0.0
     for index in sample_indices(len(mesh.loops)):
         loop = mesh.loops[index]
         u, v = uv_layer.data[loop.index].uv
+        if u > part_u + 1e-6 or 1.0 - v > part_v + 1e-6:
+            continue  # a vertex of the guessed layer: no pixel of the cloud
+        u, v = u / part_u, 1.0 - (1.0 - v) / part_v
         col, row = round(u * cols - 0.5), round((1.0 - v) * rows - 0.5)
         here = grid.matrix_world @ mesh.vertices[loop.vertex_index].co
         there = points.matrix_world @ cloud.vertices[row * cols + col].co
@@ -368,6 +386,7 @@ def collect(spec: dict, module: str) -> dict:
     scene = bpy.context.scene
     depsgraph = bpy.context.evaluated_depsgraph_get()
     rows = spec.get("rows", {})
+    PHOTO_PARTS.update(spec.get("photo_parts", {}))
     objects = {}
     for obj in bpy.data.objects:
         entry = {

@@ -205,6 +205,7 @@ def landscape_facts(
             "actions": actions,
             "rows": {f"{stem}_points": cols},
             "overlay": {"grid": stem, "points": f"{stem}_points", "cols": cols},
+            "photo_parts": {stem: photo_part(landscape)},
         }
     )
     return run_blender(blender_python, tmp_path_factory.mktemp("blender-landscape"), spec)
@@ -226,9 +227,19 @@ def portrait_facts(
                 }
             ],
             "rows": {f"{stem}_points": portrait["counts"]["grid_cols"]},
+            "photo_parts": {stem: photo_part(portrait)},
         }
     )
     return run_blender(blender_python, tmp_path_factory.mktemp("blender-portrait"), spec)
+
+
+def photo_part(sidecar: dict) -> tuple[float, float]:
+    """The (u, v) share of the grid GLB's texture that is the photo (the rest: the layer)."""
+    layer = sidecar.get("inpaint", {})
+    if not layer.get("texture_px"):
+        return 1.0, 1.0
+    (width, height), (photo_width, photo_height) = layer["texture_px"], layer["photo_px"]
+    return photo_width / width, photo_height / height
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,9 +290,13 @@ def test_grid_mesh_material_is_the_photo_texture(landscape: dict, landscape_fact
     textures = [s for s in _sources(landscape_facts["objects"][stem]) if s["type"] == "TEX_IMAGE"]
     assert len(textures) == 1
     photo = np.asarray(Image.open(landscape["photo"]["path"]).convert("RGB"), dtype=np.float64)
-    assert textures[0]["image_size"] == [photo.shape[1], photo.shape[0]]
-    # The texture is the photo (JPEG in the GLB): the same mean colour, channel by channel.
-    np.testing.assert_allclose(textures[0]["image_mean"], photo.mean(axis=(0, 1)) / 255, atol=0.02)
+    layer = landscape["inpaint"]
+    assert layer["mode"] == "on"  # the default: the photo on top, the layer's strip below it
+    assert layer["photo_px"] == [photo.shape[1], photo.shape[0]]
+    assert textures[0]["image_size"] == layer["texture_px"]
+    # The texture is the photo (JPEG in the GLB): the same mean colour, channel by channel
+    # (the strip, the layer's colours from the photo's far sides, is a sixth of the image).
+    np.testing.assert_allclose(textures[0]["image_mean"], photo.mean(axis=(0, 1)) / 255, atol=0.03)
 
 
 @pytest.mark.slow  # real Blender (a bpy subprocess)

@@ -36,6 +36,7 @@ from depth2mesh.geometry.edges import (
     DEFAULT_STEP_RATIO,
     DEFAULT_STRONG_RATIO,
 )
+from depth2mesh.geometry.inpaint import DEFAULT_INPAINT
 from depth2mesh.geometry.mesh import DEFAULT_DENSITY_QUANTILE, DEFAULT_GRID
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD
 from depth2mesh.geometry.support import DEFAULT_SUPPORT
@@ -740,6 +741,10 @@ def convert(
         float,
         typer.Option("--edge-strong", help=_convert_help("edge_strong"), rich_help_panel=MESH),
     ] = DEFAULT_STRONG_RATIO,
+    inpaint: Annotated[
+        Literal["on", "off"],
+        typer.Option("--inpaint", help=_convert_help("inpaint"), rich_help_panel=MESH),
+    ] = DEFAULT_INPAINT,
     mesh: Annotated[
         MeshChoice, typer.Option("--mesh", help=_convert_help("mesh"), rich_help_panel=MESH)
     ] = "grid",
@@ -905,6 +910,7 @@ def convert(
         edge_radius=edge_radius,
         edge_step=edge_step,
         edge_strong=edge_strong,
+        inpaint=inpaint,
         mesh=mesh,
         drop_far=drop_far,
         poisson_depth=poisson_depth,

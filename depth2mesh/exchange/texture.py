@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 import cv2
 import numpy as np
@@ -82,6 +82,26 @@ def jpeg_without_metadata(data: bytes) -> bytes:
             position = end.start()
 
 
+def texture_pixels(rgb: NDArray[np.uint8], *, max_size: int) -> NDArray[np.uint8]:
+    """The photo as the texture holds it: downscaled to ``max_size`` on its long side.
+
+    The area filter downscales; a photo that fits stays as it is.
+
+    Args:
+        rgb: (H, W, 3) uint8 sRGB photo.
+        max_size: Longest side of the texture, pixels.
+
+    Returns:
+        (h, w, 3) uint8 sRGB.
+    """
+    height, width = rgb.shape[:2]
+    scale = min(1.0, max_size / max(height, width))
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    return rgb
+
+
 def encode_texture(
     rgb: NDArray[np.uint8], *, max_size: int = 4096, image_format: str = "jpeg", quality: int = 90
 ) -> tuple[bytes, str]:
@@ -96,12 +116,24 @@ def encode_texture(
     Returns:
         (encoded bytes, MIME type).
     """
-    height, width = rgb.shape[:2]
-    scale = min(1.0, max_size / max(height, width))
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        rgb = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    rgb = texture_pixels(rgb, max_size=max_size)
+    bgr = np.asarray(cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR), np.uint8)
+    return encode_bgr(bgr, image_format=image_format, quality=quality)
+
+
+def encode_bgr(
+    bgr: NDArray[np.uint8], *, image_format: str = "jpeg", quality: int = 90
+) -> tuple[bytes, str]:
+    """Encode a BGR image (OpenCV's channel order) as it is.
+
+    Args:
+        bgr: (H, W, 3) uint8, channels blue, green, red (sRGB).
+        image_format: "jpeg" or "png".
+        quality: JPEG quality, 1..100.
+
+    Returns:
+        (encoded bytes, MIME type).
+    """
     if image_format == "png":
         ok, data = cv2.imencode(".png", bgr)
         mime = "image/png"
@@ -111,7 +143,7 @@ def encode_texture(
     else:
         raise ValueError(f"texture format must be 'jpeg' or 'png', got {image_format!r}")
     if not ok:
-        raise OutputError(f"texture encoding failed for an image of shape {rgb.shape}")
+        raise OutputError(f"texture encoding failed for an image of shape {bgr.shape}")
     return data.tobytes(), mime
 
 
@@ -186,3 +218,69 @@ def photo_texture(
 def encoding_quality(jpeg_quality: int | None) -> int:
     """Return the JPEG quality a texture is encoded at: ``jpeg_quality``, else the default."""
     return DEFAULT_JPEG_QUALITY if jpeg_quality is None else jpeg_quality
+
+
+STRIP_ALIGN: Final = 16
+"""The photo's part of a texture with a strip is padded to a multiple of this many rows (JPEG's
+largest block), so that its blocks are encoded exactly as without the strip."""
+
+
+@dataclass(frozen=True)
+class StripTexture:
+    """A texture that holds the photo and, below it, a strip of other colours.
+
+    Attributes:
+        texture: The encoded image.
+        photo_size: (height, width) of the photo's part, texels (at the top-left corner).
+        strip_top: The strip's first row, texels.
+        size: (height, width) of the whole image, texels.
+    """
+
+    texture: Texture
+    photo_size: tuple[int, int]
+    strip_top: int
+    size: tuple[int, int]
+
+
+def strip_texture(
+    photo: Photo,
+    strip: NDArray[np.uint8],
+    *,
+    texture_size: int = DEFAULT_TEXTURE_SIZE,
+    texture_format: Literal["jpeg", "png"] = "jpeg",
+    jpeg_quality: int | None = None,
+) -> StripTexture:
+    """Encode the photo's texture with ``strip`` below it, in one image.
+
+    The photo's part is the pixels :func:`encode_texture` would encode
+    (:func:`texture_pixels`), its last row and column repeated to a multiple of
+    :data:`STRIP_ALIGN` rows and to the strip's width (what a JPEG encoder does itself at the
+    image's edge, so those blocks come out as without the strip); the strip starts on the next
+    row, its last column repeated to the image's width. The image is always encoded (the
+    photo's own JPEG bytes cannot hold the strip), as ``texture_format`` at
+    :func:`encoding_quality`.
+
+    Args:
+        photo: The photo.
+        strip: (h, w, 3) uint8 sRGB strip.
+        texture_size: Longest side of the photo's part, pixels.
+        texture_format: "jpeg" or "png".
+        jpeg_quality: JPEG quality; None: the default.
+
+    Returns:
+        The texture and where its parts are.
+    """
+    pixels = texture_pixels(photo.rgb, max_size=texture_size)
+    height, width = pixels.shape[:2]
+    total_width = max(width, strip.shape[1])
+    top = -(-height // STRIP_ALIGN) * STRIP_ALIGN
+    image = np.empty((top + strip.shape[0], total_width, 3), dtype=np.uint8)  # BGR, filled once
+    cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=image[:height, :width])
+    image[height:top, :width] = image[height - 1 : height, :width]
+    image[:top, width:] = image[:top, width - 1 : width]
+    cv2.cvtColor(strip, cv2.COLOR_RGB2BGR, dst=image[top:, : strip.shape[1]])
+    image[top:, strip.shape[1] :] = image[top:, strip.shape[1] - 1 : strip.shape[1]]
+    quality = encoding_quality(jpeg_quality)
+    data, mime = encode_bgr(image, image_format=texture_format, quality=quality)
+    texture = Texture(data, mime, "encoded", quality if mime == "image/jpeg" else None)
+    return StripTexture(texture, (height, width), top, (image.shape[0], image.shape[1]))

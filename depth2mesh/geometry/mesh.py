@@ -134,11 +134,9 @@ def grid_mesh(
         The mesh with vertices, faces, normals and UVs.
     """
     height, width = depth.shape
-    masked = depth if valid is None else np.where(valid, depth, np.nan)
-    keep = depth_edge_faces(masked, threshold=edge_threshold)
-    if cut_cells is not None:
-        keep &= ~cut_cells[:-1, :-1, None]
-    keep = keep.reshape(-1)
+    keep = kept_triangles(
+        depth, valid=valid, edge_threshold=edge_threshold, cut_cells=cut_cells
+    ).reshape(-1)
     faces = grid_faces(height, width)[keep]
     used = np.zeros(height * width, dtype=bool)
     used[faces.ravel()] = True
@@ -149,6 +147,33 @@ def grid_mesh(
         normals=np.ascontiguousarray(normals.reshape(-1, 3)[used]),
         uvs=grid_uvs(height, width)[used],
     )
+
+
+def kept_triangles(
+    depth: NDArray[np.float32],
+    *,
+    valid: NDArray[np.bool_] | None = None,
+    edge_threshold: float = DEFAULT_EDGE_THRESHOLD,
+    cut_cells: NDArray[np.bool_] | None = None,
+) -> NDArray[np.bool_]:
+    """Which triangles of the pixel grid :func:`grid_mesh` keeps (see there for the rules).
+
+    Args:
+        depth: (h, w) float32 depth, metres.
+        valid: (h, w) bool pixels that may become vertices (default: all with finite depth).
+        edge_threshold: Largest kept depth ratio within a triangle, > 1.
+        cut_cells: (h, w) bool, optional: True removes the cell whose top-left corner is that
+            pixel.
+
+    Returns:
+        (h-1, w-1, 2) bool: triangle 0 or 1 of cell ``(v, u)`` is kept (the layout of
+        :func:`~depth2mesh.geometry.points.grid_faces`).
+    """
+    masked = depth if valid is None else np.where(valid, depth, np.nan)
+    keep = depth_edge_faces(masked, threshold=edge_threshold)
+    if cut_cells is not None:
+        keep &= ~cut_cells[:-1, :-1, None]
+    return keep
 
 
 def check_poisson_options(

@@ -46,7 +46,7 @@ from depth2mesh.exchange.photo import MAX_PIXELS, Photo, read_depth_file, read_p
 from depth2mesh.exchange.pictures import write_depth_pictures
 from depth2mesh.exchange.ply import encode_ply_mesh, encode_ply_points
 from depth2mesh.exchange.quantize import bounding_box
-from depth2mesh.exchange.texture import Texture, photo_texture
+from depth2mesh.exchange.texture import Texture, photo_texture, strip_texture
 from depth2mesh.geometry.camera import Intrinsics, resolve_intrinsics
 from depth2mesh.geometry.edges import (
     DEFAULT_EDGE_RADIUS,
@@ -57,6 +57,15 @@ from depth2mesh.geometry.edges import (
     occlusion_cuts,
     settle_ramps,
 )
+from depth2mesh.geometry.inpaint import (
+    BASELINE_M,
+    DEFAULT_INPAINT,
+    SLOT_TEXELS,
+    InpaintMode,
+    background_layer,
+    layer_mesh,
+    layer_strip,
+)
 from depth2mesh.geometry.mesh import (
     DEFAULT_DENSITY_QUANTILE,
     DEFAULT_GRID,
@@ -66,6 +75,7 @@ from depth2mesh.geometry.mesh import (
     auto_poisson_depth,
     check_poisson_options,
     grid_mesh,
+    kept_triangles,
     poisson_mesh,
     preload_open3d,
     trim_poisson,
@@ -175,6 +185,11 @@ class ConvertOptions:
             it (above 1).
         edge_strong: Tear a depth step above this ratio at its middle, even without a photo
             edge (above 1).
+        inpaint: "on": the grid GLB gets a guessed background layer behind every torn edge
+            (the far side's surface carried on behind the near object, its colours from the
+            far side only, in a strip below the photo in the texture; hidden from the photo's
+            camera), so that a viewer beside the photo's camera sees no holes; the point cloud
+            and the Poisson mesh keep only what the photo saw. "off": the grid GLB without it.
         mesh: Meshes to build: "grid" (UV-textured pixel grid), "poisson" (Open3D's Poisson
             surface, trimmed to what the points support, textured with the photo where the
             photo saw it, vertex colours elsewhere) or "both".
@@ -226,6 +241,7 @@ class ConvertOptions:
     edge_radius: float = DEFAULT_EDGE_RADIUS
     edge_step: float = DEFAULT_STEP_RATIO
     edge_strong: float = DEFAULT_STRONG_RATIO
+    inpaint: InpaintMode = DEFAULT_INPAINT
     mesh: MeshKind = "grid"
     drop_far: bool = False
     poisson_depth: int | None = None
@@ -281,6 +297,8 @@ class ConvertOptions:
             )
         if self.edges not in ("on", "off"):
             raise ParameterError(f"{{edges}} must be on or off, got {self.edges!r}", "edges")
+        if self.inpaint not in ("on", "off"):
+            raise ParameterError(f"{{inpaint}} must be on or off, got {self.inpaint!r}", "inpaint")
         if not (math.isfinite(self.edge_radius) and 0.0 < self.edge_radius <= 0.1):
             raise ParameterError(
                 f"{{edge_radius}} must be in (0, 0.1] (of the long side), got {self.edge_radius}",
@@ -710,9 +728,12 @@ def convert_photo(
         written += point_cloud_stage(geometry, paths, overwrite=opts.overwrite)
     camera = _gltf_camera(intrinsics, geometry.depth[geometry.valid])
     with timer.stage("grid_mesh"):
-        grid_files, grid, texture, notes = grid_mesh_stage(photo, geometry, camera, paths, opts)
-        written += grid_files
+        built = grid_mesh_stage(photo, intrinsics, geometry, camera, paths, opts)
+        written += built.files
+    grid, texture, notes = built.mesh, built.texture, built.notes
     counts = _counts(geometry, grid)
+    if opts.inpaint == "on":
+        counts.update(inpaint_vertices=built.layer_vertices, inpaint_faces=built.layer_faces)
     meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
@@ -746,6 +767,7 @@ def convert_photo(
             maps.picture,
             glb,
             geometry.pins,
+            _inpaint_record(opts, built),
         )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
@@ -945,38 +967,86 @@ def point_cloud_stage(geometry: Geometry, paths: dict[str, Path], *, overwrite: 
     return [atomic_write_bytes(paths["points"], ply, overwrite=overwrite)]
 
 
+@dataclass(frozen=True)
+class GridMesh:
+    """What the grid mesh stage built and wrote.
+
+    Attributes:
+        files: The files written (the GLB, then the OBJ files when asked).
+        mesh: The whole grid mesh (camera frame): the seen grid's vertices and faces first,
+            then the background layer's.
+        texture: The GLB's texture.
+        notes: Things the user should know.
+        layer_vertices: Vertices of the background layer (the last ones of ``mesh``).
+        layer_faces: Its triangles (the last ones of ``mesh``).
+        layer_seconds: Seconds spent on the layer: its geometry, its mesh, and the texture with
+            its strip (encoded as a whole, which a JPEG photo that fits would not be).
+        texture_px: (width, height) of the texture with the layer's strip, texels; None
+            without a layer.
+        photo_px: (width, height) of the photo's part of it (its top-left corner), texels.
+    """
+
+    files: list[Path]
+    mesh: MeshArrays
+    texture: Texture
+    notes: list[str]
+    layer_vertices: int = 0
+    layer_faces: int = 0
+    layer_seconds: float = 0.0
+    texture_px: tuple[int, int] | None = None
+    photo_px: tuple[int, int] | None = None
+
+
 def grid_mesh_stage(
     photo: Photo,
+    intrinsics: Intrinsics,
     geometry: Geometry,
     camera: GltfCamera,
     paths: dict[str, Path],
     options: ConvertOptions,
-) -> tuple[list[Path], MeshArrays, Texture, list[str]]:
+) -> GridMesh:
     """Build the UV-textured grid mesh and write its GLB (and the OBJ files when asked).
 
+    With ``options.inpaint == "on"`` the background layer (:func:`add_background_layer`) is
+    part of the mesh and its colours a strip of the texture.
+
     Returns:
-        The files written, the mesh (camera frame), the texture, and notes for the user.
+        The files written, the mesh (camera frame), the texture, notes and the layer's counts.
     """
     notes: list[str] = []
     points, depth, normals = geometry.points, geometry.depth, geometry.normals
     valid = geometry.valid
+    edge_threshold = options.edge_threshold
     grid = grid_mesh(
         points,
         depth,
         normals,
         valid=valid,
-        edge_threshold=options.edge_threshold,
+        edge_threshold=edge_threshold,
         cut_cells=geometry.cuts,
     )
+    cuts = geometry.cuts
     if grid.faces.shape[0] == 0:  # every triangle crosses a depth edge (a grid of a few cells)
         grid = grid_mesh(points, depth, normals, valid=valid, edge_threshold=UNCUT)
         notes.append("every grid triangle crossed a depth edge: the grid mesh is left uncut")
-    texture = photo_texture(
-        photo,
-        texture_size=options.texture_size,
-        texture_format=options.texture_format,
-        jpeg_quality=options.jpeg_quality,
-    )
+        edge_threshold, cuts = UNCUT, None
+    layered = None
+    if options.inpaint == "on":
+        rows, cols = depth.shape
+        kept = kept_triangles(depth, valid=valid, edge_threshold=edge_threshold, cut_cells=cuts)
+        layered = add_background_layer(
+            photo, grid, geometry, kept, intrinsics.resized(height=rows, width=cols), options
+        )
+    if layered is not None:
+        grid, texture, layer_counts = layered
+    else:
+        layer_counts = (0, 0, 0.0, None, None)
+        texture = photo_texture(
+            photo,
+            texture_size=options.texture_size,
+            texture_format=options.texture_format,
+            jpeg_quality=options.jpeg_quality,
+        )
     # No normals in the grid GLB: at a 1024 grid they would add 9.4 MB, and viewers derive them
     # from the dense triangles (the point cloud PLY keeps its normals).
     glb = encode_glb(
@@ -994,7 +1064,99 @@ def grid_mesh_stage(
     written = [atomic_write_bytes(paths["glb"], glb, overwrite=options.overwrite)]
     if "obj" in options.formats and grid.uvs is not None:
         written += _write_obj(grid, texture, paths, overwrite=options.overwrite)
-    return written, grid, texture, notes
+    return GridMesh(written, grid, texture, notes, *layer_counts)
+
+
+def add_background_layer(
+    photo: Photo,
+    grid: MeshArrays,
+    geometry: Geometry,
+    kept: NDArray[np.bool_],
+    grid_camera: Intrinsics,
+    options: ConvertOptions,
+) -> (
+    tuple[
+        MeshArrays,
+        Texture,
+        tuple[int, int, float, tuple[int, int] | None, tuple[int, int] | None],
+    ]
+    | None
+):
+    """Add the background layer to the grid mesh, its colours to a strip of the texture.
+
+    The layer (:func:`~depth2mesh.geometry.inpaint.background_layer`, for a viewer moving
+    :data:`~depth2mesh.geometry.inpaint.BASELINE_M`) is triangulated in tiles
+    (:func:`~depth2mesh.geometry.inpaint.layer_mesh`) whose colours fill slots of a strip
+    (:func:`~depth2mesh.geometry.inpaint.layer_strip`) below the photo in one texture
+    (:func:`~depth2mesh.exchange.texture.strip_texture`); the grid's texture coordinates are
+    scaled to the photo's part of it.
+
+    Args:
+        photo: The photo.
+        grid: The seen grid mesh (with UVs).
+        geometry: The grid's geometry.
+        kept: (rows-1, cols-1, 2) bool, the grid mesh's triangles.
+        grid_camera: The camera at the grid's size.
+        options: The conversion's options.
+
+    Returns:
+        The grid mesh with the layer appended, the texture, and the layer's vertex count,
+        triangle count and seconds, the texture's (width, height) and the photo part's; None
+        where nothing is torn (the grid stays as it is).
+    """
+    started = time.perf_counter()
+    if grid.uvs is None:
+        raise ValueError("the grid mesh needs its UVs for the background layer")
+    layer = background_layer(
+        np.where(geometry.valid, geometry.depth, np.nan),
+        geometry.colors,
+        kept,
+        focal_px=0.5 * (grid_camera.fx + grid_camera.fy),
+        baseline=BASELINE_M,
+    )
+    if not layer.layer.any():
+        return None
+    height, width = photo.rgb.shape[:2]
+    scale = min(1.0, options.texture_size / max(height, width))
+    texture_width = max(1, round(width * scale)) if scale < 1.0 else width
+    slots = max(1, texture_width // SLOT_TEXELS)
+    mesh = layer_mesh(
+        layer, kept, grid_camera, edge_threshold=options.edge_threshold, slots_per_row=slots
+    )
+    if mesh.faces.shape[0] == 0:
+        return None
+    strip = layer_strip(layer.colors, mesh.tiles, slots_per_row=slots)
+    packed = strip_texture(
+        photo,
+        strip,
+        texture_size=options.texture_size,
+        texture_format=options.texture_format,
+        jpeg_quality=options.jpeg_quality,
+    )
+    seconds = time.perf_counter() - started  # the texture's encoding included
+    total_height, total_width = packed.size
+    photo_height, photo_width = packed.photo_size
+    seen_uvs = grid.uvs * np.array(
+        [photo_width / total_width, photo_height / total_height], dtype=np.float32
+    )
+    layer_uvs = (mesh.texels + np.array([0.0, packed.strip_top])) / np.array(
+        [total_width, total_height]
+    )
+    count = grid.vertices.shape[0]
+    normals = None
+    if grid.normals is not None:  # the layer faces the camera like the surface it carries on
+        toward = -mesh.vertices / np.maximum(
+            np.linalg.norm(mesh.vertices, axis=1, keepdims=True), 1e-12
+        )
+        normals = np.concatenate([grid.normals, toward.astype(np.float32)])
+    combined = MeshArrays(
+        vertices=np.concatenate([grid.vertices, mesh.vertices]),
+        faces=np.concatenate([grid.faces, mesh.faces + count]),
+        normals=normals,
+        uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32)]),
+    )
+    sizes = ((total_width, total_height), (photo_width, photo_height))
+    return combined, packed.texture, (len(mesh.vertices), len(mesh.faces), seconds, *sizes)
 
 
 def _write_obj(
@@ -1198,6 +1360,25 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
     }
 
 
+def _inpaint_record(options: ConvertOptions, built: GridMesh) -> dict[str, Any]:
+    """The background layer, as the sidecar records it (guessed, not seen)."""
+    if options.inpaint == "off":
+        return {"mode": "off"}
+    return {
+        "mode": "on",
+        "guessed": True,
+        "note": "the grid GLB's background layer behind torn edges is guessed (the far side "
+        "carried on, its colours from the far side); the points PLY and the Poisson mesh hold "
+        "only what the photo saw",
+        "baseline_m": BASELINE_M,
+        "vertices": built.layer_vertices,
+        "triangles": built.layer_faces,
+        "seconds": round(built.layer_seconds, 4),
+        "texture_px": built.texture_px,
+        "photo_px": built.photo_px,
+    }
+
+
 def glb_record(
     compression: GlbCompression, meshes: dict[str, tuple[NDArray[np.float32], Path]]
 ) -> dict[str, Any]:
@@ -1252,6 +1433,7 @@ def _sidecar(
     picture: NDArray[np.float32],
     glb: dict[str, Any],
     pins: PinFit | None = None,
+    inpaint: dict[str, Any] | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -1295,6 +1477,7 @@ def _sidecar(
         "mesh": options.mesh,
         "edge_threshold": options.edge_threshold,
         "edges": _edge_settings(options),
+        "inpaint": inpaint or {"mode": options.inpaint},
         "counts": result.counts,
         "texture": {
             "mime_type": texture.mime_type,

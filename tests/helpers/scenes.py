@@ -419,11 +419,14 @@ def render_mesh(
     if uvs is not None and texture is not None:
         uv = np.einsum("pk,pkc->pc", weights, np.asarray(uvs, np.float64)[corners])
         height, width = texture.shape[:2]
-        map_x = (uv[:, 0] * width - 0.5).astype(np.float32)[None, :]
-        map_y = (uv[:, 1] * height - 0.5).astype(np.float32)[None, :]
-        colors = cv2.remap(
-            texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-        )[0].astype(np.float64)
+        shape = (camera.height, camera.width)  # remap wants maps under 32767 a side
+        map_x = (uv[:, 0] * width - 0.5).astype(np.float32).reshape(shape)
+        map_y = (uv[:, 1] * height - 0.5).astype(np.float32).reshape(shape)
+        colors = (
+            cv2.remap(texture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            .reshape(-1, 3)
+            .astype(np.float64)
+        )
     elif colors_srgb is not None:
         colors = np.einsum("pk,pkc->pc", weights, np.asarray(colors_srgb, np.float64)[corners])
     rgb = np.clip(np.rint(colors), 0, 255).astype(np.uint8)
