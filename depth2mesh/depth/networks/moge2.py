@@ -99,45 +99,56 @@ def antialias_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[
 
     The triangle filter is widened by the scale when shrinking (support ``max(s, 1)``,
     ``s = source / target``), centred on ``s (d + 0.5)``, its weights normalised to sum 1
-    (torch's ``_upsample_bilinear2d_aa``, also PIL's bilinear).
+    (torch's ``_upsample_bilinear2d_aa``, also PIL's bilinear). Computed with torch's CPU
+    kernel's float32 roundings (its centre is a float32: near pixel 600 that moves the weights
+    by up to 4e-5, which an exact computation would not reproduce).
 
     Returns:
         (target, k) tap indices (clamped; extra taps carry weight 0) and float32 weights.
     """
-    scale = source / target
-    support = max(scale, 1.0)
-    inverse = 1.0 / scale if scale >= 1.0 else 1.0
-    centre = scale * (np.arange(target, dtype=np.float64) + 0.5)
-    first = np.maximum((centre - support + 0.5).astype(np.int64), 0)
-    last = np.minimum((centre + support + 0.5).astype(np.int64), source)
+    f32 = np.float32
+    scale = f32(f32(source) / f32(target))
+    support = scale if scale >= 1.0 else f32(1.0)
+    inverse = f32(1.0 / np.float64(scale)) if scale >= 1.0 else f32(1.0)
+    centre = (np.float64(scale) * (np.arange(target, dtype=np.float64) + 0.5)).astype(f32)
+    first = np.maximum(np.trunc((centre - support).astype(np.float64) + 0.5).astype(np.int64), 0)
+    last = np.minimum(np.trunc((centre + support).astype(np.float64) + 0.5).astype(np.int64), source)
     width = int((last - first).max())
-    offsets = np.arange(width)
-    index = first[:, None] + offsets[None, :]
-    distance = (index - centre[:, None] + 0.5) * inverse
-    weights = np.maximum(0.0, 1.0 - np.abs(distance))
+    index = first[:, None] + np.arange(width)[None, :]
+    offset = (index.astype(f32) - centre[:, None]).astype(np.float64) + 0.5
+    argument = np.abs((offset * np.float64(inverse)).astype(f32))
+    weights = np.where(argument < 1.0, (1.0 - argument.astype(np.float64)).astype(f32), f32(0))
     weights[index >= last[:, None]] = 0.0
-    total = weights.sum(axis=1, keepdims=True)
-    weights = np.where(total > 0, weights / np.where(total > 0, total, 1.0), 0.0)
-    return np.minimum(index, source - 1).astype(np.intp), weights.astype(np.float32)
+    total = np.zeros(target, f32)
+    for tap in range(width):  # torch sums the weights one by one in float32
+        total = (total + weights[:, tap]).astype(f32)
+    safe = np.where(total != 0, total, f32(1))
+    weights = np.where(total[:, None] != 0, weights / safe[:, None], f32(0)).astype(f32)
+    return np.minimum(index, source - 1).astype(np.intp), weights
 
 
 def resize_antialias(image: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
     """Resize (H, W, C) float32 as ``F.interpolate(bilinear, antialias=True)`` does.
 
-    Separable: the rows first, then the columns, float32 accumulation.
+    Separable: the columns first, then the rows, float32 accumulation (an axis whose size
+    does not change is left as it is).
 
     Returns:
         (height, width, C) float32.
     """
-    rows, row_weights = antialias_taps(image.shape[0], height)
-    out = np.zeros((height, image.shape[1], image.shape[2]), np.float32)
-    for tap in range(rows.shape[1]):
-        out += image[rows[:, tap]] * row_weights[:, tap, None, None]
-    cols, col_weights = antialias_taps(image.shape[1], width)
-    result = np.zeros((height, width, image.shape[2]), np.float32)
-    for tap in range(cols.shape[1]):
-        result += out[:, cols[:, tap]] * col_weights[None, :, tap, None]
-    return result
+    out = image
+    if width != image.shape[1]:
+        cols, col_weights = antialias_taps(image.shape[1], width)
+        out = np.zeros((image.shape[0], width, image.shape[2]), np.float32)
+        for tap in range(cols.shape[1]):
+            out += image[:, cols[:, tap]] * col_weights[None, :, tap, None]
+    if height != image.shape[0]:
+        rows, row_weights = antialias_taps(image.shape[0], height)
+        result = np.zeros((height, width, image.shape[2]), np.float32)
+        for tap in range(rows.shape[1]):
+            result += out[rows[:, tap]] * row_weights[:, tap, None, None]
+        out = result
+    return np.ascontiguousarray(out, np.float32)
 
 
 _UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
