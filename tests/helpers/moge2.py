@@ -93,7 +93,7 @@ def random_state(
     return state
 
 
-def test_photo(height: int, width: int, seed: int) -> NDArray[np.uint8]:
+def synthetic_photo(height: int, width: int, seed: int) -> NDArray[np.uint8]:
     """A deterministic (height, width, 3) uint8 test picture: smooth colour fields plus noise."""
     rng = np.random.Generator(np.random.PCG64(seed))
     v = np.linspace(0.0, 1.0, height, dtype=np.float64)[:, None, None]
@@ -102,7 +102,8 @@ def test_photo(height: int, width: int, seed: int) -> NDArray[np.uint8]:
     freq = rng.uniform(1.0, 6.0, (2, 3))
     field = 0.5 + 0.35 * np.sin(freq[0] * 2 * np.pi * u + phase) * np.cos(freq[1] * 3 * v)
     noise = rng.normal(0.0, 0.06, (height, width, 3))
-    return np.clip(np.rint((field + noise) * 255), 0, 255).astype(np.uint8)
+    photo: NDArray[np.uint8] = np.clip(np.rint((field + noise) * 255), 0, 255).astype(np.uint8)
+    return photo
 
 
 DEFAULT = 1800

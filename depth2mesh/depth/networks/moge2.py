@@ -84,8 +84,10 @@ def check_tokens(tokens: int | None) -> int:
     if tokens is None:
         return DEFAULT_TOKENS
     low, high = TOKENS_RANGE
-    if isinstance(tokens, bool) or not isinstance(tokens, int | np.integer) or not (
-        low <= int(tokens) <= high
+    if (
+        isinstance(tokens, bool)
+        or not isinstance(tokens, int | np.integer)
+        or not (low <= int(tokens) <= high)
     ):
         raise InputError(
             f"tokens must be a whole number from {low} to {high} (MoGe-2's trained range), "
@@ -112,7 +114,9 @@ def antialias_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[
     inverse = f32(1.0 / np.float64(scale)) if scale >= 1.0 else f32(1.0)
     centre = (np.float64(scale) * (np.arange(target, dtype=np.float64) + 0.5)).astype(f32)
     first = np.maximum(np.trunc((centre - support).astype(np.float64) + 0.5).astype(np.int64), 0)
-    last = np.minimum(np.trunc((centre + support).astype(np.float64) + 0.5).astype(np.int64), source)
+    last = np.minimum(
+        np.trunc((centre + support).astype(np.float64) + 0.5).astype(np.int64), source
+    )
     width = int((last - first).max())
     index = first[:, None] + np.arange(width)[None, :]
     offset = (index.astype(f32) - centre[:, None]).astype(np.float64) + 0.5
@@ -248,7 +252,8 @@ def resize_bilinear(values: NDArray[np.float32], height: int, width: int) -> NDA
         ).reshape(height, width, -1)
         for start in range(0, channels, 4)
     ]
-    return np.concatenate(chunks, axis=2) if len(chunks) > 1 else chunks[0]
+    joined = np.concatenate(chunks, axis=2) if len(chunks) > 1 else chunks[0]
+    return np.asarray(joined, np.float32)
 
 
 def remap_points(raw: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
@@ -280,7 +285,7 @@ def normalized_view_plane_uv(height: int, width: int) -> NDArray[np.float32]:
 def _nearest_index(source: int, target: int) -> NDArray[np.intp]:
     scale = np.float32(source / target)
     index = np.floor(np.arange(target, dtype=np.float32) * scale).astype(np.intp)
-    return np.minimum(index, source - 1)
+    return np.asarray(np.minimum(index, source - 1), np.intp)
 
 
 def recover_focal_shift(
@@ -302,6 +307,7 @@ def recover_focal_shift(
         points: (H, W, 3) float32 affine point map (the network's, before any shift).
         mask: (H, W) bool valid pixels, or None for all.
         focal: Known focal length relative to half the image diagonal, or None.
+        downsample: (rows, cols) of the downsampled map the solve runs on.
 
     Returns:
         (focal, shift); (1.0, 0.0) when fewer than 2 pixels are valid (as the official code).
@@ -321,6 +327,13 @@ def recover_focal_shift(
     if uv_lr.shape[0] < 2:
         return 1.0, 0.0
     xy, z = points_lr[:, :2], points_lr[:, 2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _solve(uv_lr, xy, z, focal)
+
+
+def _solve(
+    uv_lr: NDArray[np.float32], xy: NDArray[np.float32], z: NDArray[np.float32], focal: float | None
+) -> tuple[float, float]:
     if focal is None:
         shift = _solve_shift(uv_lr, xy, z, None)
         projected = xy / (z + np.float32(shift))[:, None]
@@ -330,14 +343,14 @@ def recover_focal_shift(
 
 
 def _residuals(
-    shift: float, uv: NDArray[np.float32], xy: NDArray[np.float32], z: NDArray[np.float32],
+    shift: float,
+    uv: NDArray[np.float32],
+    xy: NDArray[np.float32],
+    z: NDArray[np.float64],
     focal: float | None,
 ) -> NDArray[np.float64]:
     projected = xy / (z + shift)[:, None]
-    if focal is None:
-        f = (projected * uv).sum() / np.square(projected).sum()
-    else:
-        f = focal
+    f = (projected * uv).sum() / np.square(projected).sum() if focal is None else focal
     return np.asarray((f * projected - uv).ravel(), np.float64)
 
 
@@ -523,6 +536,10 @@ def infer(
     aspect = width / height
     if fov_x is None:
         focal, shift = recover_focal_shift(points, mask if "mask_head" in channels else None)
+        if not math.isfinite(focal) or focal == 0:
+            # a 1-pixel photo: every view-plane coordinate is 0, the least-squares focal 0
+            # (the official code fails there); the official fallback for too few pixels
+            focal, shift = 1.0, 0.0
     else:
         focal_32 = np.float32(aspect / (1 + aspect**2) ** 0.5) / np.tan(
             np.float32(math.radians(fov_x)) / np.float32(2)

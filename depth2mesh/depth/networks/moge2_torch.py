@@ -33,6 +33,7 @@ Imported only when torch is needed.
 from __future__ import annotations
 
 import inspect
+import itertools
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -322,9 +323,10 @@ class ConvStack(nn.Module):
                 return nn.Identity()
             return nn.Conv2d(channels_in, channels_out, 1)
 
-        self.input_blocks = nn.ModuleList(conv1(i, w) for i, w in zip(inputs, widths))
+        self.input_blocks = nn.ModuleList(conv1(i, w) for i, w in zip(inputs, widths, strict=False))
         self.resamplers = nn.ModuleList(
-            _resampler(kind, a, b) for a, b, kind in zip(widths[:-1], widths[1:], kinds)
+            _resampler(kind, a, b)
+            for a, b, kind in zip(widths[:-1], widths[1:], kinds, strict=False)
         )
         hidden = dim_times_res_block_hidden
         self.res_blocks = nn.ModuleList(
@@ -336,10 +338,11 @@ class ConvStack(nn.Module):
                     for _ in range(count)
                 )
             )
-            for width, count in zip(widths, counts)
+            for width, count in zip(widths, counts, strict=False)
         )
         self.output_blocks = nn.ModuleList(
-            nn.Identity() if o is None else nn.Conv2d(w, o, 1) for o, w in zip(outputs, widths)
+            nn.Identity() if o is None else nn.Conv2d(w, o, 1)
+            for o, w in zip(outputs, widths, strict=False)
         )
 
     def forward(self, features: Sequence[torch.Tensor], *, last_only: bool) -> list[torch.Tensor]:
@@ -363,7 +366,7 @@ class Mlp(nn.Sequential):
 
     def __init__(self, dims: Sequence[int]) -> None:
         layers: list[nn.Module] = []
-        for width_in, width_out in zip(dims[:-2], dims[1:-1]):
+        for width_in, width_out in itertools.pairwise(dims[:-1]):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
         layers.append(nn.Linear(dims[-2], dims[-1]))
         super().__init__(*layers)
@@ -497,10 +500,11 @@ def check_config(config: Any, path: Path | str = "the checkpoint") -> dict[str, 
         for kind in _per_level(stack.get("resamplers")):
             if kind not in ("conv_transpose", "bilinear", "nearest"):
                 raise WeightsError(f"{path} uses the resampler {kind!r}, which is not supported")
-    remap = config.get("remap_output", "linear")
+    checked: dict[str, Any] = config
+    remap = checked.get("remap_output", "linear")
     if remap not in ("linear", "sinh", "exp", "sinh_exp"):
         raise WeightsError(f"{path} has remap_output={remap!r}, which is not supported")
-    return config
+    return checked
 
 
 def expected_state_shapes(config: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -600,7 +604,9 @@ def run_network(
     import numpy as np
 
     with torch.inference_mode():
-        tensors = [torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device) for x in network_inputs]
+        tensors = [
+            torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device) for x in network_inputs
+        ]
         maps, scale = network(*tensors)
         return maps[0].float().cpu().numpy(), float(scale[0])
 

@@ -7,7 +7,7 @@ Needs the official code on ``PYTHONPATH`` (microsoft/MoGe with EasternJournalist
         python tests/data/moge2/make_fixtures.py
 
 The weights are :func:`helpers.moge2.random_state` of the official model's own state dict
-shapes (its ImageNet buffers left as they are), the photos :func:`helpers.moge2.test_photo`.
+shapes (its ImageNet buffers left as they are), the photos :func:`helpers.moge2.synthetic_photo`.
 ``infer`` runs in float32 (``use_fp16=False``), on the CPU.
 """
 
@@ -27,7 +27,7 @@ from helpers.moge2 import (
     photo_seed,
     random_state,
     sample_pixels,
-    test_photo,
+    synthetic_photo,
 )
 from moge.model.v2 import MoGeModel  # the official code (not in this project)
 
@@ -46,9 +46,10 @@ def official_model() -> MoGeModel:
     return model.eval().float()
 
 
-def run_case(model: MoGeModel, name: str, height: int, width: int, tokens: int,
-             fov: float | None) -> dict[str, np.ndarray]:
-    photo = test_photo(height, width, photo_seed(name))
+def run_case(
+    model: MoGeModel, name: str, height: int, width: int, tokens: int, fov: float | None
+) -> dict[str, np.ndarray]:
+    photo = synthetic_photo(height, width, photo_seed(name))
     image = torch.tensor(photo / 255, dtype=torch.float32).permute(2, 0, 1)
     out = model.infer(image, num_tokens=tokens, use_fp16=False, fov_x=fov)
     pixels = sample_pixels(height, width, photo_seed(name) + 1)
@@ -68,7 +69,9 @@ def run_case(model: MoGeModel, name: str, height: int, width: int, tokens: int,
         f"{key}/points_range": np.array(
             [np.ptp(points[finite]) if finite.any() else 0.0], np.float32
         ),
-        f"{key}/depth_range": np.array([np.ptp(depth[finite]) if finite.any() else 0.0], np.float32),
+        f"{key}/depth_range": np.array(
+            [np.ptp(depth[finite]) if finite.any() else 0.0], np.float32
+        ),
         f"{key}/mask_count": np.array([mask.sum()], np.int64),
     }
 
