@@ -32,7 +32,8 @@ import trimesh
 from PIL import Image
 
 from depth2mesh.depth.model import load_model
-from depth2mesh.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD, network_input_size
+from depth2mesh.depth.networks.midas_small import network_input_size
+from depth2mesh.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from depth2mesh.geometry.scale import disparity_to_depth
 
 REPO = Path(__file__).resolve().parents[1]

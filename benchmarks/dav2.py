@@ -52,7 +52,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from depth2mesh.depth.backends import available_backends, choose_backend, physical_cores
 from depth2mesh.depth.model import DepthModel, load_model, network_input, predict_disparity
 from depth2mesh.depth.networks import dav2_small_torch as dav2_network
-from depth2mesh.depth.preprocess import pos_embed_matrices
+from depth2mesh.depth.networks.dav2_small import pos_embed_matrices
 
 SHARED = REPO.parent / "shared"
 FIXTURE = SHARED / "depth_anything_v2" / "dav2_vits_random_init.fp16.pt"

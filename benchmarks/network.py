@@ -47,12 +47,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.depth.backends import AUTO_ORDER, available_backends, choose_backend, physical_cores
 from depth2mesh.depth.model import DepthModel, load_model, predict_disparity
+from depth2mesh.depth.networks.midas_small import network_input_size, preprocess
 from depth2mesh.depth.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WHOLE_RESIZE_MAX_PIXELS,
-    network_input_size,
-    preprocess,
     resize_gathered,
     resize_whole,
 )

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from depth2mesh.depth.model import load_model, predict_disparity
-from depth2mesh.depth.preprocess import preprocess
+from depth2mesh.depth.networks.midas_small import preprocess
 from depth2mesh.exchange.photo import read_photo
 
 

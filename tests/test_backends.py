@@ -98,9 +98,9 @@ def counted_exports(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     calls: list[Path] = []
     real = network.export_onnx
 
-    def counting(network: network.MidasSmall, destination: str | Path) -> None:
+    def counting(network: network.MidasSmall, destination: str | Path, **options: str) -> None:
         calls.append(Path(destination))
-        real(network, destination)
+        real(network, destination, **options)
 
     monkeypatch.setattr(network, "export_onnx", counting)
     return calls

@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 
 from depth2mesh._version import __version__
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, model_help
 from depth2mesh.errors import Depth2MeshError, NamesParameters, ParameterError
 from depth2mesh.exchange.gltf import (
     DEFAULT_GLB_COMPRESSION,
@@ -47,20 +48,13 @@ if TYPE_CHECKING:
 app = typer.Typer(
     name="depth2mesh",
     help=(
-        "Turn one ordinary photo into 3D: a depth network (MiDaS v2.1 small by default, or "
-        "Depth Anything V2 Small, --model) predicts depth, depth2mesh writes depth maps, point "
-        "clouds and meshes.\n\n"
-        "Models (--model): midas-small (default, fastest; relative depth), dav2-small (far "
-        "more accurate relative depth, several times slower), dav2-metric-indoor and "
-        "dav2-metric-outdoor (depth in metres, up to 20 m and 80 m: true scale, no --near/"
-        "--far; the scale depends on the camera's focal length, so the photo's EXIF focal "
-        "length or --focal-35mm/--fov matter more).\n\n"
+        "Turn one ordinary photo into 3D: a depth network (--model) predicts depth, "
+        "depth2mesh writes depth maps, point clouds and meshes.\n\n"
+        f"Models (--model): {model_help()}.\n\n"
         "Weights are found in this order: --weights PATH, the model's variable "
-        "($DEPTH2MESH_WEIGHTS for midas-small, $DEPTH2MESH_WEIGHTS_DAV2_SMALL, "
-        "$DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR, $DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR), the "
-        "torch.hub cache (~/.cache/torch/hub/checkpoints/<the release's file name>, e.g. "
-        "midas_v21_small_256.pt), else the official release is downloaded once (81.8 MB for "
-        "MiDaS, 99 MB for Depth Anything, sha256-verified). DEPTH2MESH_OFFLINE=1 forbids the "
+        f"({', '.join('$' + spec.weights_env for spec in MODELS.values())}), the torch.hub "
+        "cache (~/.cache/torch/hub/checkpoints/<the release's file name>), else the official "
+        "release is downloaded once, sha256-verified. DEPTH2MESH_OFFLINE=1 forbids the "
         "download."
     ),
     no_args_is_help=True,
@@ -166,7 +160,7 @@ def _load_model(
     weights: Path | None,
     device: str,
     backend: str,
-    model: str = "midas-small",
+    model: str = DEFAULT_MODEL,
     input_size: int | None = None,
 ) -> DepthModel:
     from rich.progress import (
@@ -315,7 +309,7 @@ def _load_model_or_exit(
     weights: Path | None,
     device: str,
     backend: str,
-    model: str = "midas-small",
+    model: str = DEFAULT_MODEL,
     input_size: int | None = None,
 ) -> DepthModel:
     try:
@@ -348,8 +342,8 @@ WeightsOption = Annotated[
     typer.Option(
         "--weights",
         help="The chosen model's checkpoint (.pt/.pth). Default: the model's variable "
-        "($DEPTH2MESH_WEIGHTS for midas-small), the torch.hub cache, else a verified download "
-        "of the official release.",
+        f"(${MODELS[DEFAULT_MODEL].weights_env} for {DEFAULT_MODEL}), the torch.hub cache, "
+        "else a verified download of the official release.",
         show_default=False,
     ),
 ]
@@ -357,20 +351,19 @@ ModelOption = Annotated[
     str,
     typer.Option(
         "--model",
-        help="The depth network. midas-small: fastest, relative depth (scaled by --near/--far). "
-        "dav2-small: Depth Anything V2 Small, much more accurate relative depth, several times "
-        "slower. dav2-metric-indoor (rooms, up to 20 m) and dav2-metric-outdoor (streets, up to "
-        "80 m): depth in metres, true scale without --near/--far; the metres assume the "
-        "photo's real focal length (EXIF, or --focal-35mm/--fov), and fail for unusual lenses "
-        "(fisheye, strong zoom, crops).",
+        help=f"The depth network. {model_help()}. Relative models are scaled by --near/--far; "
+        "metric ones give metres without them, which assume the photo's real focal length "
+        "(EXIF, or --focal-35mm/--fov) and fail for unusual lenses (fisheye, strong zoom, "
+        "crops).",
     ),
 ]
 InputSizeOption = Annotated[
     int | None,
     typer.Option(
         "--input-size",
-        help="Network input size, pixels (Depth Anything: the shorter side, a multiple of 14, "
-        "default 518; more is sharper and slower). midas-small's is fixed (256).",
+        help="Network input size, pixels, where the model allows another (Depth Anything: "
+        "the shorter side, a multiple of 14, default 518; more is sharper and slower; "
+        f"{DEFAULT_MODEL}'s is fixed at {MODELS[DEFAULT_MODEL].input_size}).",
         show_default=False,
     ),
 ]
@@ -428,7 +421,7 @@ PhotosArgument = Annotated[
 def depth(
     photos: PhotosArgument,
     out_dir: OutOption,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
@@ -495,7 +488,7 @@ MeshChoice = Literal["grid", "poisson", "both"]
 def convert(
     photos: PhotosArgument,
     out_dir: OutOption,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     near: Annotated[
         float | None,
@@ -1001,7 +994,7 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port of the page.")] = 7860,
-    model_name: ModelOption = "midas-small",
+    model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
     weights: WeightsOption = None,
     device: DeviceOption = "auto",

@@ -227,7 +227,7 @@ def model_loader(
         from depth2mesh.depth.model import load_model
 
         spec = get_model(name)
-        size = input_size if spec.architecture == "dav2_small" else None
+        size = None if spec.network.fixed_input_size else input_size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the page shows the weights' status itself
             return load_model(
@@ -1051,7 +1051,7 @@ def as_web_models(model: DepthModel | WebModels | None) -> WebModels | None:
         device=model.device,
         backend=model.backend,
         weights={model.spec.name: model.weights_path},
-        input_size=model.input_size if model.spec.architecture == "dav2_small" else None,
+        input_size=None if model.spec.network.fixed_input_size else model.input_size,
     )
     return WebModels(model.spec.name, load, model)
 

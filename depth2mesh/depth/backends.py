@@ -2,9 +2,9 @@
 
 Backends:
 
-- ``"torch"``: the eager PyTorch network of :mod:`depth2mesh.depth.networks.midas_small_torch`, the
-parity reference;
-  the only one on Apple's MPS, and the one ``"auto"`` picks on a CUDA device.
+- ``"torch"``: the eager PyTorch network (each network's own module in
+  :mod:`depth2mesh.depth.networks`), the parity reference; the only one on Apple's MPS, and the
+  one ``"auto"`` picks on a CUDA device.
 - ``"openvino"``: OpenVINO's CPU plugin on the ONNX export, latency hint, float32 only.
 - ``"onnxruntime"``: ONNX Runtime on the ONNX export, all graph optimisations (NCHWc
   layouts, Conv+BN+activation fusion); its CUDA provider on a CUDA device when installed.
@@ -21,8 +21,9 @@ gives ``threads``.
 The export cache. The network is exported once per weights file into depth2mesh's cache
 folder (:func:`depth2mesh.depth.cache.cache_dir`: ``$DEPTH2MESH_CACHE``, else
 ``$XDG_CACHE_HOME/depth2mesh``, else ``~/.cache/depth2mesh``); nothing is ever written
-beside the weights. File name: ``midas_v21_small-<weights sha256>-<EXPORT_TAG>-<first 16
-hex of the file's own sha256>.onnx`` (about 66 MB). Keyed by the weights' sha256, changed
+beside the weights. File name: ``<network's prefix>-<weights sha256>-<network's export tag>-<first
+16 hex of the file's own sha256>.onnx`` (:class:`ExportKind`; MiDaS small's is
+``midas_v21_small-...-opset17-v1-...``, about 66 MB). Keyed by the weights' sha256, changed
 weights get a new export; the file's own hash is checked at every load, so a truncated or
 damaged file is deleted and exported again instead of being run. Files are written under a
 temporary name and renamed into place, so concurrent processes never see half a file.
@@ -32,9 +33,8 @@ export goes into a temporary folder for this process only (deleted at exit), wit
 warning. Exports that earlier versions wrote beside a weights file are still used when
 found there (:func:`legacy_export_dirs`), read only.
 
-This module never imports torch: :mod:`depth2mesh.depth.networks.midas_small_torch` owns the network
-and its export (:func:`depth2mesh.depth.networks.midas_small_torch.export_onnx`), and
-:mod:`depth2mesh.depth.model`
+This module never imports torch: each network exports itself
+(:meth:`depth2mesh.depth.networks.base.DepthNetwork.export`), and :mod:`depth2mesh.depth.model`
 passes the export function in. The runtimes are imported only when a backend is created.
 """
 
@@ -50,6 +50,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,14 +58,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.atomic import process_umask, publish, temporary_file
-from depth2mesh.depth.cache import (
-    CACHE_ENV,
-    EXPORT_PREFIX,
-    OPENVINO_CACHE,
-    cache_dir,
-    writable_folder,
-)
-from depth2mesh.depth.preprocess import SIZE_MULTIPLE
+from depth2mesh.depth.cache import CACHE_ENV, OPENVINO_CACHE, cache_dir, writable_folder
+from depth2mesh.depth.networks.base import INPUT_NAME
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec
 from depth2mesh.depth.weights import file_sha256
 from depth2mesh.errors import DeviceError, DeviceParameterError, InputError
 
@@ -77,33 +73,39 @@ AUTO_ORDER = ("openvino", "onnxruntime")
 PACKAGES = {"onnxruntime": ("onnxruntime", "onnx"), "openvino": ("openvino", "onnx")}
 """The Python packages each exported backend needs (``onnx``: torch's ONNX exporter)."""
 
-INPUT_NAME = "input"
-"""Name of the ONNX graph's input: (1, 3, h, w) float32 normalised RGB."""
 
-OUTPUT_NAME = "disparity"
-"""Name of the ONNX graph's output: (1, h, w) float32 disparity."""
+@dataclass(frozen=True)
+class ExportKind:
+    """Which export a cache file holds: the network's prefix and export tag for a backend.
 
-EXPORT_TAG = "opset17-v1"
-"""Part of the MiDaS export's cache file name; bumped whenever the export itself changes."""
+    Attributes:
+        prefix: First part of the file name (the network's
+            :meth:`~depth2mesh.depth.networks.base.DepthNetwork.export_prefix` for the backend).
+        tag: The network's export tag, bumped whenever its export changes.
+    """
 
-EXPORT_TAGS = {
-    EXPORT_PREFIX: EXPORT_TAG,
-    "dav2_small": "opset17-posmat-v1",
-    "dav2_small_ort": "opset17-posmat-v1",
-}
-"""The export tag of each architecture's prefix (the Depth Anything V2 export takes the
-positional embedding's resampling matrices as inputs: one export for every size)."""
+    prefix: str
+    tag: str
 
-MULTIPLE = SIZE_MULTIPLE
-"""The exported graph takes inputs whose sides are multiples of this."""
+
+def export_kind(spec: ModelSpec, backend: str) -> ExportKind:
+    """The export of ``spec``'s network that ``backend`` runs."""
+    return ExportKind(spec.network.export_prefix(backend), spec.network.export_tag)
+
+
+DEFAULT_KIND = export_kind(MODELS[DEFAULT_MODEL], "openvino")
+"""The default model's export (what the cache functions use when given no kind)."""
+
+MULTIPLE = MODELS[DEFAULT_MODEL].network.size_multiple
+"""What a network input's sides are multiples of unless a runner is told otherwise."""
 
 Exporter = Callable[[Path], None]
 """Writes the network as ONNX to the given path (see
-:func:`depth2mesh.depth.networks.midas_small_torch.export_onnx`)."""
+:meth:`depth2mesh.depth.networks.base.DepthNetwork.export`)."""
 
 
 class NetworkRunner(Protocol):
-    """A compiled network: (1, 3, h, w) float32 in, (1, h, w) float32 disparity out."""
+    """A compiled network: (1, 3, h, w) float32 in, its first output (1, h, w) float32 out."""
 
     backend: str
     """Which backend runs it."""
@@ -113,8 +115,8 @@ class NetworkRunner(Protocol):
     ) -> NDArray[np.float32]:
         """Run the network on one C-contiguous (1, 3, h, w) float32 input.
 
-        ``extra``: the graph's further inputs, in order (the Depth Anything V2 export's
-        positional-embedding matrices); none for MiDaS.
+        ``extra``: the graph's further inputs, in order
+        (:meth:`~depth2mesh.depth.networks.base.DepthNetwork.graph_inputs`).
         """
         ...
 
@@ -258,15 +260,14 @@ def legacy_export_dirs(weights_path: str | Path) -> list[Path]:
     return [Path(weights_path).resolve().parent]
 
 
-def export_stem(weights_sha256: str, kind: str = EXPORT_PREFIX) -> str:
+def export_stem(weights_sha256: str, kind: ExportKind = DEFAULT_KIND) -> str:
     """Return the cache file name up to its own hash: ``<prefix>-<weights sha>-<tag>``.
 
     Args:
         weights_sha256: The weights' sha256 (hex).
-        kind: The architecture's prefix (:data:`depth2mesh.depth.cache.EXPORT_PREFIXES`); its
-            export's tag is :data:`EXPORT_TAGS`'.
+        kind: The network's export (:func:`export_kind`).
     """
-    return f"{kind}-{weights_sha256}-{EXPORT_TAGS[kind]}"
+    return f"{kind.prefix}-{weights_sha256}-{kind.tag}"
 
 
 def find_export(
@@ -274,7 +275,7 @@ def find_export(
     dirs: Sequence[Path],
     *,
     legacy: Sequence[Path] = (),
-    kind: str = EXPORT_PREFIX,
+    kind: ExportKind = DEFAULT_KIND,
 ) -> Path | None:
     """Return a cached export for these weights whose bytes match its name, or None.
 
@@ -286,7 +287,7 @@ def find_export(
         weights_sha256: The weights' sha256 (hex).
         dirs: depth2mesh's folders to search, in order.
         legacy: Other folders to search, read only.
-        kind: The architecture's prefix (see :func:`export_stem`).
+        kind: The network's export (see :func:`export_stem`).
 
     Returns:
         The first intact export, or None.
@@ -319,7 +320,7 @@ def find_export(
 
 
 def write_export(
-    weights_sha256: str, export: Exporter, folder: Path, *, kind: str = EXPORT_PREFIX
+    weights_sha256: str, export: Exporter, folder: Path, *, kind: ExportKind = DEFAULT_KIND
 ) -> Path:
     """Export into ``folder`` under a temporary name, hash it, rename it into place.
 
@@ -327,7 +328,7 @@ def write_export(
         weights_sha256: The weights' sha256 (hex), the cache key.
         export: Writes the ONNX file to a path.
         folder: Where to put it (created if missing).
-        kind: The architecture's prefix (see :func:`export_stem`).
+        kind: The network's export (see :func:`export_stem`).
 
     Returns:
         The cache file.
@@ -350,7 +351,7 @@ def cached_export(
     folder: Path | None = None,
     *,
     legacy: Sequence[Path] = (),
-    kind: str = EXPORT_PREFIX,
+    kind: ExportKind = DEFAULT_KIND,
 ) -> tuple[Path, bool]:
     """Return an intact ONNX export of the weights, exporting only when none is cached.
 
@@ -359,7 +360,7 @@ def cached_export(
         export: Writes the ONNX file to a path.
         folder: The cache folder (default :func:`depth2mesh.depth.cache.cache_dir`).
         legacy: Folders searched read only, after the cache (:func:`legacy_export_dirs`).
-        kind: The architecture's prefix (see :func:`export_stem`).
+        kind: The network's export (see :func:`export_stem`).
 
     Returns:
         (path, exported now). When the cache folder cannot be written, the export goes
@@ -410,7 +411,7 @@ def check_network_input(
 
     Args:
         network_input: (1, 3, h, w).
-        multiple: What h and w must be multiples of (32 for MiDaS, 14 for Depth Anything).
+        multiple: What h and w must be multiples of (the network's size multiple).
 
     Raises:
         InputError: Not (1, 3, h, w) with h and w positive multiples of ``multiple``.
@@ -472,7 +473,7 @@ class OnnxRuntimeRunner:
         feed = {INPUT_NAME: check_network_input(network_input, self.multiple)}
         for name, value in zip(self.input_names[1:], extra, strict=True):
             feed[name] = np.ascontiguousarray(value, dtype=np.float32)
-        outputs = self.session.run([OUTPUT_NAME], feed)
+        outputs = self.session.run(None, feed)
         return np.asarray(outputs[0], dtype=np.float32)
 
 
@@ -545,7 +546,7 @@ def create_runner(
         cuda_device: CUDA device index for ONNX Runtime's CUDA provider, or None for the CPU.
         compiled_cache: Folder where OpenVINO keeps compiled networks
             (:func:`compiled_cache_dir`); None: none kept. ONNX Runtime ignores it.
-        multiple: What the input's sides must be multiples of (32 MiDaS, 14 Depth Anything).
+        multiple: What the input's sides must be multiples of (the network's size multiple).
 
     Returns:
         The runner.

@@ -6,9 +6,9 @@ One folder, chosen in this order:
 2. ``$XDG_CACHE_HOME/depth2mesh`` when ``XDG_CACHE_HOME`` is set and not empty;
 3. ``~/.cache/depth2mesh``.
 
-It holds the ONNX exports of the networks (``midas_v21_small-<weights sha256>-<tag>-<16 hex of
-the file's own sha256>.onnx``, about 66 MB each, one per weights file ever used;
-``dav2_small-...``, about 99 MB, for the Depth Anything V2 models) and
+It holds the ONNX exports of the networks (``<network's prefix>-<weights sha256>-<tag>-<16 hex
+of the file's own sha256>.onnx``, one per weights file ever used, for example
+``midas_v21_small-...``, about 66 MB, and ``dav2_small-...``, about 99 MB) and
 ``openvino-cache/`` (OpenVINO's compiled networks). Nothing is ever written beside the
 user's weights file. ``depth2mesh cache`` lists the folder, ``depth2mesh cache --clear``
 empties it; everything in it is rebuilt on demand (an export takes a few seconds).
@@ -26,18 +26,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from depth2mesh.depth.registry import export_prefixes
+
 CACHE_ENV = "DEPTH2MESH_CACHE"
 """Environment variable naming the cache folder (wins over ``XDG_CACHE_HOME``)."""
 
 CACHE_SUBDIR = "depth2mesh"
 """The cache's folder name inside ``$XDG_CACHE_HOME`` or ``~/.cache``."""
-
-EXPORT_PREFIX = "midas_v21_small"
-"""First part of a MiDaS small export's file name."""
-
-EXPORT_PREFIXES = (EXPORT_PREFIX, "dav2_small", "dav2_small_ort")
-"""First parts of the exports' file names: MiDaS small, Depth Anything V2 Small for OpenVINO
-and for ONNX Runtime."""
 
 OPENVINO_CACHE = "openvino-cache"
 """Folder inside the cache where OpenVINO keeps compiled networks."""
@@ -77,12 +72,13 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
 def is_own_entry(name: str) -> bool:
     """Whether a name in the cache folder is one of depth2mesh's own entries.
 
-    Ours: an export, an export's temporary file while it is written, OpenVINO's folder.
+    Ours: an export of a registered network (:func:`depth2mesh.depth.registry.export_prefixes`),
+    an export's temporary file while it is written, OpenVINO's folder.
     """
     return name == OPENVINO_CACHE or any(
         (name.startswith(f"{prefix}-") and name.endswith(".onnx"))
         or (name.startswith(f".{prefix}-") and name.endswith(".part"))
-        for prefix in EXPORT_PREFIXES
+        for prefix in export_prefixes()
     )
 
 

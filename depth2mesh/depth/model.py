@@ -1,21 +1,17 @@
-"""The depth stage: the depth models, their preprocessing, their backends and inference.
+"""The depth stage: load a model of the registry, run it on a photo, on the chosen backend.
 
-The models are those of :mod:`depth2mesh.depth.registry`: MiDaS v2.1 small (the default) and
-Depth Anything V2 Small, relative and metric (indoor, outdoor). The networks themselves
-(PyTorch modules, checkpoints, ONNX exports) live in
-:mod:`depth2mesh.depth.networks.midas_small_torch` (MiDaS) and
-:mod:`depth2mesh.depth.networks.dav2_small_torch` (Depth Anything); this module finds the weights,
-picks the device and the backend, preprocesses photos exactly as each official transform does and
-resizes the output as each official code does (MiDaS bicubic, Depth Anything bilinear with
-``align_corners=True``).
-It imports torch only when torch is needed (the eager backend, a first export, a GPU
-check): with a cached export on the CPU a conversion never pays torch's start-up.
+The models are those of :mod:`depth2mesh.depth.registry`. Each one's network
+(:class:`~depth2mesh.depth.networks.base.DepthNetwork`) preprocesses photos exactly as its
+official transform does, resizes its output as its official code does, and builds and exports
+its PyTorch module; this module finds the weights, picks the device and the backend, and asks
+the network for everything else (it never asks which network it is). It imports torch only when
+torch is needed (the eager backend, a first export, a GPU check): with a cached export on the
+CPU a conversion never pays torch's start-up.
 
-Output convention: relative models (MiDaS small, ``dav2-small``) predict **disparity**,
-relative inverse depth (larger is nearer, 0 for sky, unknown scale and shift), never called
-depth here: :func:`predict_disparity`. Metric models (``dav2-metric-indoor``,
-``dav2-metric-outdoor``) predict **depth in metres**: :func:`predict_depth`. Each refuses the
-other kind with :class:`~depth2mesh.errors.OutputKindError`.
+Output convention: relative models predict **disparity**, relative inverse depth (larger is
+nearer, 0 for sky, unknown scale and shift), never called depth here: :func:`predict_disparity`.
+Metric models predict **depth in metres**: :func:`predict_depth`. Each refuses the other kind
+with :class:`~depth2mesh.errors.OutputKindError`.
 
 Backends: the eager network is the reference ("torch"); :func:`load_model` can also export
 it to ONNX once (into depth2mesh's cache folder, :mod:`depth2mesh.depth.cache`, never beside the
@@ -40,17 +36,7 @@ from numpy.typing import NDArray
 
 from depth2mesh.depth import backends
 from depth2mesh.depth.backends import NetworkRunner
-from depth2mesh.depth.cache import EXPORT_PREFIX
-from depth2mesh.depth.preprocess import (
-    PATCH,
-    SIZE_MULTIPLE,
-    dav2_input_size,
-    pos_embed_matrices,
-    preprocess,
-    preprocess_at,
-    resize_bilinear_corners,
-    resize_disparity,
-)
+from depth2mesh.depth.networks.base import OUTPUT_NAMES
 from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec, check_input_size, get_model
 from depth2mesh.depth.weights import (
     ProgressCallback,
@@ -66,10 +52,9 @@ from depth2mesh.errors import (
 )
 
 if TYPE_CHECKING:
-    from depth2mesh.depth.networks.dav2_small_torch import DepthAnythingV2Small
-    from depth2mesh.depth.networks.midas_small_torch import MidasSmall
+    from torch import nn
 
-    Network = MidasSmall | DepthAnythingV2Small
+    Network = nn.Module
 
 MODEL_NAME = MODELS[DEFAULT_MODEL].title
 """The default network's name, as the sidecar JSON gives it."""
@@ -116,8 +101,9 @@ class DepthModel:
     """The model's registry entry: name, output kind ("disparity" or "metric"), max depth,
     default input size, licence, release."""
     input_size: int = 0
-    """The network input size it runs at (MiDaS: the long side, 256; Depth Anything: the
-    shorter side's least size, a multiple of 14); 0 when made: the model's default."""
+    """The network input size it runs at, as its network reads it (MiDaS: the long side, 256;
+    Depth Anything: the shorter side's least size, a multiple of 14); 0 when made: the
+    model's default."""
 
     def __post_init__(self) -> None:
         if self.input_size == 0:
@@ -220,7 +206,7 @@ def resolve_device(device: str) -> str:
         raise DeviceError(f"unknown device {device!r}: use one of {', '.join(DEVICES)}")
     if name == "cpu" or (name == "auto" and not gpu_possible()):
         return "cpu"
-    from depth2mesh.depth.networks.midas_small_torch import present_device
+    from depth2mesh.depth.networks.torch_common import present_device
 
     return present_device(name)
 
@@ -291,13 +277,13 @@ def load_model(
     (``DepthModel.network`` builds it on first use). When the cache folder cannot be
     written, the export goes to a temporary folder for this process, with one warning.
 
-    The Depth Anything V2 export takes the positional embedding's resampling as inputs, so
-    one export per weights file serves every input size.
+    One export per weights file serves every input size the network takes (exports take
+    their size-dependent constants as further graph inputs).
 
     Args:
         weights: Path of a checkpoint, or None to search.
-        model: A name of :data:`depth2mesh.depth.registry.MODELS`: "midas-small" (default),
-            "dav2-small", "dav2-metric-indoor", "dav2-metric-outdoor".
+        model: A name of :data:`depth2mesh.depth.registry.MODELS` (default
+            :data:`~depth2mesh.depth.registry.DEFAULT_MODEL`).
         device: "cpu" (default), "cuda", "cuda:N", "mps" or "auto".
         backend: "auto" (default: on the CPU the fastest installed of OpenVINO and ONNX
             Runtime, else torch; on a GPU torch), "torch", "onnxruntime" or "openvino".
@@ -306,8 +292,9 @@ def load_model(
             fallen back to), ``torch.set_num_threads`` when given, which is process-wide;
             None leaves torch's setting alone.
         progress: Download progress callback ``(bytes_done, bytes_total | None)``.
-        input_size: The network input size, pixels: Depth Anything's least side, a multiple
-            of 14 (default 518; more is slower and sharper); MiDaS small's is fixed (256).
+        input_size: The network input size, pixels, as the model's network allows (Depth
+            Anything: the least side, a multiple of 14, default 518; more is slower and
+            sharper; MiDaS small's is fixed at 256); None: the model's default.
 
     Returns:
         The model, ready for :func:`predict_disparity` (relative models) or
@@ -334,7 +321,7 @@ def load_model(
     export_path: Path | None = None
     if chosen != "torch":
         export_path = backends.find_export(
-            digest, backends.export_dirs(), legacy=legacy, kind=export_kind(spec, chosen)
+            digest, backends.export_dirs(), legacy=legacy, kind=backends.export_kind(spec, chosen)
         )
     network = None
     if export_path is None:  # the eager network is needed: to run, or to export
@@ -376,35 +363,14 @@ class _Stopwatch:
         return self.timings
 
 
-def export_kind(spec: ModelSpec, backend: str) -> str:
-    """The export cache's file-name prefix of a model's architecture, for a backend.
-
-    MiDaS small: one export for both backends. Depth Anything V2: "dav2_small" (bilinear
-    resizes as ONNX ``Resize``) for OpenVINO, "dav2_small_ort" (the resizes as gathers that
-    keep torch's sample positions, see
-    :func:`depth2mesh.depth.networks.dav2_small_torch.resize_corners`) for ONNX Runtime, whose
-    ``Resize`` moved large outputs by up to 6e-5 of their range; each
-    form is the one that stays closest to the official output on its runtime (tested).
-    """
-    if spec.architecture != "dav2_small":
-        return EXPORT_PREFIX
-    return "dav2_small_ort" if backend == "onnxruntime" else "dav2_small"
-
-
 def build_eager(spec: ModelSpec, path: Path) -> Network:
     """Read a checkpoint (strictly checked) and build its eager network on the CPU.
 
     Raises:
-        WeightsError: The file is not a checkpoint of ``spec``'s architecture.
+        WeightsError: The file is not a checkpoint of ``spec``'s network.
     """
-    if spec.architecture == "dav2_small":
-        from depth2mesh.depth.networks import dav2_small_torch as dav2_network
-
-        state = dav2_network.read_checkpoint(path, spec.title)
-        return dav2_network.build_network(state, spec.max_depth)
-    from depth2mesh.depth.networks.midas_small_torch import build_network, read_checkpoint
-
-    return build_network(read_checkpoint(path))
+    network: Network = spec.network.build(path, spec)
+    return network
 
 
 def _build_eager_network(spec: ModelSpec, path: Path, target: str, clock: _Stopwatch) -> Network:
@@ -428,7 +394,7 @@ def _build_eager_network(spec: ModelSpec, path: Path, target: str, clock: _Stopw
 def _eager_model(loaded: DepthModel, threads: int | None, clock: _Stopwatch) -> DepthModel:
     """The model on eager torch, with ``threads`` set process-wide when given."""
     if threads is not None:
-        from depth2mesh.depth.networks.midas_small_torch import set_torch_threads
+        from depth2mesh.depth.networks.torch_common import set_torch_threads
 
         set_torch_threads(threads)
     return replace(loaded, load_timings_s=dict(clock.total()))
@@ -511,23 +477,17 @@ def _export_and_compile(
     Raises:
         Exception: Whatever the exporter or the runtime raises.
     """
+    spec = loaded.spec
 
     def export(path: Path) -> None:
-        if loaded.spec.architecture == "dav2_small":
-            from depth2mesh.depth.networks import dav2_small_torch as dav2_network
-
-            gathered = chosen == "onnxruntime"
-            dav2_network.export_onnx(loaded.network, path, gathered=gathered)  # type: ignore[arg-type]
-            return
-        from depth2mesh.depth.networks.midas_small_torch import export_onnx
-
-        export_onnx(loaded.network, path)  # type: ignore[arg-type]
+        output_name = OUTPUT_NAMES[spec.output]
+        spec.network.export(loaded.network, path, backend=chosen, output_name=output_name)
 
     exported_now = False
     if export_path is None:
         mark = time.perf_counter()
         export_path, exported_now = backends.cached_export(
-            loaded.weights_sha256, export, legacy=legacy, kind=export_kind(loaded.spec, chosen)
+            loaded.weights_sha256, export, legacy=legacy, kind=backends.export_kind(spec, chosen)
         )
         if exported_now:
             clock.timings["export"] = time.perf_counter() - mark
@@ -539,7 +499,7 @@ def _export_and_compile(
         threads=threads,
         cuda_device=int(target.split(":", 1)[1]) if target.startswith("cuda:") else None,
         compiled_cache=backends.compiled_cache_dir(),
-        multiple=PATCH if loaded.spec.architecture == "dav2_small" else SIZE_MULTIPLE,
+        multiple=spec.network.size_multiple,
     )
     clock.timings["compile"] = time.perf_counter() - mark
     return runner, export_path, exported_now
@@ -548,10 +508,9 @@ def _export_and_compile(
 def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArray[np.float32]:
     """Run the network on a preprocessed input, on the model's backend.
 
-    The compiled export of an exported backend (for Depth Anything with the positional
-    embedding's resampling matrices of this input's patch grid,
-    :func:`depth2mesh.depth.preprocess.pos_embed_matrices`), or the eager network under
-    ``torch.inference_mode()``.
+    The compiled export of an exported backend (with the network's further graph inputs for
+    this input, :meth:`~depth2mesh.depth.networks.base.DepthNetwork.graph_inputs`), or the
+    eager network under ``torch.inference_mode()``.
 
     Args:
         model: From :func:`load_model`.
@@ -560,17 +519,10 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
     Returns:
         (h, w) float32 at the network's resolution: disparity, or metres for metric models.
     """
-    dav2 = model.spec.architecture == "dav2_small"
     if model.runner is not None:
-        extra: tuple[NDArray[np.float32], ...] = ()
-        if dav2:
-            extra = pos_embed_matrices(
-                network_input.shape[2] // PATCH, network_input.shape[3] // PATCH
-            )
+        extra = model.spec.network.graph_inputs(network_input)
         return np.asarray(model.runner(network_input, *extra)[0], dtype=np.float32)
-    from depth2mesh.depth.networks.midas_small_torch import (
-        run_eager,
-    )  # either network: the same eager call
+    from depth2mesh.depth.networks.torch_common import run_eager
 
     return run_eager(model.network, network_input, model.device)
 
@@ -578,36 +530,22 @@ def run_network(model: DepthModel, network_input: NDArray[np.float32]) -> NDArra
 def network_input(image: NDArray[np.uint8], model: DepthModel) -> NDArray[np.float32]:
     """Preprocess a photo for the model's network, exactly as its official transform does.
 
-    MiDaS small: :func:`depth2mesh.depth.preprocess.preprocess` (long side 256, multiples of 32).
-    Depth Anything V2: :func:`depth2mesh.depth.preprocess.dav2_input_size` at the model's
-    ``input_size`` (shorter side at least that, multiples of 14), the same float64 resize and
-    normalisation.
-
     Args:
         image: (H, W, 3) uint8 RGB.
-        model: From :func:`load_model`.
+        model: From :func:`load_model`; its network's
+            :meth:`~depth2mesh.depth.networks.base.DepthNetwork.preprocess` at its input size.
 
     Returns:
         (1, 3, h, w) float32.
     """
-    if model.spec.architecture == "dav2_small":
-        height, width = dav2_input_size(image.shape[0], image.shape[1], model.input_size)
-        return preprocess_at(image, height, width)
-    return preprocess(image)
+    return model.spec.network.preprocess(image, model.input_size)
 
 
 def resize_output(
     output: NDArray[np.float32], model: DepthModel, height: int, width: int
 ) -> NDArray[np.float32]:
-    """Resize the network's output as the model's official code does.
-
-    MiDaS: bicubic (:func:`depth2mesh.depth.preprocess.resize_disparity`); Depth Anything V2:
-    bilinear with ``align_corners=True``
-    (:func:`depth2mesh.depth.preprocess.resize_bilinear_corners`).
-    """
-    if model.spec.architecture == "dav2_small":
-        return resize_bilinear_corners(output, height, width)
-    return resize_disparity(output, height, width)
+    """Resize the network's output as the model's official code does (its network's rule)."""
+    return model.spec.network.resize_output(output, height, width)
 
 
 def predict_outputs(
@@ -653,14 +591,13 @@ def predict_disparity(
 
     Preprocess as the official transform does (:func:`network_input`), run the network on the
     model's backend (:func:`run_network`), resize as the official code does
-    (:func:`resize_output`: MiDaS bicubic, Depth Anything bilinear with corners aligned). The
-    network sees 256 (MiDaS) or about 518 (Depth Anything) pixels, so a mesh grid needs no
+    (:func:`resize_output`). The network sees a few hundred pixels, so a mesh grid needs no
     more than its own size: ``size`` gives the disparity at the grid directly, without a
     12-megapixel intermediate.
 
     Args:
         image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).
-        model: From :func:`load_model`, a relative model ("midas-small", "dav2-small").
+        model: From :func:`load_model`, a relative model (output "disparity").
         size: (rows, columns) of the result; default the photo's (H, W).
 
     Returns:
@@ -702,9 +639,9 @@ def predict_depth(
 ) -> NDArray[np.float32]:
     """Predict depth in metres for a photo (metric models), at its resolution or at ``size``.
 
-    As :func:`predict_disparity`, for "dav2-metric-indoor" (0..20 m) and
-    "dav2-metric-outdoor" (0..80 m): the depth along the camera's axis, metres, for the
-    photo as taken (the model learnt the scale from photos of ordinary focal lengths).
+    As :func:`predict_disparity`, for metric models (output "metric", for example
+    "dav2-metric-indoor", 0..20 m): the depth along the camera's axis, metres, for the photo as
+    taken (the model learnt the scale from photos of ordinary focal lengths).
 
     Args:
         image: (H, W, 3) uint8 RGB, already upright (EXIF orientation applied).

@@ -1,17 +1,16 @@
-"""The network's input and output, without torch: the official MiDaS small preprocessing.
+"""Image resampling and normalisation that the networks' official transforms share, without torch.
 
-RGB photo (uint8) -> /255 in float64 -> bicubic resize (OpenCV ``INTER_CUBIC``) so that the
-long side is 256 and both sides are multiples of 32 -> ImageNet normalisation -> (1, 3, h, w)
-float32. :func:`preprocess` takes the cheapest of three exact ways there, by photo size (the
-tests hold each within 1e-6 of the official float64 path). The network's (h, w) disparity is
-resized back bicubically. Everything here is numpy and OpenCV:
-:mod:`depth2mesh.depth.networks.midas_small_torch` (torch) and :mod:`depth2mesh.depth.backends` read
-their sizes from here.
+RGB photo (uint8) -> /255 in float64 -> bicubic resize (OpenCV ``INTER_CUBIC``) to the network
+input size -> ImageNet normalisation -> (1, 3, h, w) float32: :func:`preprocess_at` takes the
+cheapest of three exact ways there, by photo size (the tests hold each within 1e-6 of the
+official float64 path). Outputs go back to the photo's size bicubically
+(:func:`resize_disparity`, MiDaS's) or bilinearly with corners aligned
+(:func:`resize_bilinear_corners`, Depth Anything's). Each network's own rule for the input
+size lives in its module (:mod:`depth2mesh.depth.networks`).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import cv2
@@ -20,46 +19,11 @@ from numpy.typing import NDArray
 
 from depth2mesh.errors import InputError
 
-NETWORK_SIZE = 256
-"""The network's input size: the longer side is resized to this many pixels."""
-
-SIZE_MULTIPLE = 32
-"""Both sides of the network input are multiples of this."""
-
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 CUBIC_A = -0.75
 """The bicubic kernel's parameter in OpenCV's ``INTER_CUBIC`` (and torch's ``bicubic``)."""
-
-
-def network_input_size(height: int, width: int) -> tuple[int, int]:
-    """Return the network input size (h, w) for a photo of ``height`` x ``width`` pixels.
-
-    The official rule: scale to fit 256x256 keeping the aspect ratio (the longer side becomes
-    256, small photos are upsampled), then round each side to the nearest multiple of 32,
-    rounding down instead where that would exceed 256, and up where it would give 0.
-
-    Args:
-        height: Photo height in pixels, >= 1.
-        width: Photo width in pixels, >= 1.
-
-    Returns:
-        (h, w), both multiples of 32 in [32, 256].
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"photo size must be at least 1x1 pixels, got {width}x{height}")
-    scale = min(NETWORK_SIZE / height, NETWORK_SIZE / width)
-    return _round_to_multiple(scale * height), _round_to_multiple(scale * width)
-
-
-def _round_to_multiple(size: float) -> int:
-    rounded = round(size / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    if rounded > NETWORK_SIZE:
-        rounded = math.floor(size / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    if rounded < SIZE_MULTIPLE:
-        rounded = math.ceil(size / SIZE_MULTIPLE) * SIZE_MULTIPLE
-    return int(max(rounded, SIZE_MULTIPLE))
 
 
 def cubic_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
@@ -100,12 +64,12 @@ below, the whole resize is faster (0.5 ms at 256x256 against 11 ms), above, the 
 one (12 ms at 12 megapixels against 53 ms)."""
 
 
-def preprocess(image: NDArray[np.uint8]) -> NDArray[np.float32]:
-    """Turn an RGB photo into the network input, exactly as the official ``small_transform``.
+def preprocess_at(image: NDArray[np.uint8], height: int, width: int) -> NDArray[np.float32]:
+    """Resize and normalise an RGB photo to a given network input size, in float64.
 
-    RGB / 255 (float64) -> bicubic resize (``cv2.INTER_CUBIC``) to
-    :func:`network_input_size` -> subtract the ImageNet mean, divide by its std -> CHW
-    float32. Three ways to the same numbers, picked by size:
+    The official MiDaS and Depth Anything V2 transforms compute the same thing once the size is
+    chosen (/255 in float64, ``cv2.INTER_CUBIC`` in float64, ImageNet mean and std in float64,
+    one cast to float32). Three ways to the same numbers, picked by size:
 
     - the photo already has the network size: no resize (``cv2.resize`` to the same size is
       a copy), each uint8 value maps through a 256-entry table per channel computed in
@@ -122,32 +86,13 @@ def preprocess(image: NDArray[np.uint8]) -> NDArray[np.float32]:
 
     Args:
         image: (H, W, 3) uint8 RGB.
-
-    Returns:
-        (1, 3, h, w) float32, C-contiguous.
-    """
-    _check_rgb(image)
-    height, width = network_input_size(image.shape[0], image.shape[1])
-    return preprocess_at(image, height, width)
-
-
-def preprocess_at(image: NDArray[np.uint8], height: int, width: int) -> NDArray[np.float32]:
-    """Resize and normalise an RGB photo to a given network input size, in float64.
-
-    The official MiDaS and Depth Anything V2 transforms compute the same thing once the size is
-    chosen (/255 in float64, ``cv2.INTER_CUBIC`` in float64, ImageNet mean and std in float64,
-    one cast to float32); :func:`preprocess` describes the three equivalent ways, picked by
-    photo size.
-
-    Args:
-        image: (H, W, 3) uint8 RGB.
         height: Network input rows.
         width: Network input columns.
 
     Returns:
         (1, 3, height, width) float32, C-contiguous.
     """
-    _check_rgb(image)
+    check_rgb(image)
     if image.shape[:2] == (height, width):
         return normalise_uint8(image)
     if image.shape[0] * image.shape[1] <= WHOLE_RESIZE_MAX_PIXELS:
@@ -264,7 +209,8 @@ def resize_disparity(
     return np.asarray(resized, dtype=np.float32).reshape(height, width)
 
 
-def _check_rgb(image: Any) -> None:
+def check_rgb(image: Any) -> None:
+    """Raise :class:`InputError` unless ``image`` is a non-empty (H, W, 3) uint8 numpy array."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy array (H, W, 3) uint8 RGB, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:
@@ -273,127 +219,6 @@ def _check_rgb(image: Any) -> None:
         raise InputError(f"expected a uint8 RGB image, got dtype {image.dtype}")
     if image.shape[0] < 1 or image.shape[1] < 1:
         raise InputError(f"expected a non-empty image, got shape {image.shape}")
-
-
-# --------------------------------------------------------------------------- Depth Anything V2
-
-PATCH = 14
-"""Depth Anything V2's patch size: both sides of its network input are multiples of this."""
-
-POS_GRID = 37
-"""Side of the patch grid its positional embedding was trained for (518 = 37 x 14 pixels)."""
-
-DAV2_INPUT_SIZE = 518
-"""Depth Anything V2's default ``input_size``: the shorter side's least size, pixels."""
-
-
-def dav2_input_size(height: int, width: int, input_size: int = DAV2_INPUT_SIZE) -> tuple[int, int]:
-    """Return Depth Anything V2's network input size (h, w) for a photo of ``height`` x ``width``.
-
-    The official ``Resize(keep_aspect_ratio=True, ensure_multiple_of=14,
-    resize_method="lower_bound")``: one scale ``max(input_size / height, input_size / width)``
-    for both sides (the shorter side becomes ``input_size``, small photos are upsampled), each
-    side then ``np.round(scale * side / 14) * 14`` (half to even), or the ``np.ceil`` of it
-    where that falls below ``input_size``.
-
-    Args:
-        height: Photo height in pixels, >= 1.
-        width: Photo width in pixels, >= 1.
-        input_size: The least side, a multiple of 14.
-
-    Returns:
-        (h, w), multiples of 14, each at least ``input_size``.
-    """
-    if height < 1 or width < 1:
-        raise ValueError(f"photo size must be at least 1x1 pixels, got {width}x{height}")
-    scale = max(input_size / height, input_size / width)
-    return _lower_bound_multiple(scale * height, input_size), _lower_bound_multiple(
-        scale * width, input_size
-    )
-
-
-def _lower_bound_multiple(size: float, least: int) -> int:
-    rounded = int(np.round(size / PATCH) * PATCH)
-    if rounded < least:
-        rounded = int(np.ceil(size / PATCH) * PATCH)
-    return rounded
-
-
-def preprocess_dav2(
-    image: NDArray[np.uint8], input_size: int = DAV2_INPUT_SIZE
-) -> NDArray[np.float32]:
-    """Turn an RGB photo into Depth Anything V2's input, exactly as ``image2tensor`` does.
-
-    RGB / 255 (float64) -> ``cv2.INTER_CUBIC`` resize (float64, no clipping: the cubic
-    overshoot stays) to :func:`dav2_input_size` -> ImageNet mean and std (float64) -> CHW
-    float32 (see :func:`preprocess_at`).
-
-    Args:
-        image: (H, W, 3) uint8 RGB (a gray photo as three equal channels, as ``cv2.imread``
-            gives it).
-        input_size: The least side of the network input, a multiple of 14.
-
-    Returns:
-        (1, 3, h, w) float32, C-contiguous; h and w multiples of 14.
-    """
-    _check_rgb(image)
-    height, width = dav2_input_size(image.shape[0], image.shape[1], input_size)
-    return preprocess_at(image, height, width)
-
-
-def pos_embed_weights(grid: int) -> NDArray[np.float32]:
-    """The official positional-embedding resampling along one axis, as a (grid, 37) matrix.
-
-    Row ``d`` holds the weights of torch's ``F.interpolate(mode="bicubic",
-    scale_factor=(grid + 0.1) / 37, antialias=False)`` (align_corners False) at output ``d``:
-    source position ``(d + 0.5) * s - 0.5`` with ``s = float32(37 / (grid + 0.1))``, cubic
-    kernel ``a = -0.75`` on its fraction, the four taps clamped to [0, 36] (weights of clamped
-    taps add up). torch's CPU kernel computes the position with a fused multiply-add (the
-    product is not rounded) and the kernel in float32; here the position is the float32
-    rounding of the exact value and the kernel is evaluated in float64, then rounded: within
-    5e-7 of torch's weights (tested), where plain float32 arithmetic is 2.4e-6 away.
-    Multiplying the 37 x 37 grid by these matrices on both sides is that resampling.
-
-    Args:
-        grid: Patches along the axis (the network input's side / 14), >= 1.
-
-    Returns:
-        (grid, 37) float32.
-    """
-    scale = np.float32(1.0 / ((grid + 0.1) / POS_GRID))
-    exact = np.float64(scale) * (np.arange(grid, dtype=np.float64) + 0.5) - 0.5
-    position = exact.astype(np.float32)
-    index = np.minimum(np.floor(position).astype(np.intp), POS_GRID - 1)
-    x = np.clip(position - index.astype(np.float32), 0.0, 1.0).astype(np.float64)
-    a = CUBIC_A
-    taps = np.empty((grid, 4), np.float64)
-    for tap, distance in enumerate((x + 1.0, x, 1.0 - x, 2.0 - x)):
-        if tap in (0, 3):  # 1 <= distance <= 2
-            taps[:, tap] = ((a * distance - 5 * a) * distance + 8 * a) * distance - 4 * a
-        else:  # distance <= 1
-            taps[:, tap] = ((a + 2) * distance - (a + 3)) * distance * distance + 1.0
-    weights = taps.astype(np.float32)
-    matrix = np.zeros((grid, POS_GRID), np.float32)
-    columns = np.clip(index[:, None] + np.arange(-1, 3), 0, POS_GRID - 1)
-    for tap in range(4):
-        np.add.at(matrix, (np.arange(grid), columns[:, tap]), weights[:, tap])
-    return matrix
-
-
-def pos_embed_matrices(rows: int, cols: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """The (rows, 37) and (cols, 37) resampling matrices of a ``rows`` x ``cols`` patch grid.
-
-    Identity matrices for the 37 x 37 grid, which the official code does not resample (a
-    37-patch side of another grid is resampled: the scale is 37.1 / 37, not 1); else
-    :func:`pos_embed_weights` per axis.
-
-    Returns:
-        Two float32 matrices, C-contiguous.
-    """
-    if rows == cols == POS_GRID:
-        identity = np.eye(POS_GRID, dtype=np.float32)
-        return identity, identity.copy()
-    return pos_embed_weights(rows), pos_embed_weights(cols)
 
 
 def resize_bilinear_corners(

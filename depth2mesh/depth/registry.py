@@ -1,7 +1,9 @@
 """The depth models depth2mesh can run: the one place each is described.
 
-Each :class:`ModelSpec` says what a ``--model`` name stands for: the network's architecture,
-where its official checkpoint is published and its sha256 (None where it is not known: then
+Each :class:`ModelSpec` says what a ``--model`` name stands for: its network (a
+:class:`~depth2mesh.depth.networks.base.DepthNetwork` of :mod:`depth2mesh.depth.networks`, which
+knows its input size rule, preprocessing, output resize and export), where its official
+checkpoint is published and its sha256 (None where it is not known: then
 the file's keys and shapes are checked strictly and its sha256 is recorded in the sidecar),
 its size and licence, what it outputs ("disparity": relative inverse depth, larger is nearer,
 unknown scale and shift; "metric": depth in metres), the largest depth a metric model can
@@ -14,12 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Final, Literal
+from typing import Final
 
+from depth2mesh.depth.networks import dav2_small, midas_small
+from depth2mesh.depth.networks.base import DepthNetwork, OutputKind
 from depth2mesh.errors import ParameterError
-
-Architecture = Literal["midas_small", "dav2_small"]
-OutputKind = Literal["disparity", "metric"]
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,8 @@ class ModelSpec:
     Attributes:
         name: The ``--model`` name ("dav2-small").
         title: Its name for people and the sidecar ("Depth Anything V2 Small").
-        architecture: Which network reads the checkpoint: "midas_small"
-            (:mod:`depth2mesh.depth.networks.midas_small_torch`) or "dav2_small"
-            (:mod:`depth2mesh.depth.networks.dav2_small_torch`).
+        network: The network that reads the checkpoint and runs it
+            (:mod:`depth2mesh.depth.networks`).
         url: The official checkpoint's download URL; its last part is the file's name in the
             torch.hub cache.
         sha256: The official file's sha256, or None when it is not known.
@@ -48,7 +48,7 @@ class ModelSpec:
 
     name: str
     title: str
-    architecture: Architecture
+    network: DepthNetwork
     url: str
     sha256: str | None
     size_bytes: int | None
@@ -73,7 +73,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ModelSpec(
             name="midas-small",
             title="MiDaS v2.1 small",
-            architecture="midas_small",
+            network=midas_small.NETWORK,
             url="https://github.com/isl-org/MiDaS/releases/download/v2_1/midas_v21_small_256.pt",
             sha256="70d6b9c891758c67f974a6097fb0c608c7ee67fb81ac3e5588847d5596d56fca",
             size_bytes=None,
@@ -87,7 +87,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ModelSpec(
             name="dav2-small",
             title="Depth Anything V2 Small",
-            architecture="dav2_small",
+            network=dav2_small.NETWORK,
             url=f"{_HF}/Depth-Anything-V2-Small/resolve/main/depth_anything_v2_vits.pth",
             sha256="715fade13be8f229f8a70cc02066f656f2423a59effd0579197bbf57860e1378",
             size_bytes=99_218_434,
@@ -101,7 +101,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ModelSpec(
             name="dav2-metric-indoor",
             title="Depth Anything V2 Metric Indoor Small (Hypersim)",
-            architecture="dav2_small",
+            network=dav2_small.NETWORK,
             url=(
                 f"{_HF}/Depth-Anything-V2-Metric-Hypersim-Small/resolve/main/"
                 "depth_anything_v2_metric_hypersim_vits.pth"
@@ -118,7 +118,7 @@ MODELS: Final[dict[str, ModelSpec]] = {
         ModelSpec(
             name="dav2-metric-outdoor",
             title="Depth Anything V2 Metric Outdoor Small (Virtual KITTI 2)",
-            architecture="dav2_small",
+            network=dav2_small.NETWORK,
             url=(
                 f"{_HF}/Depth-Anything-V2-Metric-VKITTI-Small/resolve/main/"
                 "depth_anything_v2_metric_vkitti_vits.pth"
@@ -161,26 +161,24 @@ def check_input_size(spec: ModelSpec, input_size: int | None) -> int:
 
     Args:
         spec: The model.
-        input_size: None (the default), or pixels: a multiple of 14 from 70 to 1,400 for the
-            Depth Anything models; MiDaS small's size is fixed (only 256).
+        input_size: None (the default), or pixels, as the model's network allows
+            (:meth:`~depth2mesh.depth.networks.base.DepthNetwork.check_input_size`).
 
     Raises:
         ParameterError: A size the model cannot take (names ``input_size``).
     """
-    if input_size is None:
-        return spec.input_size
-    if spec.architecture == "midas_small":
-        if input_size != spec.input_size:
-            raise ParameterError(
-                f"{{input_size}} of {spec.name} is fixed at {spec.input_size} pixels (its long "
-                f"side), got {input_size}; choose a Depth Anything model for another size",
-                "input_size",
-            )
-        return input_size
-    if input_size % 14 or not 70 <= input_size <= 1400:
-        raise ParameterError(
-            f"{{input_size}} of {spec.name} must be a multiple of 14 from 70 to 1400 pixels "
-            f"(its shorter side; default {spec.input_size}), got {input_size}",
-            "input_size",
-        )
-    return input_size
+    return spec.network.check_input_size(spec.name, spec.input_size, input_size)
+
+
+def export_prefixes() -> tuple[str, ...]:
+    """The cache file-name prefixes of every model's ONNX exports (each once)."""
+    prefixes = (prefix for spec in MODELS.values() for prefix in spec.network.export_prefixes())
+    return tuple(dict.fromkeys(prefixes))
+
+
+def model_help() -> str:
+    """One sentence per model for ``--help``: its name, summary, and "(default)" for the default."""
+    return ". ".join(
+        f"{name}{' (default)' if name == DEFAULT_MODEL else ''}: {spec.summary}"
+        for name, spec in MODELS.items()
+    )

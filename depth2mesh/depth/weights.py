@@ -4,7 +4,7 @@ Resolution order for the chosen model (first match wins; :mod:`depth2mesh.depth.
 each model's URL, sha256 and variable):
 
 1. the ``weights`` argument (``--weights PATH`` on the command line);
-2. the model's own environment variable: ``DEPTH2MESH_WEIGHTS`` for MiDaS small (as before),
+2. the model's own environment variable: ``DEPTH2MESH_WEIGHTS`` for MiDaS small,
    ``DEPTH2MESH_WEIGHTS_DAV2_SMALL``, ``DEPTH2MESH_WEIGHTS_DAV2_METRIC_INDOOR`` and
    ``DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR`` for the others (one variable per model, so
    that a path set for one model is never read as another's checkpoint);
@@ -31,21 +31,21 @@ from pathlib import Path
 from typing import Literal
 
 from depth2mesh.atomic import publish, temporary_file
-from depth2mesh.depth.registry import MODELS, ModelSpec
+from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec
 from depth2mesh.errors import WeightsError
 
-_MIDAS = MODELS["midas-small"]
+_DEFAULT = MODELS[DEFAULT_MODEL]
 
-OFFICIAL_URL = _MIDAS.url
+OFFICIAL_URL = _DEFAULT.url
 """Where the official MiDaS v2.1 small checkpoint is published (81.8 MB)."""
 
-OFFICIAL_SHA256: str = _MIDAS.sha256 or ""
+OFFICIAL_SHA256: str = _DEFAULT.sha256 or ""
 """sha256 of the official checkpoint (the same bytes as ``midas_v21_small-70d6b9c8.pt``)."""
 
-CHECKPOINT_NAME = _MIDAS.checkpoint_name
+CHECKPOINT_NAME = _DEFAULT.checkpoint_name
 """File name of the checkpoint in the torch.hub cache's ``checkpoints`` folder."""
 
-WEIGHTS_ENV = _MIDAS.weights_env
+WEIGHTS_ENV = _DEFAULT.weights_env
 OFFLINE_ENV = "DEPTH2MESH_OFFLINE"
 
 ProgressCallback = Callable[[int, "int | None"], None]

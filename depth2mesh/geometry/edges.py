@@ -1,9 +1,9 @@
 """Occlusion edges: tear the grid mesh where a depth network's smooth ramp meets a photo edge.
 
-A network like MiDaS small sees 256 pixels, so at the mesh grid's size the jump from a door to
-the wall behind it is a ramp several pixels wide: a rubber sheet of gentle triangles that no
-depth-ratio cut removes. Cutting every gentle slope instead would tear floors and walls seen at
-an angle. Two things tell a ramp from a slanted surface:
+A depth network sees a few hundred pixels (MiDaS small 256 on the long side), so at the mesh
+grid's size the jump from a door to the wall behind it is a ramp several pixels wide: a rubber
+sheet of gentle triangles that no depth-ratio cut removes. Cutting every gentle slope instead
+would tear floors and walls seen at an angle. Two things tell a ramp from a slanted surface:
 
 - :func:`step_strength`: along the direction of steepest depth change, a slanted plane changes
   its log depth at a steady rate, so the change over ``[-r, r]`` equals the changes over
@@ -31,14 +31,13 @@ from numpy.typing import NDArray
 DEFAULT_EDGES: Final = "on"
 """Occlusion edges (``--edges``): "on" tears the grid mesh where a smooth depth ramp meets a
 photo edge (see :func:`occlusion_cuts`) and moves the ramp's floating points onto a side;
-"off" cuts by :data:`depth2mesh.geometry.points.DEFAULT_EDGE_THRESHOLD` only (the earlier mesh, with
-rubber sheets from near objects to what is behind them). Known limit: a textured surface that slopes
-away, such as
-an open door that the network makes a ramp, is cut into strands with holes."""
+"off" cuts by :data:`depth2mesh.geometry.points.DEFAULT_EDGE_THRESHOLD` only (rubber sheets
+from near objects to what is behind them stay). Known limit: a textured surface that slopes
+away, such as an open door that the network makes a ramp, is cut into strands with holes."""
 
 DEFAULT_EDGE_RADIUS: Final = 0.014
 """Half-width of the ramp looked for, as a fraction of the grid's long side (9 pixels of a
-640 grid: about three of the 256 pixels the network sees)."""
+640 grid: about three of the 256 pixels MiDaS small sees on that side)."""
 
 DEFAULT_STEP_RATIO: Final = 1.03
 """A photo edge tears the mesh where the depth steps by more than this ratio across it."""

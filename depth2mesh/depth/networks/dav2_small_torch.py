@@ -15,11 +15,11 @@ border, no antialiasing) with the scale factors ``(g + 0.1) / 37``, as the offic
 ``interpolate_pos_encoding`` does: output index ``d`` samples source position
 ``(d + 0.5) * 37 / (g + 0.1) - 0.5``, not ``(d + 0.5) * 37 / g - 0.5``. The eager network calls
 ``F.interpolate`` exactly so. The ONNX export instead takes that resampling as two small
-matrices (:func:`depth2mesh.depth.preprocess.pos_embed_matrices`, computed in numpy), so one export
-serves every input size with the official numbers.
+matrices (:func:`depth2mesh.depth.networks.dav2_small.pos_embed_matrices`, computed in numpy), so
+one export serves every input size with the official numbers.
 
-Like :mod:`depth2mesh.depth.networks.midas_small_torch`, this module is imported only when torch is
-needed.
+Imported only by :class:`depth2mesh.depth.networks.dav2_small.DepthAnythingV2SmallNetwork`
+when torch is needed.
 """
 
 from __future__ import annotations
@@ -32,10 +32,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from depth2mesh.depth import backends
-from depth2mesh.depth.networks.midas_small_torch import load_tensor_file, onnx_export
-from depth2mesh.depth.preprocess import PATCH, POS_GRID, pos_embed_matrices
-from depth2mesh.errors import WeightsError
+from depth2mesh.depth.networks.base import INPUT_NAME
+from depth2mesh.depth.networks.dav2_small import PATCH, POS_GRID, pos_embed_matrices
+from depth2mesh.depth.networks.torch_common import (
+    check_state,
+    load_tensor_file,
+    onnx_export,
+    state_shapes,
+)
 
 EMBED_DIM = 384
 """Token width of ViT-S."""
@@ -172,8 +176,8 @@ class Dinov2Small(nn.Module):
         itself for a 37 x 37 grid, else ``F.interpolate(scale_factor=((rows + 0.1) / 37,
         (cols + 0.1) / 37), mode="bicubic", antialias=False)`` of its 37 x 37 grid. With
         ``matrices`` (``(rows, 37)`` and ``(cols, 37)`` float32 from
-        :func:`depth2mesh.depth.preprocess.pos_embed_matrices`): the same resampling as two matrix
-        products (what the ONNX export does, for any size).
+        :func:`depth2mesh.depth.networks.dav2_small.pos_embed_matrices`): the same resampling as two
+        matrix products (what the ONNX export does, for any size).
 
         Returns:
             (1, 1 + rows * cols, 384) float32.
@@ -397,11 +401,10 @@ class DepthAnythingV2Small(nn.Module):
 # --------------------------------------------------------------------------- weights
 
 
-def expected_state_shapes() -> dict[str, tuple[int, ...]]:
-    """Return ``{key: shape}`` of the network's state dict (= the official file's), in order."""
+def expected_state_shapes() -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """Return ``{key: (shape, dtype)}`` of the state dict (= the official file's), in order."""
     with torch.device("meta"):
-        state = DepthAnythingV2Small().state_dict()
-    return {key: tuple(value.shape) for key, value in state.items()}
+        return state_shapes(DepthAnythingV2Small())
 
 
 def read_checkpoint(path: str | Path, title: str) -> dict[str, torch.Tensor]:
@@ -424,37 +427,8 @@ def read_checkpoint(path: str | Path, title: str) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     state = load_tensor_file(path, release=f"{title} release")
-    check_state(path, state, title)
+    check_state(path, state, expected_state_shapes(), title, f"the official {title} release")
     return state
-
-
-def check_state(path: Path, state: Mapping[str, torch.Tensor], title: str) -> None:
-    """Raise one :class:`WeightsError` unless ``state`` has exactly the official keys and shapes.
-
-    Raises:
-        WeightsError: Missing or unexpected keys, a shape or a dtype (float32) that differs.
-    """
-    expected = expected_state_shapes()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
-        example = (missing or unexpected)[0]
-        raise WeightsError(
-            f"{path} is not a {title} checkpoint: {len(missing)} keys missing, "
-            f"{len(unexpected)} unexpected (e.g. {example!r}); pass the official {title} release"
-        )
-    wrong = [
-        key
-        for key, shape in expected.items()
-        if tuple(state[key].shape) != shape or state[key].dtype != torch.float32
-    ]
-    if wrong:
-        key = wrong[0]
-        raise WeightsError(
-            f"{path} does not fit {title}: {key} is {tuple(state[key].shape)} "
-            f"{state[key].dtype}, expected {expected[key]} torch.float32 ({len(wrong)} tensors "
-            f"differ); pass the official {title} release"
-        )
 
 
 def build_network(
@@ -504,30 +478,36 @@ def exportable_network(
 
 
 def export_onnx(
-    network: DepthAnythingV2Small, destination: str | Path, *, gathered: bool = False
+    network: DepthAnythingV2Small,
+    destination: str | Path,
+    *,
+    gathered: bool = False,
+    output_name: str = "disparity",
 ) -> None:
     """Write the network as one ONNX graph (opset 17) for every input size.
 
     Inputs: ``input`` (1, 3, H, W) float32 with H and W multiples of 14, ``pos_rows``
     (H/14, 37) and ``pos_cols`` (W/14, 37) float32, the positional embedding's resampling
-    (:func:`depth2mesh.depth.preprocess.pos_embed_matrices`). Output ``disparity`` (1, H, W)
-    (the name is the MiDaS export's; metric models give metres in it).
+    (:func:`depth2mesh.depth.networks.dav2_small.pos_embed_matrices`). Output
+    ``output_name`` (1, H, W): disparity, or metres for the metric models.
 
     Args:
         network: The loaded network (any device; exported from a CPU copy).
         destination: The ``.onnx`` file to write (one file, weights included).
         gathered: Write the bilinear resizes as gathers (for ONNX Runtime, see
             :func:`resize_corners`) instead of ONNX ``Resize`` (for OpenVINO).
+        output_name: The graph's output name.
     """
     rows, cols = 37, 40  # any sample size that is not 37 x 37
     row_weights, col_weights = (torch.from_numpy(m) for m in pos_embed_matrices(rows, cols))
     onnx_export(
         exportable_network(network, gathered=gathered),
         {
-            backends.INPUT_NAME: torch.zeros(1, 3, rows * PATCH, cols * PATCH),
+            INPUT_NAME: torch.zeros(1, 3, rows * PATCH, cols * PATCH),
             ROWS_NAME: row_weights,
             COLS_NAME: col_weights,
         },
         destination,
         {ROWS_NAME: {0: "patch_rows"}, COLS_NAME: {0: "patch_cols"}},
+        output_name=output_name,
     )

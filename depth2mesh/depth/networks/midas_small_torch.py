@@ -5,19 +5,13 @@ BatchNorm eps 1e-3) plus the MiDaS decoder, laid out so that its ``state_dict`` 
 the key names, shapes and dtypes of the official ``midas_v21_small_256.pt``: the official
 file loads with a strict ``load_state_dict``, nothing renamed.
 
-This is the only module of the depth stage that imports torch (elsewhere only
-:mod:`depth2mesh.pipeline.cluster`'s workers do, to set its thread count).
-:mod:`depth2mesh.depth.model` uses torch only through this module, and imports it only when it is
-needed: to run the eager
-network (the parity reference), to export it, or to look for a GPU. A conversion on a cached
-export of the fast backends never imports torch (about 1.3 s saved per process).
+Imported only by :class:`depth2mesh.depth.networks.midas_small.MidasSmallNetwork` when torch
+is needed (to run the eager network, the parity reference, or to export it): a conversion on a
+cached export of the fast backends never imports torch (about 1.3 s saved per process).
 """
 
 from __future__ import annotations
 
-import inspect
-import pickle
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +22,9 @@ import torch.nn.functional as F  # noqa: N812
 from numpy.typing import NDArray
 from torch import nn
 
-from depth2mesh.depth import backends
-from depth2mesh.depth.preprocess import NETWORK_SIZE  # the export's sample input: 256x256
-from depth2mesh.errors import DeviceError, WeightsError
+from depth2mesh.depth.networks.base import INPUT_NAME
+from depth2mesh.depth.networks.midas_small import NETWORK_SIZE  # the export's sample: 256x256
+from depth2mesh.depth.networks.torch_common import check_state, load_tensor_file, onnx_export
 
 # --------------------------------------------------------------------------- network
 
@@ -191,77 +185,10 @@ def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
         WeightsError: Unreadable, truncated or not a checkpoint; keys, shapes or dtypes differ.
     """
     path = Path(path)
-    state = load_tensor_file(
-        path, release="midas_v21_small_256.pt", kind="MiDaS ", unwrap_training=True
-    )
-    _check_state(path, state)
+    release = "midas_v21_small_256.pt"
+    state = load_tensor_file(path, release=release, kind="MiDaS ", unwrap_training=True)
+    check_state(path, state, expected_state_shapes(), "MiDaS v2.1 small", release)
     return state
-
-
-def load_tensor_file(
-    path: Path, *, release: str, kind: str = "", unwrap_training: bool = False
-) -> dict[str, torch.Tensor]:
-    """Load a ``{name: tensor}`` checkpoint without running code from it (keys not checked).
-
-    Args:
-        path: A ``.pt``/``.pth`` file (a pickle: loaded with ``weights_only=True``).
-        release: What to pass instead, for messages ("midas_v21_small_256.pt").
-        kind: The state dict's kind for messages, with a trailing space ("MiDaS "), or "".
-        unwrap_training: Take ``["model"]`` of a ``{"model": ..., "optimizer": ...}`` file.
-
-    Returns:
-        The state dict, keys as str.
-
-    Raises:
-        WeightsError: A pickle that would run code, an unreadable or truncated file, or
-            something other than a mapping of tensors (one line each).
-    """
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe pickle"
-        raise WeightsError(
-            f"{path} was refused: it is not a plain tensor checkpoint and loading it would run "
-            f"code ({first[:160]}); use the official {release}"
-        ) from error
-    except Exception as error:  # torch.load on arbitrary bytes raises many kinds of errors
-        if isinstance(error, PermissionError):
-            raise WeightsError(f"{path} cannot be read: permission denied") from error
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise WeightsError(
-            f"{path} is not a readable PyTorch checkpoint (truncated or another kind of file: "
-            f"{reason[:160]}); download it again or pass another --weights"
-        ) from error
-    training = isinstance(loaded, Mapping) and "model" in loaded and "optimizer" in loaded
-    if unwrap_training and training:
-        loaded = loaded["model"]
-    if not isinstance(loaded, Mapping) or not all(
-        isinstance(value, torch.Tensor) for value in loaded.values()
-    ):
-        raise WeightsError(
-            f"{path} holds a {type(loaded).__name__}, not a {kind}state dict of tensors; "
-            f"pass the official {release}"
-        )
-    return {str(key): value for key, value in loaded.items()}
-
-
-def _check_state(path: Path, state: Mapping[str, torch.Tensor]) -> None:
-    expected = expected_state_shapes()
-    missing = [key for key in expected if key not in state]
-    unexpected = [key for key in state if key not in expected]
-    if missing or unexpected:
-        example = (missing or unexpected)[0]
-        raise WeightsError(
-            f"{path} is not a MiDaS v2.1 small checkpoint: {len(missing)} keys missing, "
-            f"{len(unexpected)} unexpected (e.g. {example!r}); pass midas_v21_small_256.pt"
-        )
-    for key, (shape, dtype) in expected.items():
-        tensor = state[key]
-        if tuple(tensor.shape) != shape or tensor.dtype != dtype:
-            raise WeightsError(
-                f"{path} does not fit MiDaS v2.1 small: {key} is {tuple(tensor.shape)} "
-                f"{tensor.dtype}, expected {shape} {dtype}; pass midas_v21_small_256.pt"
-            )
 
 
 # --------------------------------------------------------------------------- export
@@ -319,57 +246,24 @@ def exportable_network(network: MidasSmall) -> MidasSmall:
     return copy.eval()
 
 
-def export_onnx(network: MidasSmall, destination: str | Path) -> None:
+def export_onnx(
+    network: MidasSmall, destination: str | Path, *, output_name: str = "disparity"
+) -> None:
     """Write the network as an ONNX graph (opset 17) with dynamic height and width.
 
     TorchScript-based exporter (``dynamo=False``): a few seconds, where the dynamo exporter
     takes minutes on this network. Input ``input`` (1, 3, h, w) float32, output
-    ``disparity`` (1, h, w) float32; h and w multiples of 32.
+    ``output_name`` (1, h, w) float32; h and w multiples of 32.
 
     Args:
         network: The loaded network (any device; exported from a CPU copy).
         destination: The ``.onnx`` file to write (one file, weights included).
+        output_name: The graph's output name.
     """
     sample = torch.zeros(1, 3, NETWORK_SIZE, NETWORK_SIZE)
-    onnx_export(exportable_network(network), {backends.INPUT_NAME: sample}, destination)
-
-
-def onnx_export(
-    network: nn.Module,
-    inputs: dict[str, torch.Tensor],
-    destination: str | Path,
-    dynamic_axes: dict[str, dict[int, str]] | None = None,
-) -> None:
-    """Export ``network`` to ONNX (opset 17, TorchScript exporter) with a dynamic height and width.
-
-    Args:
-        network: An exportable CPU copy of the network.
-        inputs: Sample inputs by name, in the order ``forward`` takes them; the first is the
-            image ``backends.INPUT_NAME`` (1, 3, h, w), whose axes 2 and 3 are dynamic.
-        destination: The ``.onnx`` file to write (one file, weights included).
-        dynamic_axes: The other inputs' dynamic axes, by input name.
-    """
-    options: dict[str, Any] = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        options["dynamo"] = False
-    axes = {
-        backends.INPUT_NAME: {2: "height", 3: "width"},
-        **(dynamic_axes or {}),
-        backends.OUTPUT_NAME: {1: "height", 2: "width"},
-    }
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # tracer and deprecation notices, not actionable here
-        torch.onnx.export(
-            network,
-            tuple(inputs.values()),
-            str(destination),
-            input_names=list(inputs),
-            output_names=[backends.OUTPUT_NAME],
-            dynamic_axes=axes,
-            opset_version=17,
-            do_constant_folding=True,
-            **options,
-        )
+    onnx_export(
+        exportable_network(network), {INPUT_NAME: sample}, destination, output_name=output_name
+    )
 
 
 def build_network(state: Mapping[str, torch.Tensor]) -> MidasSmall:
@@ -388,80 +282,6 @@ def build_network(state: Mapping[str, torch.Tensor]) -> MidasSmall:
         network = MidasSmall()  # a tensor the state dict does not hold: build it for real
         network.load_state_dict(state, strict=True)
     return network.eval()
-
-
-def present_device(name: str) -> str:
-    """Return the torch device ``name`` stands for, checking that it is present.
-
-    Args:
-        name: "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N" or "mps", lower case.
-
-    Returns:
-        The device's name: "cpu", "mps" or "cuda:N" (the current CUDA device for "cuda").
-
-    Raises:
-        DeviceError: The device is not present on this machine, or the name is invalid.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return f"cuda:{torch.cuda.current_device()}"
-        if torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
-    kind = name.split(":", 1)[0]
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "device 'cuda' was requested but no CUDA GPU is usable here "
-            f"(torch {torch.__version__}); use --device cpu or --device auto"
-        )
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError(
-            "device 'mps' was requested but Apple's Metal backend is not available here; "
-            "use --device cpu or --device auto"
-        )
-    try:
-        device = torch.device(name)
-    except RuntimeError as error:
-        raise DeviceError(f"invalid device {name!r}: {error}") from error
-    if device.type == "cuda":
-        index = torch.cuda.current_device() if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"device {name!r} was requested but this machine has "
-                f"{torch.cuda.device_count()} CUDA GPU(s); use cuda:0 .. "
-                f"cuda:{torch.cuda.device_count() - 1}"
-            )
-        return f"cuda:{index}"
-    return str(device)
-
-
-def set_torch_threads(threads: int) -> None:
-    """Set torch's intra-op thread count (process-wide) for the eager network.
-
-    Args:
-        threads: Threads, >= 1.
-    """
-    torch.set_num_threads(threads)
-
-
-def run_eager(
-    network: nn.Module, network_input: NDArray[np.float32], device: str
-) -> NDArray[np.float32]:
-    """Run an eager depth network on one input under ``torch.inference_mode()``.
-
-    Args:
-        network: The network (MiDaS small, or Depth Anything V2 Small), already on ``device``.
-        network_input: (1, 3, h, w) float32 normalised RGB, h and w multiples of the
-            network's (32 for MiDaS, 14 for Depth Anything).
-        device: The network's device name.
-
-    Returns:
-        (h, w) float32 on the CPU: disparity (relative models) or metres (metric ones).
-    """
-    with torch.inference_mode():
-        tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))
-        out = network(tensor.to(device))
-        return np.asarray(out[0].float().cpu().numpy(), dtype=np.float32)
 
 
 def upsample_bicubic(

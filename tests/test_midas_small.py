@@ -13,15 +13,14 @@ import torch
 from helpers.parity import NAMES
 
 from depth2mesh.depth.model import DepthModel, predict_disparity
+from depth2mesh.depth.networks.midas_small import network_input_size, preprocess
 from depth2mesh.depth.networks.midas_small_torch import MidasSmall, upsample_bicubic
 from depth2mesh.depth.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     WHOLE_RESIZE_MAX_PIXELS,
-    network_input_size,
     normalise,
     normalise_uint8,
-    preprocess,
     resize_disparity,
     resize_gathered,
     resize_whole,

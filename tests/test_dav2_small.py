@@ -37,14 +37,15 @@ from depth2mesh.depth.model import (
     run_network,
 )
 from depth2mesh.depth.networks import dav2_small_torch as dav2_network
-from depth2mesh.depth.preprocess import (
+from depth2mesh.depth.networks.dav2_small import (
     POS_GRID,
     dav2_input_size,
     pos_embed_matrices,
     pos_embed_weights,
     preprocess_dav2,
-    resize_bilinear_corners,
 )
+from depth2mesh.depth.networks.torch_common import check_state
+from depth2mesh.depth.preprocess import resize_bilinear_corners
 from depth2mesh.depth.registry import MODELS, check_input_size, get_model
 from depth2mesh.depth.weights import cache_file, file_sha256, resolve_model_weights
 from depth2mesh.errors import OutputKindError, ParameterError, WeightsError
@@ -206,12 +207,14 @@ def test_state_dict_is_the_official_checkpoint_layout(dav2_dir: Path) -> None:
     assert json.loads((dav2_dir / "checkpoint_keys_metric_vits.json").read_text()) == expected
     shapes = dav2_network.expected_state_shapes()
     assert [key for key, _, _ in expected] == list(shapes)
-    assert all(list(shapes[key]) == shape for key, shape, _ in expected)
-    assert sum(int(np.prod(shape)) for shape in shapes.values()) == 24_785_089
+    assert all(list(shapes[key][0]) == shape for key, shape, _ in expected)
+    assert all(dtype == torch.float32 for _, dtype in shapes.values())
+    assert sum(int(np.prod(shape)) for shape, _ in shapes.values()) == 24_785_089
 
 
 def _empty_state() -> dict[str, torch.Tensor]:
-    return {key: torch.empty(shape) for key, shape in dav2_network.expected_state_shapes().items()}
+    shapes = dav2_network.expected_state_shapes()
+    return {key: torch.empty(shape) for key, (shape, _) in shapes.items()}
 
 
 @pytest.mark.parametrize(
@@ -232,8 +235,10 @@ def _empty_state() -> dict[str, torch.Tensor]:
 def test_checkpoint_check_is_strict_and_one_line(change: Any, text: str) -> None:
     state = _empty_state()
     change(state)
+    title = "Depth Anything V2 Small"
+    expected = dav2_network.expected_state_shapes()
     with pytest.raises(WeightsError) as caught:
-        dav2_network.check_state(Path("w.pth"), state, "Depth Anything V2 Small")
+        check_state(Path("w.pth"), state, expected, title, f"the official {title} release")
     assert text in str(caught.value)
     assert "\n" not in str(caught.value)
 
