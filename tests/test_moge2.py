@@ -226,3 +226,49 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path: Path) -> None:
     )
     with pytest.raises(WeightsError, match="backbone 'x'"):
         network_module.read_checkpoint(path)
+
+
+@pytest.fixture(scope="module")
+def fixture_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The parity weights as an official-format ``model.pt`` (ImageNet buffers included)."""
+    shapes = network_module.expected_state_shapes(FIXTURE_CONFIG)
+    state = {key: torch.from_numpy(v) for key, v in random_state(shapes).items()}
+    state["encoder.image_mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    state["encoder.image_std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    path = tmp_path_factory.mktemp("moge2") / "model.pt"
+    torch.save({"model_config": FIXTURE_CONFIG, "model": state}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_backends_give_the_official_points(
+    fixture_checkpoint: Path,
+    official: dict[str, np.ndarray],
+    isolated_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    import depth2mesh
+    from depth2mesh.depth.cache import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    name, height, width, tokens = "vga_480x640", 480, 640, 1200
+    key = case_key(name, tokens)
+    photo = synthetic_photo(height, width, photo_seed(name))
+    pixels = official[f"{key}/pixels"]
+    tolerance = 5e-5 * float(official[f"{key}/points_range"][0])
+    for backend in ("torch", "onnxruntime", "openvino"):
+        with pytest.warns(depth2mesh.UnofficialWeightsWarning):
+            model = depth2mesh.load_model(fixture_checkpoint, model="moge2-small", backend=backend)
+        assert model.backend == backend
+        got = depth2mesh.predict_points(photo, model, tokens=tokens)
+        mask = got.mask.reshape(-1)[pixels]
+        assert (mask == official[f"{key}/mask"]).mean() >= 0.9999, backend
+        both = mask & official[f"{key}/mask"]
+        points = got.points.reshape(-1, 3)[pixels][both]
+        error = np.abs(points - official[f"{key}/points"][both]).max()
+        assert error <= tolerance, (backend, error, tolerance)
+        np.testing.assert_allclose(
+            got.intrinsics, official[f"{key}/intrinsics"], rtol=1e-4, err_msg=backend
+        )
+    assert any((tmp_path / "cache").rglob("moge2*.onnx"))  # the export is cached

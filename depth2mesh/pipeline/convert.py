@@ -713,6 +713,13 @@ def check_model_options(
     Raises:
         ParameterError: ``near`` or ``far`` set while a metric model gives the depth.
     """
+    if depth_file is None and model is not None and model.spec.output == "points":
+        raise ParameterError(
+            f"{{model}} {model.spec.name} gives a point map and a camera, which the conversion "
+            "does not use yet: choose another model (its Python API is "
+            "depth2mesh.predict_points)",
+            "model",
+        )
     if depth_file is not None or model is None or model.spec.output != "metric":
         return
     changed = [

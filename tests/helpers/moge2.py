@@ -69,7 +69,9 @@ def random_state(
 
     Matrices and kernels: normal, standard deviation ``gain / sqrt(fan_in)`` (fan_in = the
     product of all but the first axis; gain 0.9, 0.3 for the heads' last 1x1 convolutions);
-    biases: normal 0.02; norm weights 1 + normal 0.1; LayerScale gains 0.1 + normal 0.02;
+    biases: normal 0.02 (1 for the normal head's last one, so that its raw normals are not
+    near zero, where normalising them would amplify float32 noise); norm weights
+    1 + normal 0.1; LayerScale gains 0.1 + normal 0.02;
     the positional embedding and tokens: normal 0.2.
     """
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -81,6 +83,8 @@ def random_state(
             values = 0.1 + 0.02 * normal
         elif "norm" in key.rsplit(".", 2)[-2] and key.endswith("weight"):
             values = 1.0 + 0.1 * normal
+        elif key == "normal_head.output_blocks.4.bias":
+            values = normal  # unit-scale normals, as a trained network gives
         elif key.endswith("bias"):
             values = 0.02 * normal
         elif len(shape) >= 2 and key.endswith("weight"):

@@ -29,16 +29,22 @@ scale.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from depth2mesh.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD, PATCH, pos_embed_matrices
-from depth2mesh.errors import InputError
+from depth2mesh.depth.networks.base import DepthNetwork
+from depth2mesh.depth.networks.dav2_small import PATCH, pos_embed_matrices
+from depth2mesh.depth.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from depth2mesh.errors import InputError, ParameterError
+
+if TYPE_CHECKING:
+    from depth2mesh.depth.registry import ModelSpec
 
 TOKENS_RANGE = (1200, 3600)
 """The base token counts MoGe-2 was trained for (``num_tokens_range``)."""
@@ -51,6 +57,14 @@ DOWNSAMPLE = (64, 64)
 
 HEAD_CHANNELS = {"points_head": 3, "normal_head": 3, "mask_head": 1}
 """Channels of each dense head in the network's ``maps``, stacked in this order."""
+
+HEADS_BY_CHANNELS = {
+    3: ("points_head",),
+    4: ("points_head", "mask_head"),
+    6: ("points_head", "normal_head"),
+    7: ("points_head", "normal_head", "mask_head"),
+}
+"""The heads a ``maps`` output holds, by its channel count (always a points head)."""
 
 
 # --------------------------------------------------------------------------- input
@@ -495,7 +509,7 @@ def infer(
     height: int,
     width: int,
     *,
-    heads: Sequence[str] = ("points_head", "normal_head", "mask_head"),
+    heads: Sequence[str] | None = None,
     remap: str = "exp",
     fov_x: float | None = None,
 ) -> PointsPrediction:
@@ -506,7 +520,8 @@ def infer(
         metric_scale: The network's metric scale (1 without a scale head).
         height: Photo height, pixels.
         width: Photo width, pixels.
-        heads: The heads present, in the order their channels are stacked.
+        heads: The heads present, in the order their channels are stacked; None: told by the
+            channel count (3 points; 4 points, mask; 6 points, normal; 7 all three).
         remap: The checkpoint's ``remap_output``.
         fov_x: Known horizontal field of view in degrees (then only the shift is solved), or
             None to recover the focal length.
@@ -516,6 +531,8 @@ def infer(
     """
     if fov_x is not None and not (0.0 < fov_x < 180.0):
         raise InputError(f"fov_x must be between 0 and 180 degrees, got {fov_x}")
+    if heads is None:
+        heads = HEADS_BY_CHANNELS[maps.shape[0]]
     resized = resize_bilinear(np.ascontiguousarray(maps.transpose(1, 2, 0)), height, width)
     channels: dict[str, NDArray[np.float32]] = {}
     start = 0
@@ -579,3 +596,87 @@ def infer(
 def heads_of(config: Mapping[str, Any]) -> tuple[str, ...]:
     """The dense heads a ``model_config`` has, in the network's stacking order."""
     return tuple(head for head in HEAD_CHANNELS if config.get(head) is not None)
+
+
+# --------------------------------------------------------------------------- the seam
+
+
+class MoGe2Network(DepthNetwork):
+    """MoGe-2 as depth2mesh runs it: its "input size" is the base token count (1200-3600).
+
+    One export per weights file serves every token grid (the positional embedding's
+    resampling and the view-plane span are graph inputs). Its output is not one map but the
+    raw head maps and the metric scale; :meth:`predict_points` runs the official ``infer``
+    after the network.
+    """
+
+    name: ClassVar[str] = "moge2"
+    size_multiple: ClassVar[int] = PATCH
+    export_tag: ClassVar[str] = "opset17-moge2-v1"
+    least_input_size: ClassVar[int] = TOKENS_RANGE[0]
+    largest_input_size: ClassVar[int] = TOKENS_RANGE[1]
+
+    def check_input_size(self, model: str, default: int, input_size: int | None) -> int:
+        """The token count: ``input_size`` (1200-3600, any whole number) or ``default``."""
+        if input_size is None:
+            return default
+        low, high = TOKENS_RANGE
+        if not low <= input_size <= high:
+            raise ParameterError(
+                f"{{input_size}} of {model} is its token count, from {low} to {high} (more is "
+                f"slower and finer; default {default}), got {input_size}",
+                "input_size",
+            )
+        return input_size
+
+    def preprocess(self, image: NDArray[np.uint8], input_size: int) -> NDArray[np.float32]:
+        """The photo resized to the token grid and normalised (:func:`network_inputs`)."""
+        return network_inputs(image, input_size)[0]
+
+    def graph_inputs(self, network_input: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+        """The resampling matrices and the view-plane span of the network input's own aspect.
+
+        :meth:`predict_points` passes the photo's span instead (its aspect is the photo's).
+        """
+        rows, cols = network_input.shape[2] // PATCH, network_input.shape[3] // PATCH
+        pos_rows, pos_cols = pos_embed_matrices(rows, cols)
+        return pos_rows, pos_cols, view_span(rows, cols)
+
+    def resize_output(
+        self, output: NDArray[np.float32], height: int, width: int
+    ) -> NDArray[np.float32]:
+        """Bilinear, ``align_corners=False``, as the official ``forward`` resizes its maps."""
+        return resize_bilinear(np.ascontiguousarray(output[..., None]), height, width)[..., 0]
+
+    def build(self, path: Path, spec: ModelSpec) -> Any:
+        """Read ``path`` (its ``model_config`` and strictly checked weights), build the network."""
+        from depth2mesh.depth.networks import moge2_torch
+
+        config, state = moge2_torch.read_checkpoint(path)
+        return moge2_torch.build_network(config, state)
+
+    def export(self, network: Any, path: Path, *, backend: str, output_name: str) -> None:
+        """:func:`~.moge2_torch.export_onnx` (one graph for both runtimes)."""
+        del backend, output_name
+        from depth2mesh.depth.networks.moge2_torch import export_onnx
+
+        export_onnx(network, path)
+
+    def predict_points(
+        self,
+        image: NDArray[np.uint8],
+        run: Callable[..., tuple[NDArray[np.float32], ...]],
+        input_size: int,
+        *,
+        fov_x: float | None,
+    ) -> PointsPrediction:
+        """:func:`network_inputs`, the network (``run``), then :func:`infer`."""
+        inputs = network_inputs(image, input_size)
+        outputs = run(*inputs)
+        maps = np.asarray(outputs[0], np.float32)[0]
+        scale = float(np.asarray(outputs[1]).reshape(-1)[0])
+        return infer(maps, scale, image.shape[0], image.shape[1], fov_x=fov_x)
+
+
+NETWORK = MoGe2Network()
+"""The one instance the registry's MoGe-2 entry uses."""

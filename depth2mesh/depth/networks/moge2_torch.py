@@ -43,8 +43,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from depth2mesh.depth.networks.midas_small_torch import load_tensor_file
-from depth2mesh.depth.preprocess import PATCH, POS_GRID, pos_embed_matrices
+from depth2mesh.depth.networks.base import INPUT_NAME
+from depth2mesh.depth.networks.dav2_small import PATCH, POS_GRID, pos_embed_matrices
+from depth2mesh.depth.networks.torch_common import load_tensor_file
 from depth2mesh.errors import WeightsError
 
 BACKBONES: dict[str, tuple[int, int, int]] = {
@@ -63,7 +64,7 @@ HEADS = ("points_head", "normal_head", "mask_head")
 HEAD_CHANNELS = {"points_head": 3, "normal_head": 3, "mask_head": 1}
 """Output channels of each dense head."""
 
-INPUT_NAMES = ("image", "pos_rows", "pos_cols", "view_span")
+INPUT_NAMES = (INPUT_NAME, "pos_rows", "pos_cols", "view_span")
 """Names of the export's inputs (see :meth:`MoGe2.forward`)."""
 
 OUTPUT_NAMES = ("maps", "metric_scale")
@@ -502,8 +503,8 @@ def check_config(config: Any, path: Path | str = "the checkpoint") -> dict[str, 
                 raise WeightsError(f"{path} uses the resampler {kind!r}, which is not supported")
     checked: dict[str, Any] = config
     remap = checked.get("remap_output", "linear")
-    if remap not in ("linear", "sinh", "exp", "sinh_exp"):
-        raise WeightsError(f"{path} has remap_output={remap!r}, which is not supported")
+    if remap != "exp":  # every MoGe-2 release; the exported graph's maps are remapped so
+        raise WeightsError(f"{path} has remap_output={remap!r}; MoGe-2 models use 'exp'")
     return checked
 
 
