@@ -272,3 +272,82 @@ def test_backends_give_the_official_points(
             got.intrinsics, official[f"{key}/intrinsics"], rtol=1e-4, err_msg=backend
         )
     assert any((tmp_path / "cache").rglob("moge2*.onnx"))  # the export is cached
+
+
+PINHOLE_FOCAL = 1.2
+"""Focal length (relative to half the diagonal) of the designed pinhole weights."""
+
+
+def pinhole_checkpoint(path: Path) -> Path:
+    """A ``model.pt`` whose network outputs an exact pinhole point map, all valid, scale 2.
+
+    The random fixture weights with the last level rewired: the neck passes the view-plane
+    (u, v) straight through, the points head turns it into ``x = u / f``, ``y = v / f`` and a
+    tilted ``log z = 0.2 + 0.5 v``, so ``x / z = u / f`` (focal ``f``, shift 0); the mask head
+    says valid everywhere; the scale head gives 2.
+    """
+    shapes = network_module.expected_state_shapes(FIXTURE_CONFIG)
+    state = {key: torch.from_numpy(v) for key, v in random_state(shapes).items()}
+    for stack in ("neck", "points_head", "mask_head"):
+        state[f"{stack}.resamplers.3.1.weight"].zero_()
+        state[f"{stack}.resamplers.3.1.bias"].zero_()
+    for stack in ("neck", "points_head"):
+        conv = state[f"{stack}.input_blocks.4.weight"].zero_()
+        conv[0, 0], conv[1, 1] = 1.0, 1.0
+        state[f"{stack}.input_blocks.4.bias"].zero_()
+    out = state["points_head.output_blocks.4.weight"].zero_()
+    out[0, 0], out[1, 1], out[2, 1] = 1 / PINHOLE_FOCAL, 1 / PINHOLE_FOCAL, 0.5
+    state["points_head.output_blocks.4.bias"][:] = torch.tensor([0.0, 0.0, 0.2])
+    state["mask_head.output_blocks.4.weight"].zero_()
+    state["mask_head.output_blocks.4.bias"][:] = 10.0
+    state["scale_head.0.weight"].zero_()
+    state["scale_head.0.bias"][:] = math.log(2.0)
+    state["encoder.image_mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    state["encoder.image_std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    torch.save({"model_config": FIXTURE_CONFIG, "model": state}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_the_camera_comes_from_the_photo_without_exif(
+    tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    from PIL import Image
+
+    import depth2mesh
+    from depth2mesh.exchange.gltf_read import read_glb_mesh
+
+    weights = pinhole_checkpoint(tmp_path / "model.pt")
+    with pytest.warns(depth2mesh.UnofficialWeightsWarning):
+        model = depth2mesh.load_model(weights, model="moge2-small", backend="torch")
+    pixels = synthetic_photo(120, 160, 7)
+    plain = tmp_path / "stripped.png"
+    Image.fromarray(pixels).save(plain)
+    got = depth2mesh.predict_points(pixels, model, tokens=1200)
+    assert got.focal == pytest.approx(PINHOLE_FOCAL, rel=0.01)
+    assert abs(got.shift) < 0.02
+    expected_fov = math.degrees(2 * math.atan(0.8 / PINHOLE_FOCAL))  # W / diagonal = 0.8
+    assert got.fov_x == pytest.approx(expected_fov, abs=0.5)
+    options = depth2mesh.ConvertOptions(mesh="grid")
+    result = depth2mesh.convert_photo(plain, tmp_path / "out", model=model, options=options)
+    assert result.intrinsics.source == "estimated by moge2-small"
+    assert result.intrinsics.hfov_deg == pytest.approx(got.fov_x, abs=1e-3)
+    glb = read_glb_mesh((tmp_path / "out" / "stripped.glb").read_bytes())
+    assert glb.camera is not None
+    assert math.degrees(glb.camera.yfov) == pytest.approx(
+        math.degrees(result.intrinsics.yfov), abs=1e-3
+    )
+    # the same photo with EXIF: its 35 mm focal length wins, only the shift is solved
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA405] = 50
+    tagged = tmp_path / "phone.jpg"
+    Image.fromarray(pixels).save(tagged, exif=exif.tobytes(), quality=95)
+    result = depth2mesh.convert_photo(tagged, tmp_path / "out", model=model, options=options)
+    assert result.intrinsics.source == "exif"
+    fov_50mm = math.degrees(2 * math.atan(0.8 * math.hypot(36, 24) / 2 / 50))
+    assert result.intrinsics.hfov_deg == pytest.approx(fov_50mm, abs=1e-6)
+    known = depth2mesh.predict_points(pixels, model, tokens=1200, fov_x=fov_50mm)
+    assert known.fov_x == pytest.approx(fov_50mm, abs=1e-3)
+    assert abs(known.shift) > 0.05  # another focal length: the depth shift is solved for it
+    sidecar = (tmp_path / "out" / "phone.json").read_text()
+    assert '"source": "exif"' in sidecar
