@@ -681,6 +681,7 @@ def predict_points(
     *,
     tokens: int | None = None,
     fov_x: float | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Any:
     """Predict a point map, its mask, normals and camera for a photo (a "points" model).
 
@@ -695,6 +696,8 @@ def predict_points(
         tokens: Base token count, 1200-3600 (more: slower, finer); None: the model's
             (``load_model``'s ``input_size``, default 1800).
         fov_x: Known horizontal field of view, degrees (EXIF or the user's), or None.
+        size: (rows, cols) of the maps; None: the photo's (the official ``infer``'s). A
+            smaller size (a mesh grid's) skips the full-resolution maps.
 
     Returns:
         A :class:`~depth2mesh.depth.networks.moge2.PointsPrediction`: ``points`` (H, W, 3)
@@ -708,7 +711,7 @@ def predict_points(
         ParameterError: ``tokens`` outside 1200-3600.
     """
     _require(model, "points", "predict_points", "predict_disparity or predict_depth")
-    size = model.input_size if tokens is None else check_input_size(model.spec, tokens)
+    tokens_used = model.input_size if tokens is None else check_input_size(model.spec, tokens)
 
     def run(*inputs: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
         if model.runner is not None:
@@ -717,4 +720,4 @@ def predict_points(
 
         return run_eager_all(model.network, inputs, model.device)
 
-    return model.spec.network.predict_points(image, run, size, fov_x=fov_x)
+    return model.spec.network.predict_points(image, run, tokens_used, fov_x=fov_x, size=size)

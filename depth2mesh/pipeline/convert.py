@@ -810,7 +810,10 @@ def points_stage(
     from depth2mesh.depth.model import predict_points
 
     known = None if intrinsics.source == "default" else intrinsics.hfov_deg
-    prediction = predict_points(photo.rgb, model, fov_x=known)
+    height, width = photo.size
+    grid_rows_cols = grid_size(height, width, options.grid)
+    # the maps at the grid's size straight from the network (no 12 MP point map)
+    prediction = predict_points(photo.rgb, model, fov_x=known, size=grid_rows_cols)
     if known is None:
         focal_px = prediction.focal * math.hypot(intrinsics.width, intrinsics.height) / 2
         intrinsics = intrinsics_from_focal_px(
@@ -822,19 +825,14 @@ def points_stage(
     depth = np.where(prediction.mask, prediction.depth, np.nan).astype(np.float32)
     if not options.drop_far and prediction.mask.any():
         depth = np.where(prediction.mask, depth, np.nanmax(depth)).astype(np.float32)
-    height, width = photo.size
-    grid_rows_cols = grid_size(height, width, options.grid)
-    metric = metric_at_grid(depth, grid_rows_cols)
     with np.errstate(divide="ignore", invalid="ignore"):
         inverse = np.where(np.isfinite(depth), 1.0 / np.maximum(depth, MIN_DEPTH_M), 0.0)
     inverse = inverse.astype(np.float32)
-    picture = (
-        inverse
-        if options.depth_size == "photo"
-        else _resize(inverse, *grid_rows_cols, cv2.INTER_AREA)
-    )
-    disparity = _resize(inverse, *grid_rows_cols, cv2.INTER_AREA)
-    return DepthMaps(disparity=disparity, picture=picture, metric=metric), intrinsics
+    picture = inverse
+    if options.depth_size == "photo" and (height, width) != grid_rows_cols:
+        picture = _resize(inverse, height, width, cv2.INTER_LINEAR)
+    metric = depth
+    return DepthMaps(disparity=inverse, picture=picture, metric=metric), intrinsics
 
 
 def _depth_from_file(

@@ -166,6 +166,7 @@ class DepthNetwork(ABC):
         input_size: int,
         *,
         fov_x: float | None,
+        size: tuple[int, int] | None = None,
     ) -> Any:
         """A "points" network's whole prediction for a photo (others do not give points).
 
@@ -175,6 +176,7 @@ class DepthNetwork(ABC):
                 its outputs, batch axis kept.
             input_size: The checked input size (a points network's own unit).
             fov_x: A known horizontal field of view, degrees, or None.
+            size: (rows, cols) of the result; None: the photo's.
         """
         raise NotImplementedError(f"the {self.name} network does not predict points")
 

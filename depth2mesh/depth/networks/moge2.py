@@ -669,13 +669,20 @@ class MoGe2Network(DepthNetwork):
         input_size: int,
         *,
         fov_x: float | None,
+        size: tuple[int, int] | None = None,
     ) -> PointsPrediction:
-        """:func:`network_inputs`, the network (``run``), then :func:`infer`."""
+        """:func:`network_inputs`, the network (``run``), then :func:`infer` at ``size``.
+
+        ``size`` (rows, cols; default the photo's): the maps are resized straight to it and
+        the official ``infer`` runs there (a mesh grid needs no 12 MP point map; the focal
+        length and shift are then solved on the grid's 64 x 64 samples).
+        """
         inputs = network_inputs(image, input_size)
         outputs = run(*inputs)
         maps = np.asarray(outputs[0], np.float32)[0]
         scale = float(np.asarray(outputs[1]).reshape(-1)[0])
-        return infer(maps, scale, image.shape[0], image.shape[1], fov_x=fov_x)
+        rows, cols = size if size is not None else image.shape[:2]
+        return infer(maps, scale, rows, cols, fov_x=fov_x)
 
 
 NETWORK = MoGe2Network()
