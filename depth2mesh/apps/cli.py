@@ -371,7 +371,7 @@ TokensOption = Annotated[
     int | None,
     typer.Option(
         "--tokens",
-        help="moge2-small only: the network's base token count, 1200-3600 (default 1800): more "
+        help="moge2-small only: the network's base token count, 1200-3600 (default 1200): more "
         "is finer and slower. The camera comes from --fx/--fy/--cx/--cy, --focal-px, "
         "--focal-35mm or --fov, else EXIF, else moge2-small's own estimate (the sidecar says "
         "'estimated by moge2-small'), else 60 degrees.",

@@ -694,7 +694,7 @@ def predict_points(
         image: (H, W, 3) uint8 RGB, upright (EXIF orientation applied).
         model: From :func:`load_model` with ``model="moge2-small"``.
         tokens: Base token count, 1200-3600 (more: slower, finer); None: the model's
-            (``load_model``'s ``input_size``, default 1800).
+            (``load_model``'s ``input_size``, default 1200).
         fov_x: Known horizontal field of view, degrees (EXIF or the user's), or None.
         size: (rows, cols) of the maps; None: the photo's (the official ``infer``'s). A
             smaller size (a mesh grid's) skips the full-resolution maps.

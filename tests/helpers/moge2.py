@@ -111,7 +111,7 @@ def synthetic_photo(height: int, width: int, seed: int) -> NDArray[np.uint8]:
 
 
 DEFAULT = 1800
-"""The default token count when the fixtures were made (``moge2.DEFAULT_TOKENS``)."""
+"""The fixtures' second token count (the first: the default, ``moge2.DEFAULT_TOKENS``, 1200)."""
 
 CASES: tuple[tuple[str, int, int, int], ...] = (
     ("tiny_2x3", 2, 3, 1200),

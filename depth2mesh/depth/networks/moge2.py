@@ -49,8 +49,11 @@ if TYPE_CHECKING:
 TOKENS_RANGE = (1200, 3600)
 """The base token counts MoGe-2 was trained for (``num_tokens_range``)."""
 
-DEFAULT_TOKENS = 1800
-"""The token count used when none is given (see the README for the time-detail measurement)."""
+DEFAULT_TOKENS = 1200
+"""The token count used when none is given: MoGe-2's least. Measured here (docs/benchmarks.md,
+``benchmarks/moge2.py``): 1800 tokens (a 37 x 49 grid for 4:3, maps of 592 x 784 instead of
+480 x 640: 1.5 times the detail and the FLOPs) took 2.6 times as long as 1200 per call in the
+same run, which the 12 MP budget cannot afford on two cores; ``--tokens`` buys the detail."""
 
 DOWNSAMPLE = (64, 64)
 """Size (rows, cols) of the point map the focal and shift are solved on (the official one)."""
