@@ -44,6 +44,13 @@ MODELS = (
         "depth in metres for streets and landscapes, up to 80 m; no Near/Far",
         "metric",
     ),
+    (
+        "moge2-small",
+        "MoGe-2 ViT-S (normal)",
+        "camera (field of view), metric points, sky mask and normals from the photo alone; "
+        "Python API only for now",
+        "points",
+    ),
 )
 """depth2mesh's models: (``--model`` name, title, one-line summary, output kind).
 

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, Any
 from depth2mesh._version import __version__
 
 if TYPE_CHECKING:
-    from depth2mesh.depth.model import DepthModel, load_model, predict_depth, predict_disparity
+    from depth2mesh.depth.model import (
+        DepthModel,
+        load_model,
+        predict_depth,
+        predict_disparity,
+        predict_points,
+    )
+    from depth2mesh.depth.networks.moge2 import PointsPrediction, recover_focal_shift
     from depth2mesh.errors import (
         Depth2MeshError,
         DeviceError,
@@ -48,6 +55,9 @@ _LAZY = {
     "load_model": "depth2mesh.depth.model",
     "predict_disparity": "depth2mesh.depth.model",
     "predict_depth": "depth2mesh.depth.model",
+    "predict_points": "depth2mesh.depth.model",
+    "recover_focal_shift": "depth2mesh.depth.networks.moge2",
+    "PointsPrediction": "depth2mesh.depth.networks.moge2",
     "DepthModel": "depth2mesh.depth.model",
     "read_photo": "depth2mesh.exchange.photo",
     "Photo": "depth2mesh.exchange.photo",
@@ -74,6 +84,7 @@ __all__ = [
     "OutputError",
     "OutputKindError",
     "Photo",
+    "PointsPrediction",
     "UnofficialWeightsWarning",
     "WeightsError",
     "__version__",
@@ -82,7 +93,9 @@ __all__ = [
     "load_model",
     "predict_depth",
     "predict_disparity",
+    "predict_points",
     "read_photo",
+    "recover_focal_shift",
     "write_depth_images",
 ]
 

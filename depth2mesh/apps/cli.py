@@ -530,6 +530,18 @@ InputSizeOption = Annotated[
         rich_help_panel=DEPTH,
     ),
 ]
+TokensOption = Annotated[
+    int | None,
+    typer.Option(
+        "--tokens",
+        help="moge2-small only: the network's base token count, 1200-3600 (default 1200): more "
+        "is finer and slower. The camera comes from --fx/--fy/--cx/--cy, --focal-px, "
+        "--focal-35mm or --fov, else EXIF, else moge2-small's own estimate (the sidecar says "
+        "'estimated by moge2-small'), else 60 degrees.",
+        show_default=False,
+        rich_help_panel="Depth and scale",
+    ),
+]
 BackendOption = Annotated[
     str,
     typer.Option(
@@ -673,6 +685,7 @@ def convert(
     out_dir: OutOption,
     model_name: ModelOption = DEFAULT_MODEL,
     input_size: InputSizeOption = None,
+    tokens: TokensOption = None,
     near: Annotated[
         float | None,
         typer.Option(
@@ -885,6 +898,11 @@ def convert(
 
     try:
         spec = get_model(model_name)
+        if tokens is not None:
+            if spec.output != "points" or input_size is not None:
+                _fail("--tokens applies to moge2-small alone, without --input-size")
+                raise typer.Exit(2)
+            input_size = tokens
         check_input_size(spec, input_size)
         pins = tuple(parse_depth_pin(text) for text in depth_at or ())
         if pins and (near is not None or far is not None):
@@ -893,7 +911,7 @@ def convert(
         _fail(_message(error))
         raise typer.Exit(2) from None
     scaling = [flag for flag, value in (("--near", near), ("--far", far)) if value is not None]
-    if spec.output == "metric" and scaling and depth_file is None:
+    if spec.output != "disparity" and scaling and depth_file is None:
         _fail(
             f"{' and '.join(scaling)} do{'es' if len(scaling) == 1 else ''} not apply to the "
             f"metric model {spec.name}, whose depth is in metres already: leave --near and "

@@ -120,6 +120,12 @@ class NetworkRunner(Protocol):
         """
         ...
 
+    def run_all(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], ...]:
+        """As ``__call__``, but every output of the graph, in its order."""
+        ...
+
 
 # --------------------------------------------------------------------------- choice
 
@@ -470,11 +476,17 @@ class OnnxRuntimeRunner:
         self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
     ) -> NDArray[np.float32]:
         """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
+        return self.run_all(network_input, *extra)[0]
+
+    def run_all(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], ...]:
+        """Run the graph; return every output, in the graph's order, as float32."""
         feed = {INPUT_NAME: check_network_input(network_input, self.multiple)}
         for name, value in zip(self.input_names[1:], extra, strict=True):
             feed[name] = np.ascontiguousarray(value, dtype=np.float32)
         outputs = self.session.run(None, feed)
-        return np.asarray(outputs[0], dtype=np.float32)
+        return tuple(np.asarray(output, dtype=np.float32) for output in outputs)
 
 
 class OpenVinoRunner:
@@ -520,12 +532,19 @@ class OpenVinoRunner:
         self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
     ) -> NDArray[np.float32]:
         """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
+        return self.run_all(network_input, *extra)[0]
+
+    def run_all(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], ...]:
+        """Run the graph; return every output, in the graph's order, as float32."""
         feed = {0: check_network_input(network_input, self.multiple)}
         for index, value in enumerate(extra, start=1):
             feed[index] = np.ascontiguousarray(value, dtype=np.float32)
         with self.lock:
             result = self.request.infer(feed, share_inputs=True, share_outputs=False)
-            return np.asarray(result[0], dtype=np.float32)
+            count = len(self.compiled.outputs)
+            return tuple(np.asarray(result[i], dtype=np.float32) for i in range(count))
 
 
 def create_runner(

@@ -583,8 +583,12 @@ def predict_outputs(
 
 def _require(model: DepthModel, output: str, function: str, other: str) -> None:
     if model.spec.output != output:
-        what = "depth in metres" if model.spec.output == "metric" else "relative disparity"
-        wanted = "disparity" if output == "disparity" else "metres"
+        what = {
+            "metric": "depth in metres",
+            "disparity": "relative disparity",
+            "points": "a point map",
+        }[model.spec.output]
+        wanted = {"disparity": "disparity", "metric": "metres", "points": "points"}[output]
         raise OutputKindError(
             f"{model.spec.name} predicts {what}, not {wanted}: use {other} instead of {function}"
         )
@@ -675,3 +679,51 @@ def predict_depths(
     """
     _require(model, "metric", "predict_depth", "predict_disparity")
     return predict_outputs(image, model, sizes)
+
+
+def predict_points(
+    image: NDArray[np.uint8],
+    model: DepthModel,
+    *,
+    tokens: int | None = None,
+    fov_x: float | None = None,
+    size: tuple[int, int] | None = None,
+) -> Any:
+    """Predict a point map, its mask, normals and camera for a photo (a "points" model).
+
+    MoGe-2 (``moge2-small``): the network on the model's backend, then the official
+    ``infer`` (:func:`depth2mesh.depth.networks.moge2.infer`): the focal length and z shift
+    recovered from the point map (only the shift when ``fov_x`` is known), the metric scale,
+    the mask (sky, background), unit normals.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, upright (EXIF orientation applied).
+        model: From :func:`load_model` with ``model="moge2-small"``.
+        tokens: Base token count, 1200-3600 (more: slower, finer); None: the model's
+            (``load_model``'s ``input_size``, default 1200).
+        fov_x: Known horizontal field of view, degrees (EXIF or the user's), or None.
+        size: (rows, cols) of the maps; None: the photo's (the official ``infer``'s). A
+            smaller size (a mesh grid's) skips the full-resolution maps.
+
+    Returns:
+        A :class:`~depth2mesh.depth.networks.moge2.PointsPrediction`: ``points`` (H, W, 3)
+        and ``depth`` (H, W) float32 metres (``inf`` where masked), ``mask`` (H, W) bool,
+        ``normals`` (H, W, 3) float32 (0 where masked), ``intrinsics`` (3, 3) float32
+        normalised (fx, fy in image widths and heights, principal point 0.5, 0.5), ``focal``,
+        ``shift``, ``metric_scale``, ``fov_x``.
+
+    Raises:
+        OutputKindError: ``model`` does not predict points.
+        ParameterError: ``tokens`` outside 1200-3600.
+    """
+    _require(model, "points", "predict_points", "predict_disparity or predict_depth")
+    tokens_used = model.input_size if tokens is None else check_input_size(model.spec, tokens)
+
+    def run(*inputs: NDArray[np.float32]) -> tuple[NDArray[np.float32], ...]:
+        if model.runner is not None:
+            return model.runner.run_all(*inputs)
+        from depth2mesh.depth.networks.torch_common import run_eager_all
+
+        return run_eager_all(model.network, inputs, model.device)
+
+    return model.spec.network.predict_points(image, run, tokens_used, fov_x=fov_x, size=size)

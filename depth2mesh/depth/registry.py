@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Final
 
-from depth2mesh.depth.networks import dav2_small, midas_small
+from depth2mesh.depth.networks import dav2_small, midas_small, moge2
 from depth2mesh.depth.networks.base import DepthNetwork, OutputKind
 from depth2mesh.errors import ParameterError
 
@@ -131,6 +131,21 @@ MODELS: Final[dict[str, ModelSpec]] = {
             input_size=518,
             weights_env="DEPTH2MESH_WEIGHTS_DAV2_METRIC_OUTDOOR",
             summary="depth in metres for streets and landscapes, up to 80 m; no Near/Far",
+        ),
+        ModelSpec(
+            name="moge2-small",
+            title="MoGe-2 ViT-S (normal)",
+            network=moge2.NETWORK,
+            url="https://huggingface.co/Ruicheng/moge-2-vits-normal/resolve/main/model.pt",
+            sha256="79a16621928c2bf0ed04659218c55c01075e950507f40bb3332fb4c873d3e1dc",
+            size_bytes=140_550_416,
+            licence="MIT",
+            output="points",
+            max_depth=None,
+            input_size=moge2.DEFAULT_TOKENS,
+            weights_env="DEPTH2MESH_WEIGHTS_MOGE2_SMALL",
+            summary="camera (field of view), metric points, sky mask and normals from the "
+            "photo alone; Python API only for now",
         ),
     )
 }

@@ -31,7 +31,12 @@ FILM_35MM_DIAGONAL_MM: Final = math.hypot(36.0, 24.0)
 """Diagonal of a 36 x 24 mm film frame, in millimetres (about 43.27)."""
 
 SOURCES: Final = ("explicit", "focal_px", "focal_35mm", "fov", "exif", "default")
-"""Accepted values of :attr:`Intrinsics.source`."""
+"""Accepted values of :attr:`Intrinsics.source` (and ``"estimated by <model>"``, a camera a
+depth model recovered from the photo itself, :data:`ESTIMATED_PREFIX`)."""
+
+ESTIMATED_PREFIX: Final = "estimated by "
+"""How :attr:`Intrinsics.source` begins for a camera a model estimated ("estimated by
+moge2-small"); it ranks below explicit options and EXIF, above the 60-degree default."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,9 @@ class Intrinsics:
             if not _is_real(value) or not math.isfinite(value):
                 raise ValueError(f"Intrinsics.{name} must be a finite number, got {_show(value)}")
         _check_size(self.width, self.height)
-        if self.source not in SOURCES:
+        if self.source not in SOURCES and not (
+            isinstance(self.source, str) and self.source.startswith(ESTIMATED_PREFIX)
+        ):
             raise ValueError(
                 f"Intrinsics.source must be one of {', '.join(SOURCES)}, got {self.source!r}"
             )

@@ -47,7 +47,12 @@ from depth2mesh.exchange.pictures import write_depth_pictures
 from depth2mesh.exchange.ply import encode_ply_mesh, encode_ply_points
 from depth2mesh.exchange.quantize import bounding_box
 from depth2mesh.exchange.texture import Texture, photo_texture, strip_texture
-from depth2mesh.geometry.camera import Intrinsics, resolve_intrinsics
+from depth2mesh.geometry.camera import (
+    ESTIMATED_PREFIX,
+    Intrinsics,
+    intrinsics_from_focal_px,
+    resolve_intrinsics,
+)
 from depth2mesh.geometry.edges import (
     DEFAULT_EDGE_RADIUS,
     DEFAULT_EDGES,
@@ -719,7 +724,10 @@ def convert_photo(
     with timer.stage("read"):
         photo, intrinsics = read_stage(photo_path, opts)
     with timer.stage("depth"):
-        maps = depth_stage(photo, opts, model, depth_file)
+        if depth_file is None and model is not None and model.spec.output == "points":
+            maps, intrinsics = points_stage(photo, intrinsics, opts, model)
+        else:
+            maps = depth_stage(photo, opts, model, depth_file)
     with timer.stage("geometry"):
         geometry = geometry_stage(photo, intrinsics, maps, opts)
     with timer.stage("depth_pictures"):
@@ -781,7 +789,7 @@ def check_model_options(
     Raises:
         ParameterError: ``near`` or ``far`` set while a metric model gives the depth.
     """
-    if depth_file is not None or model is None or model.spec.output != "metric":
+    if depth_file is not None or model is None or model.spec.output == "disparity":
         return
     changed = [name for name in ("near", "far") if getattr(options, name) is not None]
     if changed:
@@ -846,6 +854,49 @@ def depth_stage(
         )
     resized = predict_disparities(photo.rgb, model, sizes)
     return DepthMaps(disparity=resized[0], picture=resized[-1])
+
+
+def points_stage(
+    photo: Photo, intrinsics: Intrinsics, options: ConvertOptions, model: DepthModel
+) -> tuple[DepthMaps, Intrinsics]:
+    """Metric depth and the camera from a model that predicts points (MoGe-2).
+
+    The camera, in order: the one ``read_stage`` found from explicit options or EXIF (then
+    the model solves only its depth shift for that field of view, as the official code does
+    with a known field of view), else the model's own estimate, recorded as "estimated by
+    <model>" (instead of the 60-degree default). Depth is the model's metric depth (the
+    ``depth_at`` pins still rescale it); the pixels its mask leaves out (sky, background)
+    are placed at the farthest depth it gives, or left out with ``drop_far``.
+
+    Returns:
+        The depth maps (metres at the grid's size) and the intrinsics used.
+    """
+    from depth2mesh.depth.model import predict_points
+
+    known = None if intrinsics.source == "default" else intrinsics.hfov_deg
+    height, width = photo.size
+    grid_rows_cols = grid_size(height, width, options.grid)
+    # the maps at the grid's size straight from the network (no 12 MP point map)
+    prediction = predict_points(photo.rgb, model, fov_x=known, size=grid_rows_cols)
+    if known is None:
+        focal_px = prediction.focal * math.hypot(intrinsics.width, intrinsics.height) / 2
+        intrinsics = intrinsics_from_focal_px(
+            intrinsics.width,
+            intrinsics.height,
+            abs(focal_px),  # the sign is the point map's handedness, always + when trained
+            source=f"{ESTIMATED_PREFIX}{model.spec.name}",
+        )
+    depth = np.where(prediction.mask, prediction.depth, np.nan).astype(np.float32)
+    if not options.drop_far and prediction.mask.any():
+        depth = np.where(prediction.mask, depth, np.nanmax(depth)).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(np.isfinite(depth), 1.0 / np.maximum(depth, MIN_DEPTH_M), 0.0)
+    inverse = inverse.astype(np.float32)
+    picture = inverse
+    if options.depth_size == "photo" and (height, width) != grid_rows_cols:
+        picture = _resize(inverse, height, width, cv2.INTER_LINEAR)
+    metric = depth
+    return DepthMaps(disparity=inverse, picture=picture, metric=metric), intrinsics
 
 
 def _depth_from_file(

@@ -16,7 +16,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -28,12 +28,14 @@ from depth2mesh.errors import ParameterError
 if TYPE_CHECKING:
     from depth2mesh.depth.registry import ModelSpec
 
-OutputKind = Literal["disparity", "metric"]
+OutputKind = Literal["disparity", "metric", "points"]
 """What a model outputs: "disparity" (relative inverse depth, larger is nearer, unknown scale
-and shift) or "metric" (depth in metres along the camera's axis)."""
+and shift), "metric" (depth in metres along the camera's axis) or "points" (a point map with
+its mask, normals and camera, through the network's own :meth:`DepthNetwork.predict_points`)."""
 
-OUTPUT_NAMES: Mapping[str, str] = {"disparity": "disparity", "metric": "depth"}
-"""The ONNX graph's output name for each output kind (1, h, w) float32."""
+OUTPUT_NAMES: Mapping[str, str] = {"disparity": "disparity", "metric": "depth", "points": "maps"}
+"""The ONNX graph's (first) output name for each output kind; (1, h, w) float32 for
+"disparity" and "metric"."""
 
 INPUT_NAME = "input"
 """Name of every ONNX graph's image input: (1, 3, h, w) float32, normalised RGB."""
@@ -156,6 +158,27 @@ class DepthNetwork(ABC):
         Raises:
             WeightsError: The file is not a checkpoint of this network.
         """
+
+    def predict_points(
+        self,
+        image: NDArray[np.uint8],
+        run: Callable[..., tuple[NDArray[np.float32], ...]],
+        input_size: int,
+        *,
+        fov_x: float | None,
+        size: tuple[int, int] | None = None,
+    ) -> Any:
+        """A "points" network's whole prediction for a photo (others do not give points).
+
+        Args:
+            image: (H, W, 3) uint8 RGB, upright.
+            run: Runs the network (eager or exported) on its graph inputs and returns all of
+                its outputs, batch axis kept.
+            input_size: The checked input size (a points network's own unit).
+            fov_x: A known horizontal field of view, degrees, or None.
+            size: (rows, cols) of the result; None: the photo's.
+        """
+        raise NotImplementedError(f"the {self.name} network does not predict points")
 
     @abstractmethod
     def export(self, network: Any, path: Path, *, backend: str, output_name: str) -> None:

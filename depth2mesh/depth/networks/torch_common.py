@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import pickle
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +231,21 @@ def run_eager(
         tensor = torch.from_numpy(np.ascontiguousarray(network_input, dtype=np.float32))
         out = network(tensor.to(device))
         return np.asarray(out[0].float().cpu().numpy(), dtype=np.float32)
+
+
+def run_eager_all(
+    network: nn.Module, inputs: Sequence[NDArray[np.float32]], device: str
+) -> tuple[NDArray[np.float32], ...]:
+    """Run an eager network on several inputs; return all its outputs as float32 numpy.
+
+    Args:
+        network: The network, on ``device``, whose ``forward`` takes ``inputs`` in order and
+            returns a tensor or a tuple of tensors.
+        inputs: Its inputs (the image first), float32.
+        device: The network's device name.
+    """
+    with torch.inference_mode():
+        tensors = [torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device) for x in inputs]
+        out = network(*tensors)
+        outputs = out if isinstance(out, tuple | list) else (out,)
+        return tuple(np.asarray(o.float().cpu().numpy(), np.float32) for o in outputs)
