@@ -841,7 +841,7 @@ def depth_stage(
         raise ValueError("convert_photo needs a model (depth2mesh.load_model) or a depth_file")
     from depth2mesh.depth.model import predict_depths, predict_disparities
 
-    # the network sees 256 (MiDaS) or ~518 (Depth Anything) pixels: its output is resized
+    # the network sees a few hundred pixels on a side: its output is resized
     # straight to each size used
     if model.spec.output == "metric":
         metres = predict_depths(photo.rgb, model, sizes)
