@@ -290,3 +290,45 @@ def test_view_shows_the_poisson_glb_as_its_ply(real_frames: Path, tmp_path: Path
     # surface, the PLY one colour per vertex (about one per seven pixels), interpolated
     difference = np.abs(shots["glb"] - shots["ply"]).mean(axis=2)[both].mean()
     assert difference <= 6.0, difference
+
+
+def test_poisson_texture_coordinates_address_the_photo_above_the_layer_strip(
+    tmp_path: Path,
+) -> None:
+    """With the background layer (the default) the texture is the photo with a strip below it:
+    the Poisson GLB's textured triangles must sample the photo's part, where they project."""
+    from depth2mesh import ConvertOptions, convert_photo
+
+    rows, cols = 96, 128
+    v, u = np.mgrid[0:rows, 0:cols]
+    photo = np.stack([v * 255 // rows, u * 255 // cols, 255 - v * 255 // rows], -1)
+    Image.fromarray(photo.astype(np.uint8)).save(tmp_path / "ramp.png")
+    depth = np.full((rows, cols), 4.0, np.float32)
+    depth[24:72, 40:88] = 2.0  # a box in front of a wall: a torn edge, so a layer and a strip
+    np.save(tmp_path / "depth.npy", depth)
+    options = ConvertOptions(mesh="both", grid=cols, texture_format="png")
+    result = convert_photo(
+        tmp_path / "ramp.png", tmp_path / "out", depth_file=tmp_path / "depth.npy", options=options
+    )
+    sidecar = json.loads(result.paths["sidecar"].read_text())
+    assert sidecar["inpaint"]["texture_px"] != sidecar["inpaint"]["photo_px"]  # a strip below
+    mesh = read_glb_mesh(result.paths["poisson_glb"].read_bytes())
+    assert mesh.texture is not None
+    assert mesh.uvs is not None
+    texture = cv2.cvtColor(
+        cv2.imdecode(np.frombuffer(mesh.texture, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB
+    )
+    textured = np.unique(mesh.faces[mesh.face_materials == 0])
+    texels = np.floor(mesh.uvs[textured] * texture.shape[1::-1]).astype(int)
+    texels = np.minimum(texels, np.array(texture.shape[1::-1]) - 1)
+    sampled = texture[texels[:, 1], texels[:, 0]].astype(float)
+    # where the vertex projects in the photo (glTF axes back to the camera frame)
+    x, y, z = (mesh.positions[textured].astype(float) * [1, -1, -1]).T
+    intrinsics = result.intrinsics
+    pixel_u = np.clip(np.rint(intrinsics.fx * x / z + intrinsics.cx), 0, cols - 1).astype(int)
+    pixel_v = np.clip(np.rint(intrinsics.fy * y / z + intrinsics.cy), 0, rows - 1).astype(int)
+    expected = photo[pixel_v, pixel_u].astype(float)
+    assert len(textured) > 100
+    error = np.abs(sampled - expected).max(axis=1)
+    assert float(np.median(error)) <= 3  # the photo's own texel, or the one beside it
+    assert float(np.mean(error <= 8)) > 0.9  # (silhouettes and the last row excepted)

@@ -746,7 +746,7 @@ def convert_photo(
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
             poisson_files, surface, poisson_notes = poisson_stage(
-                photo, intrinsics, geometry, camera, paths, opts, texture
+                photo, intrinsics, geometry, camera, paths, opts, texture, built.photo_part
             )
             notes += poisson_notes
             written += poisson_files
@@ -1047,6 +1047,19 @@ class GridMesh:
     texture_px: tuple[int, int] | None = None
     photo_px: tuple[int, int] | None = None
 
+    @property
+    def photo_part(self) -> tuple[float, float]:
+        """The share of the texture's width and height that the photo fills.
+
+        The photo is the texture's top-left part; (1, 1) without a layer's strip.
+        """
+        if self.texture_px is None or self.photo_px is None:
+            return (1.0, 1.0)
+        return (
+            self.photo_px[0] / self.texture_px[0],
+            self.photo_px[1] / self.texture_px[1],
+        )
+
 
 def grid_mesh_stage(
     photo: Photo,
@@ -1233,6 +1246,7 @@ def poisson_stage(
     paths: dict[str, Path],
     options: ConvertOptions,
     texture: Texture,
+    photo_part: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[list[Path], MeshArrays, list[str]]:
     """Reconstruct the Poisson mesh from the point cloud, trim, texture and colour it, write it.
 
@@ -1241,7 +1255,9 @@ def poisson_stage(
     surface is trimmed to what the whole cloud supports (:func:`trim_poisson`). In the GLB,
     triangles whose corners the photo saw are textured with the photo (texture coordinates:
     each vertex's projection through the camera), the rest carry vertex colours (the photo's
-    colour at the nearest point of the cloud); the PLY has vertex colours everywhere.
+    colour at the nearest point of the cloud); the PLY has vertex colours everywhere. The
+    texture is the grid GLB's: ``photo_part`` is the share of its width and height that the
+    photo fills (its top-left part; the background layer's strip lies below it).
 
     Returns:
         The files written, the mesh (camera frame, with colours, normals and UVs) and notes
@@ -1265,7 +1281,7 @@ def poisson_stage(
         support=options.poisson_support,
         face_budget=options.face_budget,
     )
-    colored = _poisson_colors(photo, intrinsics, geometry, trimmed)
+    colored = _poisson_colors(photo, intrinsics, geometry, trimmed, photo_part)
     seen_faces = np.asarray(trimmed.seen[colored.faces].all(axis=1), dtype=bool)
     files = _write_poisson(
         colored,
@@ -1287,9 +1303,13 @@ def poisson_stage(
 
 
 def _poisson_colors(
-    photo: Photo, intrinsics: Intrinsics, geometry: Geometry, surface: PoissonSurface
+    photo: Photo,
+    intrinsics: Intrinsics,
+    geometry: Geometry,
+    surface: PoissonSurface,
+    photo_part: tuple[float, float],
 ) -> MeshArrays:
-    """The surface with UVs (its projection) and sRGB colours.
+    """The surface with UVs (its projection into the texture's photo part) and sRGB colours.
 
     A vertex the photo saw takes the photo's colour where it projects; another takes the colour
     of its nearest point of the cloud.
@@ -1301,7 +1321,8 @@ def _poisson_colors(
     hidden = ~surface.seen & (surface.pixel >= 0)
     colors[hidden] = geometry.colors.reshape(-1, 3)[surface.pixel[hidden]]
     scale = np.array([cols, rows], dtype=np.float64)
-    uvs = np.clip((np.nan_to_num(pixels) + 0.5) / scale, 0.0, 1.0).astype(np.float32)
+    uvs = np.clip((np.nan_to_num(pixels) + 0.5) / scale, 0.0, 1.0) * np.array(photo_part)
+    uvs = uvs.astype(np.float32)
     return replace(mesh, uvs=uvs, colors=colors)
 
 
