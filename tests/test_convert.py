@@ -263,7 +263,13 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
 
     # the quantised grid (307,200 pixels) is split into primitives of at most 65,535 vertices
     # over windows of one vertex array: trimesh makes one geometry of each
-    record = json.loads(paths["sidecar"].read_text())["glb"]["meshes"]
+    sidecar = json.loads(paths["sidecar"].read_text())
+    record = sidecar["glb"]["meshes"]
+    # the texture: the photo with the background layer's strip below it (one image, both GLBs)
+    texture_size = tuple(sidecar["inpaint"]["texture_px"])
+    assert sidecar["inpaint"]["photo_px"] == [640, 480]
+    assert texture_size[0] == 640
+    assert texture_size[1] > 480
     scene = trimesh.load(paths["glb"], force="scene", process=False)
     parts = list(scene.geometry.values())
     assert len(parts) == record["grid"]["primitives"] > 1
@@ -271,7 +277,7 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     assert record["grid"]["vertices"] > counts["grid_vertices"]  # shared rows count twice
     # trimesh reads the strips with their joins, triangles that repeat an index
     assert sum(count_drawn(part.faces) for part in parts) == counts["grid_faces"]
-    assert {part.visual.material.baseColorTexture.size for part in parts} == {(640, 480)}
+    assert {part.visual.material.baseColorTexture.size for part in parts} == {texture_size}
     # the Poisson GLB: the triangles the photo saw with its texture, the rest with vertex
     # colours (a second material): trimesh makes one geometry of each primitive
     poisson = list(
@@ -281,7 +287,7 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     assert sum(len(part.faces) for part in poisson) == counts["poisson_faces"]
     assert sum(len(part.vertices) for part in poisson) == record["poisson"]["vertices"]
     images = [part.visual.material.baseColorTexture for part in poisson]
-    assert [image.size for image in images if image is not None] == [(640, 480)]
+    assert [image.size for image in images if image is not None] == [texture_size]
 
     cloud = trimesh.load(paths["points"], process=False)
     assert len(cloud.vertices) == counts["points"] == 640 * 480

@@ -115,6 +115,7 @@ def test_registry_describes_each_model_once() -> None:
         "dav2-small",
         "dav2-metric-indoor",
         "dav2-metric-outdoor",
+        "moge2-small",
     ]
     assert get_model(" DAV2-Small ").checkpoint_name == "depth_anything_v2_vits.pth"
     indoor, outdoor = MODELS["dav2-metric-indoor"], MODELS["dav2-metric-outdoor"]
