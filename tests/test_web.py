@@ -701,3 +701,13 @@ def test_docs_api_example_converts_through_a_real_server(
     finally:
         server.terminate()
         server.wait(timeout=60)
+
+
+def test_the_page_finds_the_checkouts_sample_photos() -> None:
+    from depth2mesh.apps.web import REPO_SAMPLES, sample_photos
+
+    assert Path(__file__).resolve().parents[1] / "samples" == REPO_SAMPLES
+    assert [path.name for path in sample_photos()] == sorted(
+        path.name for path in REPO_SAMPLES.iterdir() if path.suffix in {".png", ".jpg"}
+    )
+    assert len(sample_photos()) >= 4

@@ -111,7 +111,7 @@ VIEWER_ASPECT: Final = 1.6
 PREVIEW_SIZE: Final = 1280
 """Longest side of the pictures under the photo/depth slider, pixels."""
 
-REPO_SAMPLES: Final = Path(__file__).resolve().parents[1] / "samples"
+REPO_SAMPLES: Final = Path(__file__).resolve().parents[2] / "samples"
 """The sample photos of a source checkout (absent from an installed wheel)."""
 
 SAMPLE_SUFFIXES: Final = (".jpg", ".jpeg", ".png", ".webp")
