@@ -78,6 +78,7 @@ def test_geometry_drops_the_saturated_band_only_with_drop_far(tmp_path: Path) ->
     assert file_kept.all()
 
 
+@pytest.mark.slow  # a metric model on a photo: seconds
 def test_drop_far_with_a_metric_model_leaves_out_its_saturation(
     tmp_path: Path, indoor: DepthModel, photo: Path
 ) -> None:

@@ -214,6 +214,7 @@ def test_antialias_resize_matches_torch() -> None:
         assert np.abs(got - want.numpy()).max() <= 3e-7
 
 
+@pytest.mark.slow  # builds and saves a ViT-S checkpoint: seconds
 def test_checkpoint_round_trip_and_bad_files(tmp_path: Path) -> None:
     config = vit_config("dinov2_vits14", 64, 2, [384, 1])
     shapes = network_module.expected_state_shapes(config)

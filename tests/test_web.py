@@ -338,6 +338,7 @@ def test_models_load_on_first_use_and_keep_only_the_last(two_models: dict[str, A
     ]
 
 
+@pytest.mark.slow  # loads two models and converts: seconds
 def test_handler_uses_the_chosen_model_and_shows_load_errors(
     two_models: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
