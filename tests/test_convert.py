@@ -219,7 +219,9 @@ def test_poisson_colours_are_linear_and_match_the_photo(tmp_path: Path, smooth_p
     assert (glb["COLOR_0"][:, :3][mid] * 255 < srgb[mid]).all()
     mesh = o3d.io.read_triangle_mesh(str(tmp_path / "smooth_poisson.ply"))
     ply_colors = np.round(np.asarray(mesh.vertex_colors) * 255).astype(np.uint8)
-    np.testing.assert_array_equal(ply_colors, srgb)  # PLY: the same colours, as sRGB
+    # PLY: the GLB's vertices first, with the same colours as sRGB; then its edges' midpoints
+    np.testing.assert_array_equal(ply_colors[: len(srgb)], srgb)
+    assert len(ply_colors) > len(srgb)
 
 
 # --------------------------------------------------------------------------- real consumers
@@ -296,7 +298,12 @@ def test_every_output_is_accepted_by_real_consumers(tmp_path: Path, shared_dir: 
     assert o3d_cloud.has_colors()
     assert o3d_cloud.has_normals()
     o3d_mesh = o3d.io.read_triangle_mesh(str(paths["poisson_ply"]))
-    assert len(o3d_mesh.triangles) == counts["poisson_faces"]
+    assert len(o3d_mesh.triangles) == counts["poisson_ply_faces"]
+    assert counts["poisson_ply_faces"] in (
+        4 * counts["poisson_faces"],
+        16 * counts["poisson_faces"],
+    )
+    assert len(o3d_mesh.vertices) == counts["poisson_ply_vertices"]
     assert o3d_mesh.has_vertex_colors()
     # (Open3D 0.20 misreads a quantised GLB's positions, lists or strips alike: the preview
     # reads GLBs itself; test_quantize compares it with what Open3D reads from a float32 file)

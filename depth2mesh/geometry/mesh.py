@@ -10,7 +10,7 @@ import contextlib
 import importlib
 import threading
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +19,8 @@ from depth2mesh.errors import ParameterError
 from depth2mesh.geometry.camera import Intrinsics
 from depth2mesh.geometry.points import DEFAULT_EDGE_THRESHOLD, depth_edge_faces, grid_faces
 from depth2mesh.geometry.support import DEFAULT_SUPPORT, nearest_grid_points, supported_faces
+
+_Item = TypeVar("_Item", bound=np.generic)
 
 DEFAULT_GRID: Final = 1024
 """Long side of the mesh grid and point cloud, in vertices (pixels of the resampled photo)."""
@@ -37,12 +39,18 @@ before Poisson reconstruction."""
 POINTS_PER_CELL: Final = 2.5
 """Grid pixels per octree cell along the grid's long side when the depth is chosen for it."""
 
+AUTO_DEPTH_MAX: Final = 7
+"""The deepest octree chosen on its own: depth 8 costs Open3D 2-3x the time of depth 7 (2.9 vs
+1.3 s on a 640x480 frame, 35,000 points) for detail the grid mesh shows anyway; on the rooms
+both keep 99 % of what the photo saw within 1 % of its depth (``--poisson-depth 8`` asks)."""
+
 
 def auto_poisson_depth(grid_shape: tuple[int, int]) -> int:
     """The octree depth for a grid: about :data:`POINTS_PER_CELL` grid pixels per cell.
 
-    The octree spans the scene's bounding cube, which a photo's long side about fills: 640 or
-    1024 pixels give depth 8 (256 cells), a 48-pixel grid depth 5.
+    The octree spans the scene's bounding cube, which a photo's long side about fills: 320
+    pixels give depth 7 (128 cells), a 48-pixel grid depth 5; no more than
+    :data:`AUTO_DEPTH_MAX` (640 or 1024 pixels: 7).
 
     Args:
         grid_shape: (rows, cols) of the mesh grid.
@@ -52,7 +60,7 @@ def auto_poisson_depth(grid_shape: tuple[int, int]) -> int:
     """
     cells = max(grid_shape) / POINTS_PER_CELL
     depth = int(np.floor(np.log2(max(cells, 1.0))))
-    return int(np.clip(depth, *POISSON_DEPTHS))
+    return int(np.clip(depth, POISSON_DEPTHS[0], AUTO_DEPTH_MAX))
 
 
 def preload_open3d() -> threading.Thread:
@@ -405,3 +413,60 @@ def _unit_towards_camera(
     flip = np.einsum("ij,ij->i", unit, towards) < 0
     unit[flip] *= -1.0
     return unit.astype(np.float32)
+
+
+def split_in_four(mesh: MeshArrays) -> tuple[MeshArrays, NDArray[np.int64]]:
+    """Split every triangle into four at its edges' midpoints (the surface does not move).
+
+    Used where colours live only at vertices (the Poisson PLY): half the spacing lets them
+    follow the photo's detail. The original vertices keep their indices; each edge's midpoint
+    is appended after them, with the mean of its ends' normal (renormalised), texture
+    coordinates and colour. The four triangles keep their parent's winding.
+
+    Args:
+        mesh: Vertices (N, 3) float32, faces (M, 3) int64 and optional per-vertex attributes.
+
+    Returns:
+        The mesh with N + E vertices and 4 M faces, and the (E, 2) int64 vertex indices of the
+        edge each new vertex halves (new vertex N + i halves edge ``edges[i]``).
+    """
+    faces = mesh.faces
+    count = mesh.vertices.shape[0]
+    sides = np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]])
+    keys = np.sort(sides, axis=1)
+    edges, which = np.unique(keys[:, 0] * count + keys[:, 1], return_inverse=True)
+    edges = np.stack([edges // count, edges % count], axis=1).astype(np.int64)
+    middle = (count + which.reshape(3, -1)).T  # (M, 3): the midpoints of sides 01, 12, 20
+    a, b, c = faces.T
+    ab, bc, ca = middle.T
+    split = np.stack(
+        [
+            np.stack(corners, axis=1)
+            for corners in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))
+        ],
+        axis=1,
+    ).reshape(-1, 3)
+    normals = None
+    if mesh.normals is not None:
+        normals = _halfway(mesh.normals, edges)
+        length = np.linalg.norm(normals[count:], axis=1, keepdims=True)
+        normals[count:] /= np.maximum(length, 1e-12)
+    return (
+        MeshArrays(
+            vertices=_halfway(mesh.vertices, edges),
+            faces=np.ascontiguousarray(split, dtype=np.int64),
+            normals=normals,
+            uvs=None if mesh.uvs is None else _halfway(mesh.uvs, edges),
+            colors=None if mesh.colors is None else _halfway(mesh.colors, edges),
+        ),
+        edges,
+    )
+
+
+def _halfway(values: NDArray[_Item], edges: NDArray[np.int64]) -> NDArray[_Item]:
+    """``values`` with each edge's mean appended (rounded for integers), in ``values``' dtype."""
+    ends = values[edges[:, 0]].astype(np.float64), values[edges[:, 1]].astype(np.float64)
+    mean = (ends[0] + ends[1]) / 2
+    if np.issubdtype(values.dtype, np.integer):
+        mean = np.round(mean)
+    return np.concatenate([values, mean.astype(values.dtype)])

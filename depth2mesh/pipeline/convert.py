@@ -83,6 +83,7 @@ from depth2mesh.geometry.mesh import (
     kept_triangles,
     poisson_mesh,
     preload_open3d,
+    split_in_four,
     trim_poisson,
 )
 from depth2mesh.geometry.points import (
@@ -745,12 +746,17 @@ def convert_photo(
     meshes = {"grid": (grid.vertices, paths["glb"])}
     if opts.mesh in ("poisson", "both"):
         with timer.stage("poisson_mesh"):
-            poisson_files, surface, poisson_notes = poisson_stage(
+            poisson_files, surface, ply_mesh, poisson_notes = poisson_stage(
                 photo, intrinsics, geometry, camera, paths, opts, texture, built.photo_part
             )
             notes += poisson_notes
             written += poisson_files
-        counts.update(poisson_vertices=len(surface.vertices), poisson_faces=len(surface.faces))
+        counts.update(
+            poisson_vertices=len(surface.vertices),
+            poisson_faces=len(surface.faces),
+            poisson_ply_vertices=len(ply_mesh.vertices),
+            poisson_ply_faces=len(ply_mesh.faces),
+        )
         meshes["poisson"] = (surface.vertices, paths["poisson_glb"])
     files = [*written, paths["sidecar"]]
     result = ConvertResult(
@@ -1247,7 +1253,7 @@ def poisson_stage(
     options: ConvertOptions,
     texture: Texture,
     photo_part: tuple[float, float] = (1.0, 1.0),
-) -> tuple[list[Path], MeshArrays, list[str]]:
+) -> tuple[list[Path], MeshArrays, MeshArrays, list[str]]:
     """Reconstruct the Poisson mesh from the point cloud, trim, texture and colour it, write it.
 
     The cloud's points, thinned evenly over the grid to ``poisson_points``, go to the screened
@@ -1255,13 +1261,14 @@ def poisson_stage(
     surface is trimmed to what the whole cloud supports (:func:`trim_poisson`). In the GLB,
     triangles whose corners the photo saw are textured with the photo (texture coordinates:
     each vertex's projection through the camera), the rest carry vertex colours (the photo's
-    colour at the nearest point of the cloud); the PLY has vertex colours everywhere. The
-    texture is the grid GLB's: ``photo_part`` is the share of its width and height that the
-    photo fills (its top-left part; the background layer's strip lies below it).
+    colour at the nearest point of the cloud); the PLY has vertex colours everywhere, on the
+    same surface with each triangle split in four (:func:`poisson_ply_mesh`). The texture is
+    the grid GLB's: ``photo_part`` is the share of its width and height that the photo fills
+    (its top-left part; the background layer's strip lies below it).
 
     Returns:
-        The files written, the mesh (camera frame, with colours, normals and UVs) and notes
-        for the user.
+        The files written, the GLB's mesh (camera frame, with colours, normals and UVs), the
+        PLY's mesh and notes for the user.
     """
     rows, cols = geometry.valid.shape
     chosen = even_sample(geometry.valid, options.poisson_points)
@@ -1283,8 +1290,10 @@ def poisson_stage(
     )
     colored = _poisson_colors(photo, intrinsics, geometry, trimmed, photo_part)
     seen_faces = np.asarray(trimmed.seen[colored.faces].all(axis=1), dtype=bool)
+    ply_mesh = poisson_ply_mesh(photo.rgb, intrinsics, colored, trimmed.seen)
     files = _write_poisson(
         colored,
+        ply_mesh,
         paths,
         camera,
         photo.path.stem,
@@ -1299,7 +1308,7 @@ def poisson_stage(
             "no Poisson triangle lay within --poisson-support of the points (a coarse octree on "
             "a small grid?): the Poisson mesh is left untrimmed"
         )
-    return files, colored, notes
+    return files, colored, ply_mesh, notes
 
 
 def _poisson_colors(
@@ -1324,6 +1333,61 @@ def _poisson_colors(
     uvs = np.clip((np.nan_to_num(pixels) + 0.5) / scale, 0.0, 1.0) * np.array(photo_part)
     uvs = uvs.astype(np.float32)
     return replace(mesh, uvs=uvs, colors=colors)
+
+
+PLY_SPACING_PX: Final = 2.0
+"""The Poisson PLY's triangles are split in four until their median edge spans at most this
+many photo pixels (at most :data:`PLY_MAX_SPLITS` times)."""
+
+PLY_MAX_SPLITS: Final = 2
+"""Most times the Poisson PLY's triangles are split (each: 4x the triangles)."""
+
+
+def poisson_ply_mesh(
+    rgb: NDArray[np.uint8],
+    intrinsics: Intrinsics,
+    surface: MeshArrays,
+    seen: NDArray[np.bool_],
+) -> MeshArrays:
+    """The Poisson PLY's mesh: the surface split finer, its new vertices coloured by the photo.
+
+    A PLY carries colour only at its vertices: at the surface's own spacing (several photo
+    pixels) it would show the photo blurred and aliased where the GLB shows the photo's
+    texture. Each triangle is split in four at its edges' midpoints (the surface does not move)
+    until the median edge spans at most :data:`PLY_SPACING_PX` photo pixels; a midpoint between
+    two vertices the photo saw takes the photo's colour where it projects (the others the mean
+    of their ends').
+
+    Args:
+        rgb: (H, W, 3) uint8 sRGB photo.
+        intrinsics: The photo's camera (any size: resized to the photo's).
+        surface: The coloured Poisson mesh, camera frame (vertices, faces, normals, colours).
+        seen: (N,) bool, the vertices the photo saw.
+
+    Returns:
+        The split mesh (4, 16 or more times the faces) with sRGB colours and unit normals; its
+        first N vertices are the surface's.
+    """
+    rows, cols = rgb.shape[:2]
+    camera = intrinsics.resized(height=rows, width=cols)
+    mesh = surface
+    for _ in range(PLY_MAX_SPLITS):
+        if len(mesh.faces) == 0 or _median_edge_px(mesh, camera) <= PLY_SPACING_PX:
+            break
+        mesh, edges = split_in_four(mesh)
+        seen = np.concatenate([seen, seen[edges].all(axis=1)])
+        if mesh.colors is None:
+            raise ValueError("the Poisson surface comes with colours")
+        middle = np.flatnonzero(seen[len(seen) - len(edges) :]) + len(seen) - len(edges)
+        mesh.colors[middle] = sample_colors(rgb, project_points(mesh.vertices[middle], camera))
+    return mesh
+
+
+def _median_edge_px(mesh: MeshArrays, camera: Intrinsics) -> float:
+    """The median length of the mesh's triangle edges projected into ``camera``, pixels."""
+    pixels = project_points(mesh.vertices, camera)
+    sides = pixels[mesh.faces[:, [1, 2, 0]]] - pixels[mesh.faces]
+    return float(np.nanmedian(np.linalg.norm(sides, axis=2)))
 
 
 def _paths(photo_path: str | Path, out_dir: str | Path, options: ConvertOptions) -> dict[str, Path]:
@@ -1383,6 +1447,7 @@ def _gltf_camera(intrinsics: Intrinsics, depths: NDArray[np.float32]) -> GltfCam
 
 def _write_poisson(
     surface: MeshArrays,
+    ply_mesh: MeshArrays,
     paths: dict[str, Path],
     camera: GltfCamera,
     name: str,
@@ -1409,10 +1474,10 @@ def _write_poisson(
         compression=compression,
     )
     ply = encode_ply_mesh(
-        camera_to_gltf(surface.vertices),
-        surface.faces,
-        colors=surface.colors,
-        normals=camera_to_gltf(surface.normals),
+        camera_to_gltf(ply_mesh.vertices),
+        ply_mesh.faces,
+        colors=ply_mesh.colors,
+        normals=None if ply_mesh.normals is None else camera_to_gltf(ply_mesh.normals),
     )
     return [
         atomic_write_bytes(paths["poisson_glb"], glb, overwrite=overwrite),
