@@ -204,7 +204,8 @@ class ConvertOptions:
             largest depth, where it saturates (19.8 m of 20, 79.2 m of 80); no effect on a
             metric depth file.
         poisson_depth: Octree depth of the Poisson reconstruction (5..12); not given (None):
-            from the grid's size (8 for 640 to 1024 pixels).
+            from the grid's size, at most 7 (7 for 320 pixels and more; 8 is finer and takes
+            2-3x the time).
         density_quantile: Also trim this fraction of the lowest-density Poisson vertices, in
             [0, 1) (0: the support trim does the work).
         poisson_points: Most points given to the Poisson reconstruction (the grid thinned
