@@ -85,6 +85,7 @@ def test_writable_folder(tmp_path: Path) -> None:
     assert not writable_folder(tmp_path / "file" / "sub")
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_cli_cache_lists_and_clears(tmp_path: Path) -> None:
     folder = tmp_path / "cache"
     _fill(folder)

@@ -45,6 +45,7 @@ def test_help_teaches_the_weights_order() -> None:
         assert part in text
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_depth_writes_pictures_that_match_the_disparity(
     tmp_path: Path, weights_env: dict[str, str], parity_model: DepthModel
 ) -> None:
@@ -85,6 +86,7 @@ def test_depth_writes_pictures_that_match_the_disparity(
         assert (tmp_path / "out" / f"{photo.stem}_depth.png").stat().st_mode & 0o044  # readable
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_existing_outputs_are_kept_without_overwrite(
     tmp_path: Path, weights_env: dict[str, str]
 ) -> None:
@@ -109,6 +111,7 @@ def test_existing_outputs_are_kept_without_overwrite(
     assert cv2.imread(str(existing), -1).dtype == np.uint16
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_bad_photos_get_one_line_each_and_the_batch_goes_on(
     tmp_path: Path, weights_env: dict[str, str]
 ) -> None:
@@ -160,6 +163,7 @@ def test_folder_input_and_usage_errors(tmp_path: Path, weights_env: dict[str, st
     assert run_cli("depth", SAMPLES / "coffee.png", env=weights_env).returncode == 2  # no -o
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_unwritable_output_folder(tmp_path: Path, weights_env: dict[str, str]) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -253,6 +253,7 @@ def _tears(glb: Path, exact: np.ndarray) -> tuple[float, float]:
     return float(_near(torn, 2)[inner].mean()), float(kept[far_from_edges].mean())
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_the_default_tears_a_network_like_depth_and_edges_off_does_not(tmp_path: Path) -> None:
     exact, rgb = _scene()
     photo = tmp_path / "scene.png"

@@ -314,6 +314,7 @@ def two_models(
     return {"load": counting, "calls": calls}
 
 
+@pytest.mark.slow  # seconds: CLI processes or a model load (the fast loop's rule)
 def test_models_load_on_first_use_and_keep_only_the_last(two_models: dict[str, Any]) -> None:
     models = web.WebModels("midas-small", two_models["load"])
     assert models.current is None  # nothing loaded before it is used
