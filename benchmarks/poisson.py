@@ -68,7 +68,11 @@ def convert(code: Path, photo: Path, disparity: Path, out: Path, *extra: str) ->
     command += ["--far", "5", *NYU_CAMERA, "--mesh", "both", "--overwrite", *extra]
     environment = {**os.environ, "PYTHONPATH": str(code)}
     start = time.perf_counter()
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    # run from ``code``: ``python -m`` puts the working folder first on the path, ahead of
+    # PYTHONPATH, so from this checkout both versions would import this checkout's package
+    done = subprocess.run(
+        command, env=environment, cwd=code, capture_output=True, text=True, check=False
+    )
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"convert failed ({code}):\n{done.stderr}")
