@@ -90,6 +90,7 @@ from depth2mesh.geometry.points import (
     camera_facing_normals,
     camera_to_gltf,
     depth_to_points,
+    model_normals,
     project_points,
     sample_colors,
     srgb_to_linear,
@@ -646,6 +647,10 @@ class DepthMaps:
             are) rather than from a network (whose depth ramps ``edges="on"`` settles).
         max_depth: A metric model's largest depth (its Sigmoid times ``max_depth``), metres:
             where its output saturates (sky); None for relative models and depth files.
+        normals: (rows, cols, 3) float32 normals that the network predicted itself (MoGe-2),
+            in the OpenCV camera frame, zero where it gives none (its mask); None for the
+            other sources (the geometry stage estimates normals from the points).
+        normals_source: The ``--model`` name of the network that gave ``normals``.
     """
 
     disparity: NDArray[np.float32]
@@ -653,6 +658,8 @@ class DepthMaps:
     metric: NDArray[np.float32] | None = None
     measured: bool = False
     max_depth: float | None = None
+    normals: NDArray[np.float32] | None = None
+    normals_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -663,7 +670,9 @@ class Geometry:
         depth: (rows, cols) float32 metres along +z (NaN where unmeasured).
         valid: (rows, cols) bool, pixels that are part of the scene.
         points: (rows, cols, 3) float32 metres.
-        normals: (rows, cols, 3) float32 unit normals facing the camera.
+        normals: (rows, cols, 3) float32 unit normals facing the camera: the network's own
+            where :attr:`model_normals` says so, elsewhere estimated from the points
+            (:func:`~depth2mesh.geometry.points.camera_facing_normals`).
         colors: (rows, cols, 3) uint8 sRGB.
         cuts: (rows, cols) bool occlusion cuts of the grid mesh (True: the cell to the lower
             right of that pixel is removed), or None with ``edges="off"``.
@@ -671,6 +680,9 @@ class Geometry:
             moved onto the nearer surface (in ``depth``, ``points`` and so in the cloud, the
             grid mesh and the Poisson input alike), or None with ``edges="off"``.
         pins: How ``depth_at`` set the depth, or None without pins.
+        model_normals: (rows, cols) bool, the pixels whose normals are the network's
+            (:attr:`DepthMaps.normals`), or None when the depth source gives no normals.
+        normals_source: The ``--model`` name of the network that gave them, or None.
     """
 
     depth: NDArray[np.float32]
@@ -681,6 +693,8 @@ class Geometry:
     cuts: NDArray[np.bool_] | None = None
     moved: NDArray[np.bool_] | None = None
     pins: PinFit | None = None
+    model_normals: NDArray[np.bool_] | None = None
+    normals_source: str | None = None
 
 
 def convert_photo(
@@ -776,6 +790,7 @@ def convert_photo(
             glb,
             geometry.pins,
             _inpaint_record(opts, built),
+            normals_record(geometry),
         )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
@@ -895,8 +910,14 @@ def points_stage(
     picture = inverse
     if options.depth_size == "photo" and (height, width) != grid_rows_cols:
         picture = _resize(inverse, height, width, cv2.INTER_LINEAR)
-    metric = depth
-    return DepthMaps(disparity=inverse, picture=picture, metric=metric), intrinsics
+    maps = DepthMaps(
+        disparity=inverse,
+        picture=picture,
+        metric=depth,
+        normals=prediction.normals,
+        normals_source=model.spec.name if prediction.normals is not None else None,
+    )
+    return maps, intrinsics
 
 
 def _depth_from_file(
@@ -992,7 +1013,16 @@ def geometry_stage(
             depth = np.where(moved, settled, depth).astype(np.float32)
     points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
     normals = camera_facing_normals(points, valid=valid)
-    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins)
+    taken = None
+    if maps.normals is not None and len(options.depth_at) < 2:
+        # the network's normals where they describe the surface as it is meshed: not where
+        # settle_ramps moved a pixel off the ramp the network smoothed across an edge, not
+        # where its mask gave none (a far backdrop without drop_far), not after two pins
+        # (a shift of inverse depth bends the surface; one pin only scales it)
+        usable = valid if moved is None else valid & ~moved
+        normals, taken = model_normals(maps.normals, points, usable=usable, fallback=normals)
+    source = maps.normals_source if taken is not None else None
+    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins, taken, source)
 
 
 def cloud_arrays(
@@ -1264,11 +1294,11 @@ def poisson_stage(
         for the user.
     """
     rows, cols = geometry.valid.shape
-    chosen = even_sample(geometry.valid, options.poisson_points)
+    points, normals = poisson_input(geometry, options.poisson_points)
     depth = options.poisson_depth or auto_poisson_depth((rows, cols))
     raw = poisson_mesh(
-        geometry.points[chosen],
-        geometry.normals[chosen],
+        points,
+        normals,
         depth=depth,
         density_quantile=options.density_quantile,
     )
@@ -1300,6 +1330,23 @@ def poisson_stage(
             "a small grid?): the Poisson mesh is left untrimmed"
         )
     return files, colored, notes
+
+
+def poisson_input(
+    geometry: Geometry, count: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The oriented points the Poisson reconstruction gets: the cloud, thinned evenly.
+
+    Args:
+        geometry: The grid's geometry.
+        count: Most points (``poisson_points``; :func:`even_sample` thins the valid pixels).
+
+    Returns:
+        (N, 3) float32 points (camera frame, metres) and (N, 3) float32 unit normals: the
+        point cloud's own (the network's where it gave them, see :class:`Geometry`).
+    """
+    chosen = even_sample(geometry.valid, count)
+    return geometry.points[chosen], geometry.normals[chosen]
 
 
 def _poisson_colors(
@@ -1432,6 +1479,30 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
     }
 
 
+ESTIMATED_NORMALS: Final = "estimated from the points"
+"""The normals' source in the sidecar where no network gave them."""
+
+
+def normals_record(geometry: Geometry) -> dict[str, Any]:
+    """What the sidecar says about the normals of the point cloud (and the Poisson input).
+
+    Returns:
+        ``{"source", "from_model", "from_points"}``: the ``--model`` name of the network
+        whose normals they are (MoGe-2), or :data:`ESTIMATED_NORMALS`; how many of the
+        cloud's points have the network's normal, and how many one estimated from the
+        points (where the network gave none, and pixels the occlusion edges moved).
+    """
+    points = int(geometry.valid.sum())
+    if geometry.model_normals is None or geometry.normals_source is None:
+        return {"source": ESTIMATED_NORMALS, "from_model": 0, "from_points": points}
+    taken = int((geometry.model_normals & geometry.valid).sum())
+    return {
+        "source": geometry.normals_source,
+        "from_model": taken,
+        "from_points": points - taken,
+    }
+
+
 def _inpaint_record(options: ConvertOptions, built: GridMesh) -> dict[str, Any]:
     """The background layer, as the sidecar records it (guessed, not seen)."""
     if options.inpaint == "off":
@@ -1506,6 +1577,7 @@ def _sidecar(
     glb: dict[str, Any],
     pins: PinFit | None = None,
     inpaint: dict[str, Any] | None = None,
+    normals: dict[str, Any] | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -1551,6 +1623,7 @@ def _sidecar(
         "edges": _edge_settings(options),
         "inpaint": inpaint or {"mode": options.inpaint},
         "counts": result.counts,
+        "normals": normals,
         "texture": {
             "mime_type": texture.mime_type,
             "source": texture.source,
