@@ -130,8 +130,9 @@ class CameraOptions:
     """What the user said about the camera; unset fields are None (see ``resolve_intrinsics``).
 
     The first given wins: ``fx``/``fy``/``cx``/``cy``; ``focal_px`` or ``focal_35mm``;
-    ``fov_deg``; the photo's EXIF 35 mm focal length; 60 degrees horizontal. These
-    descriptions are also the command line's option help.
+    ``fov_deg``; the photo's EXIF 35 mm focal length; the estimate of a model that makes one
+    (the depth model, moge2-small, or :attr:`ConvertOptions.camera_model`); 60 degrees
+    horizontal. These descriptions are also the command line's option help.
 
     Attributes:
         fx: Horizontal focal length, pixels of the photo.
@@ -141,7 +142,7 @@ class CameraOptions:
         focal_px: Focal length, pixels of the photo.
         focal_35mm: 35 mm-equivalent focal length, millimetres.
         fov_deg: Horizontal field of view, degrees. Default: the photo's EXIF focal length,
-            else 60.
+            else moge2-small's estimate (as the depth model or ``camera_model``), else 60.
     """
 
     fx: float | None = None
@@ -229,6 +230,13 @@ class ConvertOptions:
             "grid" (the ``grid`` size; the network's input is smaller, so more is
             interpolation) or "photo" (the photo's own size: slower, larger files).
         camera: The camera options (see :class:`CameraOptions`).
+        camera_model: A model that estimates the camera from the photo itself ("moge2-small"),
+            for photos that neither the camera options nor EXIF describe, whatever gives the
+            depth (another model, or a depth file): it runs at its least token count and only
+            its focal length is used; the sidecar's intrinsics source says "estimated by" it.
+            Its weights are found as its own ``--model`` would find them (its variable, the
+            torch.hub cache, the official download); not given (None): the depth model's own
+            estimate where it makes one (moge2-small), else 60 degrees.
         depth_kind: What a depth file (``--depth``) holds: "metric" (metres) or "disparity".
         depth_png_scale: Metres per unit of a 16-bit depth PNG (0.001: millimetres).
         formats: Extra formats of the grid mesh: "obj" adds STEM.obj, STEM.mtl and its
@@ -261,6 +269,7 @@ class ConvertOptions:
     jpeg_quality: int | None = None
     depth_size: DepthSize = "grid"
     camera: CameraOptions = field(default_factory=CameraOptions)
+    camera_model: str | None = None
     depth_kind: DepthKind = "metric"
     depth_png_scale: float = 0.001
     formats: tuple[str, ...] = ()
@@ -360,6 +369,10 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
             )
+        if self.camera_model is not None:
+            from depth2mesh.depth.registry import check_camera_model
+
+            check_camera_model(self.camera_model)
 
 
 METRIC_SKY_MARGIN: Final = 0.01
@@ -705,6 +718,7 @@ def convert_photo(
     options: ConvertOptions | None = None,
     depth_file: str | Path | None = None,
     step: Callable[[str], None] | None = None,
+    camera_model: DepthModel | None = None,
 ) -> ConvertResult:
     """Convert one photo into the files of the output contract (see :func:`output_paths`).
 
@@ -718,6 +732,10 @@ def convert_photo(
         options: Tuning options (defaults: :class:`ConvertOptions`).
         depth_file: Use this depth or disparity map instead of the network.
         step: Called with the name of each stage (:data:`STAGES`) as it starts.
+        camera_model: The model that ``options.camera_model`` names, loaded
+            (:func:`~depth2mesh.depth.model.load_camera_model`; load it once for many
+            photos); None: loaded here when the options name one and the depth model is not
+            that model itself.
 
     Returns:
         The files written and what was measured.
@@ -729,6 +747,7 @@ def convert_photo(
     opts = options or ConvertOptions()
     opts.check()
     check_model_options(opts, model, depth_file)
+    camera_model = camera_model_for(opts, model, depth_file, camera_model)
     photo_path = Path(photo_path)
     paths = _paths(photo_path, out_dir, opts)
     _prepare_out_dir(out_dir, paths, overwrite=opts.overwrite)
@@ -738,6 +757,8 @@ def convert_photo(
     with timer.stage("read"):
         photo, intrinsics = read_stage(photo_path, opts)
     with timer.stage("depth"):
+        if camera_model is not None and intrinsics.source == "default":
+            intrinsics = estimate_camera(photo, intrinsics, camera_model, opts)
         if depth_file is None and model is not None and model.spec.output == "points":
             maps, intrinsics = points_stage(photo, intrinsics, opts, model)
         else:
@@ -791,6 +812,7 @@ def convert_photo(
             geometry.pins,
             _inpaint_record(opts, built),
             normals_record(geometry),
+            camera_model,
         )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
@@ -894,13 +916,7 @@ def points_stage(
     # the maps at the grid's size straight from the network (no 12 MP point map)
     prediction = predict_points(photo.rgb, model, fov_x=known, size=grid_rows_cols)
     if known is None:
-        focal_px = prediction.focal * math.hypot(intrinsics.width, intrinsics.height) / 2
-        intrinsics = intrinsics_from_focal_px(
-            intrinsics.width,
-            intrinsics.height,
-            abs(focal_px),  # the sign is the point map's handedness, always + when trained
-            source=f"{ESTIMATED_PREFIX}{model.spec.name}",
-        )
+        intrinsics = estimated_intrinsics(intrinsics, prediction.focal, model.spec.name)
     depth = np.where(prediction.mask, prediction.depth, np.nan).astype(np.float32)
     if not options.drop_far and prediction.mask.any():
         depth = np.where(prediction.mask, depth, np.nanmax(depth)).astype(np.float32)
@@ -918,6 +934,87 @@ def points_stage(
         normals_source=model.spec.name if prediction.normals is not None else None,
     )
     return maps, intrinsics
+
+
+def estimated_intrinsics(intrinsics: Intrinsics, focal: float, name: str) -> Intrinsics:
+    """The photo's camera with a focal length that a model estimated.
+
+    Args:
+        intrinsics: The photo's camera (its size is kept; the principal point is the centre).
+        focal: The model's focal length, relative to half the image diagonal (MoGe-2's).
+        name: The model's ``--model`` name: the source is "estimated by <name>".
+    """
+    focal_px = focal * math.hypot(intrinsics.width, intrinsics.height) / 2
+    return intrinsics_from_focal_px(
+        intrinsics.width,
+        intrinsics.height,
+        abs(focal_px),  # the sign is the point map's handedness, always + when trained
+        source=f"{ESTIMATED_PREFIX}{name}",
+    )
+
+
+def estimate_camera(
+    photo: Photo, intrinsics: Intrinsics, model: DepthModel, options: ConvertOptions
+) -> Intrinsics:
+    """The camera that a model which estimates one (``camera_model``) finds for the photo.
+
+    The model runs on the photo at its own token count (a camera model is loaded at its
+    least) with its maps at the grid's size, as :func:`points_stage` runs it, so its focal
+    length is the one the same model as depth model would give; only the focal length is
+    used.
+
+    Args:
+        photo: The upright photo.
+        intrinsics: The photo's camera so far (its size is kept).
+        model: A "points" model (MoGe-2).
+        options: The conversion's options (the grid's size).
+
+    Returns:
+        The intrinsics, source "estimated by <model>".
+    """
+    from depth2mesh.depth.model import predict_points
+
+    height, width = photo.size
+    prediction = predict_points(photo.rgb, model, size=grid_size(height, width, options.grid))
+    return estimated_intrinsics(intrinsics, prediction.focal, model.spec.name)
+
+
+def camera_model_for(
+    options: ConvertOptions,
+    model: DepthModel | None,
+    depth_file: str | Path | None,
+    loaded: DepthModel | None = None,
+) -> DepthModel | None:
+    """The model that estimates the camera besides the depth, or None where none is needed.
+
+    None without ``options.camera_model``, and when the depth model is that very model (it
+    estimates the camera itself, once). Otherwise ``loaded``, or the model loaded now
+    (:func:`~depth2mesh.depth.model.load_camera_model`, on the depth model's device and
+    backend).
+
+    Raises:
+        ValueError: ``loaded`` is another model than the options name, or given without
+            ``options.camera_model``.
+    """
+    from depth2mesh.depth.registry import check_camera_model
+
+    name = None if options.camera_model is None else check_camera_model(options.camera_model)
+    if loaded is not None and loaded.spec.name != name:
+        raise ValueError(
+            f"camera_model is {loaded.spec.name} but options.camera_model is {name}: "
+            "name it in the options too"
+        )
+    if name is None:
+        return None
+    if depth_file is None and model is not None and model.spec.name == name:
+        return None  # the depth model estimates the camera itself
+    if loaded is not None:
+        return loaded
+    from depth2mesh.depth.model import load_camera_model
+
+    if model is None:
+        return load_camera_model(name)
+    return load_camera_model(name, device=model.device, backend=model.backend)
 
 
 def _depth_from_file(
@@ -1578,6 +1675,7 @@ def _sidecar(
     pins: PinFit | None = None,
     inpaint: dict[str, Any] | None = None,
     normals: dict[str, Any] | None = None,
+    camera_model: DepthModel | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -1615,6 +1713,7 @@ def _sidecar(
             "decoded_height": int(photo.rgb.shape[0]),
         },
         "intrinsics": result.intrinsics.to_dict(),
+        "camera_model": None if camera_model is None else camera_model.describe(),
         "depth": depth_source,
         "model": None if model is None else model.describe(),
         "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
