@@ -330,19 +330,19 @@ def test_pins_cross_to_the_workers(
     assert (pin["u"], pin["v"], pin["metres"]) == (100.5, 80.0, 3.25)
 
 
-def test_the_chosen_model_and_input_size_reach_the_workers(
-    local_ray: Any, tmp_path: Path, upcast_weights: dict[str, Path]
+def _on_ray_and_locally(
+    items: list[WorkItem],
+    tmp_path: Path,
+    weights: Path,
+    model_options: dict[str, Any],
+    options: ConvertOptions,
 ) -> None:
-    """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
-    them): their sidecars name the model and its size, and their files are a local run's."""
+    """Convert on the local Ray's workers into ``tmp_path / "ray"`` and, with the model as a
+    worker loads it (one thread, as each worker runs: eager torch sums in the same order),
+    locally into ``tmp_path / "local"``."""
     from depth2mesh.depth.model import load_model
     from depth2mesh.pipeline.cluster import convert_on_ray
 
-    weights = upcast_weights["metric_hypersim"]
-    model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
-    photo = make_photos(tmp_path / "photos", 1)[0]
-    items = find_photos([photo])
-    options = ConvertOptions(grid=96, drop_far=True)
     outcomes = convert_on_ray(
         items,
         tmp_path / "ray",
@@ -355,13 +355,26 @@ def test_the_chosen_model_and_input_size_reach_the_workers(
     import torch
 
     threads = torch.get_num_threads()
-    try:  # one thread, as each worker runs: eager torch sums in the same order
+    try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # random weights
+            warnings.simplefilter("ignore")  # test weights
             local = load_model(weights=weights, device="cpu", threads=1, **model_options)
         convert_many(items, tmp_path / "local", model=local, options=options)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_chosen_model_and_input_size_reach_the_workers(
+    local_ray: Any, tmp_path: Path, upcast_weights: dict[str, Path]
+) -> None:
+    """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
+    them): their sidecars name the model and its size, and their files are a local run's."""
+    weights = upcast_weights["metric_hypersim"]
+    model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
+    photo = make_photos(tmp_path / "photos", 1)[0]
+    items = find_photos([photo])
+    options = ConvertOptions(grid=96, drop_far=True)
+    _on_ray_and_locally(items, tmp_path, weights, model_options, options)
     same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
     sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
     assert sidecar["model"]["model"] == "dav2-metric-indoor"
@@ -378,33 +391,12 @@ def test_moge2_converts_on_the_workers_as_locally(
     files byte for byte a local run's."""
     from helpers.moge2 import pinhole_checkpoint
 
-    from depth2mesh.depth.model import load_model
-    from depth2mesh.pipeline.cluster import convert_on_ray
-
     weights = pinhole_checkpoint(tmp_path / "model.pt")
     model_options = {"backend": "torch", "model": "moge2-small", "input_size": None}
     photo = make_photos(tmp_path / "photos", 1)[0]
     items = find_photos([photo])
     options = ConvertOptions(grid=96, mesh="both")
-    outcomes = convert_on_ray(
-        items,
-        tmp_path / "ray",
-        ray_address=None,
-        options=options,
-        weights=weights,
-        model_options=model_options,
-    )
-    assert [o.status for o in outcomes] == ["converted"], [o.reason for o in outcomes]
-    import torch
-
-    threads = torch.get_num_threads()
-    try:  # one thread, as each worker runs: eager torch sums in the same order
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # test weights
-            local = load_model(weights=weights, device="cpu", threads=1, **model_options)
-        convert_many(items, tmp_path / "local", model=local, options=options)
-    finally:
-        torch.set_num_threads(threads)
+    _on_ray_and_locally(items, tmp_path, weights, model_options, options)
     same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
     ray_sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
     local_sidecar = json.loads(output_paths(tmp_path / "local", photo.stem)["sidecar"].read_text())
