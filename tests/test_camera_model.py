@@ -149,8 +149,8 @@ def test_another_models_depth_gets_moge2s_camera(
     assert (told.intrinsics.source, told.intrinsics.hfov_deg) == ("fov", pytest.approx(47.0))
 
 
-@pytest.mark.slow  # a CLI subprocess that builds a ViT-S MoGe-2: seconds
-def test_a_depth_file_gets_moge2s_camera_on_the_command_line(
+@pytest.mark.slow  # CLI subprocesses that build a ViT-S MoGe-2: seconds
+def test_the_command_line_gives_moge2s_camera_to_a_depth_file_and_accepts_it_twice(
     tmp_path: Path, pinhole_weights: Path, isolated_env: dict[str, str]
 ) -> None:
     plain, _ = _photos(tmp_path)
@@ -176,3 +176,23 @@ def test_a_depth_file_gets_moge2s_camera_on_the_command_line(
     moge = _quietly_load(pinhole_weights, model="moge2-small")
     own = convert_photo(plain, tmp_path / "moge", model=moge, options=ConvertOptions())
     assert sidecar["intrinsics"]["hfov_deg"] == pytest.approx(own.intrinsics.hfov_deg, abs=1e-9)
+    # --camera moge2-small with --model moge2-small is accepted: it is the same estimate, once
+    result = run_cli(
+        "convert",
+        plain,
+        "-o",
+        tmp_path / "same",
+        "--model",
+        "moge2-small",
+        "--camera",
+        "moge2-small",
+        "--weights",
+        pinhole_weights,
+        "--backend",
+        "torch",
+        env=isolated_env,
+    )
+    assert result.returncode == 0, result.stderr
+    sidecar = json.loads((tmp_path / "same" / "stripped.json").read_text())
+    assert sidecar["intrinsics"] == json.loads(own.paths["sidecar"].read_text())["intrinsics"]
+    assert sidecar["camera_model"] is None  # no second model loaded or run

@@ -411,6 +411,52 @@ def test_moge2_converts_on_the_workers_as_locally(
     assert counts[0] == pytest.approx(counts[1], rel=0.02)
 
 
+def test_a_worker_loads_the_camera_model_once_beside_the_depth_model(
+    tmp_path: Path,
+    parity_weights: Path,
+    isolated_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--camera moge2-small`` with ``--ray``: the options travel as they are, and each
+    worker loads the camera model when it starts (its weights found as its own: here its
+    variable), on the depth model's backend; none beside moge2-small itself."""
+    import torch
+    from helpers.moge2 import pinhole_checkpoint
+
+    from depth2mesh.pipeline.cluster import PhotoConverter, _Settings
+
+    camera_weights = pinhole_checkpoint(tmp_path / "model.pt")
+    monkeypatch.setenv("DEPTH2MESH_WEIGHTS_MOGE2_SMALL", str(camera_weights))
+    monkeypatch.chdir(tmp_path)  # a worker enters the run's folder: back to ours afterwards
+
+    def worker(weights: Path, model_options: dict[str, Any]) -> PhotoConverter:
+        settings = _Settings(
+            out_dir=str(tmp_path / "out"),
+            options=ConvertOptions(camera_model="moge2-small"),
+            cwd=str(tmp_path),
+            weights=str(weights),
+            device="cpu",
+            threads=1,
+            model_options=model_options,
+            attempts_per_photo=2,
+        )
+        threads = torch.get_num_threads()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnofficialWeightsWarning)  # test weights
+                return PhotoConverter(settings=settings, attempts=None)
+        finally:
+            torch.set_num_threads(threads)
+
+    midas = worker(parity_weights, {"backend": "torch"})
+    assert midas.camera_model is not None
+    assert (midas.camera_model.spec.name, midas.camera_model.input_size) == ("moge2-small", 1200)
+    assert midas.camera_model.backend == "torch"
+    assert midas.camera_model.weights_path == camera_weights
+    moge = worker(camera_weights, {"backend": "torch", "model": "moge2-small"})
+    assert moge.camera_model is None  # the depth model estimates the camera itself
+
+
 def test_a_retried_photo_is_idempotent(
     local_ray: Any, tmp_path: Path, parity_weights: Path
 ) -> None:
