@@ -153,24 +153,24 @@ def model_normals(
     Raises:
         ValueError: The arrays' shapes do not match.
     """
-    n = np.asarray(normals, dtype=np.float64)
-    p = np.asarray(points, dtype=np.float64)
+    n = np.asarray(normals, dtype=np.float32)
+    p = np.asarray(points, dtype=np.float32)
     keep = np.asarray(usable, dtype=bool)
-    result = np.array(fallback, dtype=np.float32)
-    if n.ndim != 3 or n.shape[2] != 3 or n.shape != p.shape or n.shape != result.shape:
+    fallback_32 = np.asarray(fallback, dtype=np.float32)
+    if n.ndim != 3 or n.shape[2] != 3 or n.shape != p.shape or n.shape != fallback_32.shape:
         raise ValueError(
             f"normals, points and fallback must be the same (H, W, 3) shape, got {n.shape}, "
-            f"{p.shape} and {result.shape}"
+            f"{p.shape} and {fallback_32.shape}"
         )
     if keep.shape != n.shape[:2]:
         raise ValueError(f"usable must have shape {n.shape[:2]}, got {keep.shape}")
-    with np.errstate(over="ignore", invalid="ignore"):
-        length = np.sqrt(np.square(n).sum(axis=2))
-        taken = keep & np.isfinite(length) & (length > 1e-6) & np.all(np.isfinite(p), axis=2)
-        unit = n[taken] / length[taken, None]
-        away = np.einsum("ij,ij->i", unit, p[taken]) > 0
-    unit[away] = -unit[away]
-    result[taken] = unit.astype(np.float32)
+    # float32 throughout (whole planes, no gathers): a 1024 grid in tens of milliseconds
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        length = np.sqrt(np.einsum("hwc,hwc->hw", n, n))
+        facing = np.einsum("hwc,hwc->hw", n, p)  # its sign is the unit normal's
+        taken = keep & (length > 1e-6) & np.isfinite(length) & np.isfinite(facing)
+        scale = np.where(facing > 0, -1.0 / length, 1.0 / length).astype(np.float32)
+        result = np.where(taken[..., None], n * scale[..., None], fallback_32)
     return result, taken
 
 
