@@ -20,6 +20,7 @@ from depth2mesh._version import __version__
 if TYPE_CHECKING:
     from depth2mesh.depth.model import (
         DepthModel,
+        load_camera_model,
         load_model,
         predict_depth,
         predict_disparity,
@@ -53,6 +54,7 @@ _LAZY = {
     "CameraOptions": "depth2mesh.pipeline.convert",
     "Intrinsics": "depth2mesh.geometry.camera",
     "load_model": "depth2mesh.depth.model",
+    "load_camera_model": "depth2mesh.depth.model",
     "predict_disparity": "depth2mesh.depth.model",
     "predict_depth": "depth2mesh.depth.model",
     "predict_points": "depth2mesh.depth.model",
@@ -90,6 +92,7 @@ __all__ = [
     "__version__",
     "colorize_disparity",
     "convert_photo",
+    "load_camera_model",
     "load_model",
     "predict_depth",
     "predict_disparity",

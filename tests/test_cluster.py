@@ -330,19 +330,19 @@ def test_pins_cross_to_the_workers(
     assert (pin["u"], pin["v"], pin["metres"]) == (100.5, 80.0, 3.25)
 
 
-def test_the_chosen_model_and_input_size_reach_the_workers(
-    local_ray: Any, tmp_path: Path, upcast_weights: dict[str, Path]
+def _on_ray_and_locally(
+    items: list[WorkItem],
+    tmp_path: Path,
+    weights: Path,
+    model_options: dict[str, Any],
+    options: ConvertOptions,
 ) -> None:
-    """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
-    them): their sidecars name the model and its size, and their files are a local run's."""
+    """Convert on the local Ray's workers into ``tmp_path / "ray"`` and, with the model as a
+    worker loads it (one thread, as each worker runs: eager torch sums in the same order),
+    locally into ``tmp_path / "local"``."""
     from depth2mesh.depth.model import load_model
     from depth2mesh.pipeline.cluster import convert_on_ray
 
-    weights = upcast_weights["metric_hypersim"]
-    model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
-    photo = make_photos(tmp_path / "photos", 1)[0]
-    items = find_photos([photo])
-    options = ConvertOptions(grid=96, drop_far=True)
     outcomes = convert_on_ray(
         items,
         tmp_path / "ray",
@@ -355,13 +355,26 @@ def test_the_chosen_model_and_input_size_reach_the_workers(
     import torch
 
     threads = torch.get_num_threads()
-    try:  # one thread, as each worker runs: eager torch sums in the same order
+    try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # random weights
+            warnings.simplefilter("ignore")  # test weights
             local = load_model(weights=weights, device="cpu", threads=1, **model_options)
         convert_many(items, tmp_path / "local", model=local, options=options)
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_chosen_model_and_input_size_reach_the_workers(
+    local_ray: Any, tmp_path: Path, upcast_weights: dict[str, Path]
+) -> None:
+    """``--model``/``--input-size`` travel in the workers' load options (as the CLI passes
+    them): their sidecars name the model and its size, and their files are a local run's."""
+    weights = upcast_weights["metric_hypersim"]
+    model_options = {"backend": "torch", "model": "dav2-metric-indoor", "input_size": 392}
+    photo = make_photos(tmp_path / "photos", 1)[0]
+    items = find_photos([photo])
+    options = ConvertOptions(grid=96, drop_far=True)
+    _on_ray_and_locally(items, tmp_path, weights, model_options, options)
     same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
     sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
     assert sidecar["model"]["model"] == "dav2-metric-indoor"
@@ -369,6 +382,79 @@ def test_the_chosen_model_and_input_size_reach_the_workers(
     assert sidecar["model"]["backend"] == "torch"
     assert sidecar["depth"]["kind"] == "metric"
     assert sidecar["depth"]["max_depth_m"] == 20.0
+
+
+def test_moge2_converts_on_the_workers_as_locally(
+    local_ray: Any, tmp_path: Path, isolated_env: dict[str, str]
+) -> None:
+    """``--model moge2-small`` on the workers: its camera estimate, metres and normals, and
+    files byte for byte a local run's."""
+    from helpers.moge2 import pinhole_checkpoint
+
+    weights = pinhole_checkpoint(tmp_path / "model.pt")
+    model_options = {"backend": "torch", "model": "moge2-small", "input_size": None}
+    photo = make_photos(tmp_path / "photos", 1)[0]
+    items = find_photos([photo])
+    options = ConvertOptions(grid=96, mesh="both")
+    _on_ray_and_locally(items, tmp_path, weights, model_options, options)
+    same_files(tmp_path / "ray", tmp_path / "local", photo.stem)
+    ray_sidecar = json.loads(output_paths(tmp_path / "ray", photo.stem)["sidecar"].read_text())
+    local_sidecar = json.loads(output_paths(tmp_path / "local", photo.stem)["sidecar"].read_text())
+    assert ray_sidecar["intrinsics"]["source"] == "estimated by moge2-small"
+    assert ray_sidecar["intrinsics"] == local_sidecar["intrinsics"]
+    assert ray_sidecar["model"]["model"] == "moge2-small"
+    assert ray_sidecar["normals"] == local_sidecar["normals"]
+    assert ray_sidecar["normals"]["source"] == "moge2-small"
+    # the Poisson surface from the same oriented points: Open3D's reconstruction is not bit
+    # for bit the same with the worker's one thread (OMP_NUM_THREADS) and the test's own
+    counts = [sidecar["counts"]["poisson_faces"] for sidecar in (ray_sidecar, local_sidecar)]
+    assert counts[0] == pytest.approx(counts[1], rel=0.02)
+
+
+def test_a_worker_loads_the_camera_model_once_beside_the_depth_model(
+    tmp_path: Path,
+    parity_weights: Path,
+    isolated_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--camera moge2-small`` with ``--ray``: the options travel as they are, and each
+    worker loads the camera model when it starts (its weights found as its own: here its
+    variable), on the depth model's backend; none beside moge2-small itself."""
+    import torch
+    from helpers.moge2 import pinhole_checkpoint
+
+    from depth2mesh.pipeline.cluster import PhotoConverter, _Settings
+
+    camera_weights = pinhole_checkpoint(tmp_path / "model.pt")
+    monkeypatch.setenv("DEPTH2MESH_WEIGHTS_MOGE2_SMALL", str(camera_weights))
+    monkeypatch.chdir(tmp_path)  # a worker enters the run's folder: back to ours afterwards
+
+    def worker(weights: Path, model_options: dict[str, Any]) -> PhotoConverter:
+        settings = _Settings(
+            out_dir=str(tmp_path / "out"),
+            options=ConvertOptions(camera_model="moge2-small"),
+            cwd=str(tmp_path),
+            weights=str(weights),
+            device="cpu",
+            threads=1,
+            model_options=model_options,
+            attempts_per_photo=2,
+        )
+        threads = torch.get_num_threads()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UnofficialWeightsWarning)  # test weights
+                return PhotoConverter(settings=settings, attempts=None)
+        finally:
+            torch.set_num_threads(threads)
+
+    midas = worker(parity_weights, {"backend": "torch"})
+    assert midas.camera_model is not None
+    assert (midas.camera_model.spec.name, midas.camera_model.input_size) == ("moge2-small", 1200)
+    assert midas.camera_model.backend == "torch"
+    assert midas.camera_model.weights_path == camera_weights
+    moge = worker(camera_weights, {"backend": "torch", "model": "moge2-small"})
+    assert moge.camera_model is None  # the depth model estimates the camera itself
 
 
 def test_a_retried_photo_is_idempotent(

@@ -13,8 +13,10 @@ from helpers.moge2 import (
     FIXTURE_CONFIG,
     FIXTURES,
     FOV_CASES,
+    PINHOLE_FOCAL,
     case_key,
     photo_seed,
+    pinhole_checkpoint,
     random_state,
     synthetic_photo,
     vit_config,
@@ -290,40 +292,6 @@ def test_backends_give_the_official_points(
             got.intrinsics, official[f"{key}/intrinsics"], rtol=1e-4, err_msg=backend
         )
     assert any((tmp_path / "cache").rglob("moge2*.onnx"))  # the export is cached
-
-
-PINHOLE_FOCAL = 1.2
-"""Focal length (relative to half the diagonal) of the designed pinhole weights."""
-
-
-def pinhole_checkpoint(path: Path) -> Path:
-    """A ``model.pt`` whose network outputs an exact pinhole point map, all valid, scale 2.
-
-    The random fixture weights with the last level rewired: the neck passes the view-plane
-    (u, v) straight through, the points head turns it into ``x = u / f``, ``y = v / f`` and a
-    tilted ``log z = 0.2 + 0.5 v``, so ``x / z = u / f`` (focal ``f``, shift 0); the mask head
-    says valid everywhere; the scale head gives 2.
-    """
-    shapes = network_module.expected_state_shapes(FIXTURE_CONFIG)
-    state = {key: torch.from_numpy(v) for key, v in random_state(shapes).items()}
-    for stack in ("neck", "points_head", "mask_head"):
-        state[f"{stack}.resamplers.3.1.weight"].zero_()
-        state[f"{stack}.resamplers.3.1.bias"].zero_()
-    for stack in ("neck", "points_head"):
-        conv = state[f"{stack}.input_blocks.4.weight"].zero_()
-        conv[0, 0], conv[1, 1] = 1.0, 1.0
-        state[f"{stack}.input_blocks.4.bias"].zero_()
-    out = state["points_head.output_blocks.4.weight"].zero_()
-    out[0, 0], out[1, 1], out[2, 1] = 1 / PINHOLE_FOCAL, 1 / PINHOLE_FOCAL, 0.5
-    state["points_head.output_blocks.4.bias"][:] = torch.tensor([0.0, 0.0, 0.2])
-    state["mask_head.output_blocks.4.weight"].zero_()
-    state["mask_head.output_blocks.4.bias"][:] = 10.0
-    state["scale_head.0.weight"].zero_()
-    state["scale_head.0.bias"][:] = math.log(2.0)
-    state["encoder.image_mean"] = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    state["encoder.image_std"] = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    torch.save({"model_config": FIXTURE_CONFIG, "model": state}, path)
-    return path
 
 
 @pytest.mark.slow

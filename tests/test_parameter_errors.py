@@ -29,6 +29,16 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
         (lambda: resolve_intrinsics(9, 9, focal_px=-1), "focal_px", "focal_px must be a pos"),
         (lambda: run_batch([], lambda item: None, jobs=0), "jobs", "jobs must be at least 1"),
         (
+            lambda: ConvertOptions(camera_model="dav2-small").check(),
+            "camera_model",
+            "camera_model must be a model that estimates the camera (moge2-small); dav2-small",
+        ),
+        (
+            lambda: ConvertOptions(camera_model="moge").check(),
+            "camera_model",
+            "camera_model must be one of moge2-small (a model that estimates the camera), got",
+        ),
+        (
             lambda: check_poisson_options(depth=13, density_quantile=0, face_budget=None),
             "depth",
             "depth must be between 5 and 12",

@@ -290,6 +290,53 @@ def test_near_far_hide_for_metric_models_only() -> None:
     assert sky["label"] == "Leave out the sky (everything at Far)"
 
 
+def test_near_far_hide_for_moge2_which_also_estimates_the_camera() -> None:
+    near, far, sky, note = web.model_controls("moge2-small")
+    assert (near["visible"], far["visible"], note["visible"]) == (False, False, True)
+    assert "estimates the camera" in note["value"]
+    assert web.CAMERA_EXIF in note["value"]
+    assert "mask" in sky["label"]
+
+
+@pytest.mark.slow  # builds a ViT-S MoGe-2 and converts: seconds
+def test_handler_with_moge2_uses_its_camera_and_its_metres(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolated_env: dict[str, str]
+) -> None:
+    from helpers.moge2 import pinhole_checkpoint, synthetic_photo
+
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    weights = pinhole_checkpoint(tmp_path / "model.pt")
+    # served with a Depth Anything input size: MoGe-2 keeps its own token count
+    load = web.model_loader(
+        device="cpu", backend="torch", weights={"moge2-small": weights}, input_size=392
+    )
+    models = web.WebModels("moge2-small", load)
+    handler = web._Converter(models, web.ResultStore(tmp_path / "results", 3), web.WebLimits())
+    photo = tmp_path / "no_exif.png"
+    cv2.imwrite(str(photo), synthetic_photo(120, 160, 5)[..., ::-1])
+    # the page's Near and Far (sent whatever the model) do not apply: no refusal
+    *_, downloads, summary = _call(handler, photo, model="moge2-small", near=1.0, far=10.0)
+    sidecar = json.loads(Path(downloads[0]).with_suffix(".json").read_text())
+    assert sidecar["intrinsics"]["source"] == "estimated by moge2-small"
+    assert sidecar["model"]["model"] == "moge2-small"
+    assert sidecar["model"]["input_size"] == 1200
+    assert sidecar["normals"]["source"] == "moge2-small"
+    assert "estimated by moge2-small" in summary
+    assert "Depth: MoGe-2" in summary
+    assert "1200 tokens" in summary
+    fov = sidecar["intrinsics"]["hfov_deg"]
+    assert fov != pytest.approx(web.DEFAULT_FOV_DEG, abs=1.0)
+    # "The FOV below" imposes the slider's
+    *_, downloads, summary = _call(
+        handler, photo, model="moge2-small", camera_mode=web.CAMERA_FOV, fov=50.0
+    )
+    sidecar = json.loads(Path(downloads[0]).with_suffix(".json").read_text())
+    assert (sidecar["intrinsics"]["source"], sidecar["intrinsics"]["hfov_deg"]) == (
+        "fov",
+        pytest.approx(50.0),
+    )
+
+
 @pytest.fixture
 def two_models(
     parity_weights: Path, upcast_weights: dict[str, Path], isolated_env: dict[str, str]

@@ -198,7 +198,7 @@ def _fail(message: str) -> None:
     err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
 
 
-_FLAGS: Final = {"fov_deg": "--fov", "formats": "--format"}
+_FLAGS: Final = {"fov_deg": "--fov", "formats": "--format", "camera_model": "--camera"}
 """Parameters whose option is not ``--`` + the name with dashes (see :func:`_flag`)."""
 
 _SERVE_FLAGS: Final = {"max_upload_bytes": "--max-upload-mb", "max_pixels": "--max-megapixels"}
@@ -276,11 +276,15 @@ def _load_model(
     backend: str,
     model: str = DEFAULT_MODEL,
     input_size: int | None = None,
+    *,
+    camera: bool = False,
 ) -> DepthModel:
     """Load the model with a download bar, and a line (and spinner) while it is prepared.
 
     The first load of a model's weights exports the network to ONNX and compiles it for
     this computer (seconds): one line says so as it starts, and one says how long it took.
+    With ``camera``, the ``--camera`` model (:func:`load_camera_model`, ``input_size``
+    unused).
     """
     from rich.progress import (
         BarColumn,
@@ -292,7 +296,7 @@ def _load_model(
         TransferSpeedColumn,
     )
 
-    from depth2mesh.depth.model import load_model
+    from depth2mesh.depth.model import load_camera_model, load_model
     from depth2mesh.depth.registry import get_model
 
     title = get_model(model).title
@@ -336,15 +340,25 @@ def _load_model(
 
     try:
         with _warnings_as_lines():
-            loaded = load_model(
-                weights,
-                model=model,
-                device=device,
-                backend=backend,
-                progress=progress,
-                input_size=input_size,
-                preparing=preparing,
-            )
+            if camera:
+                loaded = load_camera_model(
+                    model,
+                    weights,
+                    device=device,
+                    backend=backend,
+                    progress=progress,
+                    preparing=preparing,
+                )
+            else:
+                loaded = load_model(
+                    weights,
+                    model=model,
+                    device=device,
+                    backend=backend,
+                    progress=progress,
+                    input_size=input_size,
+                    preparing=preparing,
+                )
     finally:
         if task is not None:
             bar.stop()
@@ -471,9 +485,11 @@ def _load_model_or_exit(
     backend: str,
     model: str = DEFAULT_MODEL,
     input_size: int | None = None,
+    *,
+    camera: bool = False,
 ) -> DepthModel:
     try:
-        return _load_model(weights, device, backend, model, input_size)
+        return _load_model(weights, device, backend, model, input_size, camera=camera)
     except ParameterError as error:  # a usage error: --model, --input-size
         _fail(_message(error))
         raise typer.Exit(2) from None
@@ -537,7 +553,8 @@ TokensOption = Annotated[
         help="moge2-small only: the network's base token count, 1200-3600 (default 1200): more "
         "is finer and slower. The camera comes from --fx/--fy/--cx/--cy, --focal-px, "
         "--focal-35mm or --fov, else EXIF, else moge2-small's own estimate (the sidecar says "
-        "'estimated by moge2-small'), else 60 degrees.",
+        "'estimated by moge2-small'; with another model, --camera moge2-small), else 60 "
+        "degrees.",
         show_default=False,
         rich_help_panel="Depth and scale",
     ),
@@ -718,6 +735,16 @@ def convert(
         float | None,
         typer.Option("--focal-px", help=_camera_help("focal_px"), rich_help_panel=CAMERA),
     ] = None,
+    camera_model: Annotated[
+        str | None,
+        typer.Option(
+            "--camera",
+            metavar="MODEL",
+            help=_convert_help("camera_model"),
+            show_default=False,
+            rich_help_panel=CAMERA,
+        ),
+    ] = None,
     fx: Annotated[
         float | None, typer.Option("--fx", help=_camera_help("fx"), rich_help_panel=CAMERA)
     ] = None,
@@ -891,7 +918,7 @@ def convert(
 
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
-    from depth2mesh.depth.registry import check_input_size, get_model
+    from depth2mesh.depth.registry import check_camera_model, check_input_size, get_model
     from depth2mesh.geometry.scale import parse_depth_pin
     from depth2mesh.pipeline.batch import convert_many, find_photos
     from depth2mesh.pipeline.convert import pins_with_near_far
@@ -941,6 +968,7 @@ def convert(
         jpeg_quality=jpeg_quality,
         depth_size=depth_size,
         camera=CameraOptions(fx, fy, cx, cy, focal_px, focal_35mm, fov),
+        camera_model=camera_model,
         depth_kind=depth_kind,
         depth_png_scale=depth_png_scale,
         formats=tuple(f.lower() for f in formats or ()),
@@ -970,6 +998,11 @@ def convert(
     _prepare_out_dir(out_dir)
     local = ray_address is None and depth_file is None
     model = _load_model_or_exit(weights, device, backend, spec.name, input_size) if local else None
+    camera = None  # the --camera model, once for the batch; not when it gives the depth too
+    if ray_address is None and options.camera_model is not None:
+        camera_name = check_camera_model(options.camera_model)
+        if depth_file is not None or camera_name != spec.name:
+            camera = _load_model_or_exit(None, device, backend, camera_name, camera=True)
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         if ray_address is not None:
@@ -996,6 +1029,7 @@ def convert(
                 skip_existing=skip_existing,
                 depth_file=depth_file,
                 jobs=jobs,
+                camera_model=camera,
                 **callbacks,
             )
         if preview:

@@ -66,7 +66,7 @@ from depth2mesh.exchange.gltf import DRACO, decode_glb_json, encode_glb, pack_gl
 from depth2mesh.exchange.gltf_read import position_bounds, read_glb_mesh
 from depth2mesh.exchange.photo import EXIF_FOCAL_35MM, EXIF_IFD, read_photo
 from depth2mesh.exchange.pictures import encode_png
-from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, Intrinsics
+from depth2mesh.geometry.camera import DEFAULT_FOV_DEG, ESTIMATED_PREFIX, Intrinsics
 from depth2mesh.geometry.mesh import DEFAULT_GRID
 from depth2mesh.geometry.scale import DEFAULT_FAR, DEFAULT_NEAR
 from depth2mesh.pipeline.convert import (
@@ -215,7 +215,7 @@ def model_loader(
             (``DEPTH2MESH_WEIGHTS``, ``DEPTH2MESH_WEIGHTS_DAV2_SMALL``, ...), the torch.hub
             cache, then a verified download.
         input_size: Network input size of the Depth Anything models (None: their default);
-            MiDaS small's is fixed.
+            MiDaS small's is fixed, MoGe-2's (a token count) stays its default.
 
     Returns:
         ``load(name) -> DepthModel``. A checkpoint that is not the official release loads
@@ -227,7 +227,8 @@ def model_loader(
         from depth2mesh.depth.model import load_model
 
         spec = get_model(name)
-        size = None if spec.network.fixed_input_size else input_size
+        # the Depth Anything models' input size; MoGe-2's is a token count (its default)
+        size = None if spec.network.fixed_input_size or spec.output == "points" else input_size
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the page shows the weights' status itself
             return load_model(
@@ -253,8 +254,21 @@ NO_NEAR_FAR: Final = (
 """The note under the model choice for a metric model."""
 
 
+POINTS_NOTE: Final = (
+    "Depth in metres from the model's point map: Near and Far do not apply; Leave out the sky "
+    'drops what its mask leaves out. It also estimates the camera: with "{exif}", a photo '
+    "without an EXIF focal length gets the model's field of view, not the slider's."
+)
+"""The note under the model choice for a model that predicts points (MoGe-2)."""
+
+
 def _metric_note(spec: ModelSpec) -> str:
-    """:data:`NO_NEAR_FAR` for a metric model, "" for a relative one."""
+    """The note under the model choice: why Near and Far are hidden, or "" for a relative one.
+
+    :data:`NO_NEAR_FAR` for a metric model, :data:`POINTS_NOTE` for a points model.
+    """
+    if spec.output == "points":
+        return POINTS_NOTE.format(exif=CAMERA_EXIF)
     if spec.max_depth is None:
         return ""
     return NO_NEAR_FAR.format(max_depth=spec.max_depth)
@@ -263,17 +277,16 @@ def _metric_note(spec: ModelSpec) -> str:
 def model_controls(name: str) -> tuple[Any, Any, Any, Any]:
     """Updates of (Near, Far, Leave out the sky, the model note) for the chosen model.
 
-    A metric model gives metres itself: Near and Far are hidden (and ignored), and the note
-    says why.
+    A metric model (or one that predicts points, in metres) gives metres itself: Near and
+    Far are hidden (and ignored), and the note says why.
     """
     spec = get_model(name)
-    metric = spec.output == "metric"
+    metric = spec.output != "disparity"
     note = _metric_note(spec)
-    sky = (
-        "Leave out the sky (where the model saturates)"
-        if metric
-        else "Leave out the sky (everything at Far)"
-    )
+    sky = {
+        "metric": "Leave out the sky (where the model saturates)",
+        "points": "Leave out the sky (what the model's mask leaves out)",
+    }.get(spec.output, "Leave out the sky (everything at Far)")
     return (
         gr.update(visible=not metric),
         gr.update(visible=not metric),
@@ -565,6 +578,8 @@ def _camera_text(result: ConvertResult, exif_wanted: bool) -> str:
     intrinsics = result.intrinsics
     if intrinsics.source == "exif":
         source = "from the photo's EXIF focal length"
+    elif intrinsics.source.startswith(ESTIMATED_PREFIX):
+        source = f"the photo has no EXIF focal length: {intrinsics.source} from the photo itself"
     elif exif_wanted:
         source = "the photo has no EXIF focal length: the FOV on this page"
     else:
@@ -599,8 +614,9 @@ class PageControls:
     def options(self, *, use_exif: bool, max_pixels: int, metric: bool = False) -> ConvertOptions:
         """The conversion options these controls ask for (EXIF focal length when ``use_exif``).
 
-        With ``metric`` (a metric model) Near and Far are not used: they are left unset, as
-        :func:`depth2mesh.pipeline.convert.convert_photo` wants with a metric model.
+        With ``metric`` (a model that gives metres: a metric model or MoGe-2's points) Near
+        and Far are not used: they are left unset, as
+        :func:`depth2mesh.pipeline.convert.convert_photo` wants with such a model.
         """
         camera = CameraOptions() if use_exif else CameraOptions(fov_deg=float(self.fov))
         mesh = self.mesh if self.mesh in ("poisson", "both") else "grid"
@@ -678,12 +694,15 @@ class _Converter:
         self, local: Path, name: str, controls: PageControls, progress: gr.Progress
     ) -> tuple[Any, ...]:
         probe = self._probe_size(local, name)
-        use_exif = controls.camera_mode != CAMERA_FOV and probe is not None and probe[2]
         spec = get_model(controls.model or DEFAULT_MODEL)
+        # without EXIF, a model that estimates the camera (MoGe-2) comes before the slider
+        estimates = spec.output == "points"
+        has_exif = probe is not None and probe[2]
+        use_exif = controls.camera_mode != CAMERA_FOV and (has_exif or estimates)
         options = controls.options(
             use_exif=bool(use_exif),
             max_pixels=self.limits.max_pixels,
-            metric=spec.output == "metric",
+            metric=spec.output != "disparity",
         )
         depth_file = self.disparity_files.get(file_sha256(local))
         model = None
@@ -800,6 +819,12 @@ def _depth_text(model: DepthModel | None, options: ConvertOptions) -> str:
             f"Depth: nearest content at {near:g} m, farthest at {far:g} m (from a disparity file)."
         )
     spec = model.spec
+    if spec.output == "points":
+        sky = "; what its mask leaves out (sky) is left out" if options.drop_far else ""
+        return (
+            f"Depth: {spec.title} ({spec.name}, {model.input_size} tokens), metres from its "
+            f"metric point map (Near and Far do not apply{sky})."
+        )
     if spec.output == "metric":
         sky = f"; sky within 1 % of {spec.max_depth:g} m left out" if options.drop_far else ""
         return (
@@ -842,7 +867,7 @@ def _option_controls(initial: str = DEFAULT_MODEL) -> list[Any]:
     Args:
         initial: The model chosen when the page opens.
     """
-    metric = get_model(initial).output == "metric"
+    metric = get_model(initial).output != "disparity"
     model = gr.Radio(
         model_choices(),
         value=get_model(initial).name,

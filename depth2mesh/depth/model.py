@@ -37,7 +37,14 @@ from numpy.typing import NDArray
 from depth2mesh.depth import backends
 from depth2mesh.depth.backends import NetworkRunner
 from depth2mesh.depth.networks.base import OUTPUT_NAMES
-from depth2mesh.depth.registry import DEFAULT_MODEL, MODELS, ModelSpec, check_input_size, get_model
+from depth2mesh.depth.registry import (
+    DEFAULT_MODEL,
+    MODELS,
+    ModelSpec,
+    check_camera_model,
+    check_input_size,
+    get_model,
+)
 from depth2mesh.depth.weights import (
     ProgressCallback,
     file_sha256,
@@ -353,6 +360,47 @@ def load_model(
         return _eager_model(loaded, threads, clock)
     return _exported_model(
         loaded, chosen, backend, export_path, legacy=legacy, threads=threads, clock=clock
+    )
+
+
+def load_camera_model(
+    name: str,
+    weights: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    backend: str = "auto",
+    threads: int | None = None,
+    progress: ProgressCallback | None = None,
+    preparing: Callable[[str], None] | None = None,
+) -> DepthModel:
+    """Load a model that estimates the camera (``camera_model``: moge2-small), for its focal.
+
+    As :func:`load_model`, at the model's least input size (MoGe-2: 1200 tokens, the
+    fastest), its weights found as its own ``--model`` would find them.
+
+    Args:
+        name: A model whose output is "points" (:func:`~depth2mesh.depth.registry.camera_models`).
+        weights: Its checkpoint, or None to search.
+        device: As :func:`load_model`.
+        backend: As :func:`load_model`.
+        threads: As :func:`load_model`.
+        progress: As :func:`load_model`.
+        preparing: As :func:`load_model`.
+
+    Raises:
+        ParameterError: ``name`` is no model that estimates a camera (names ``camera_model``).
+        WeightsError: No usable weights.
+    """
+    spec = get_model(check_camera_model(name))
+    return load_model(
+        weights,
+        model=spec.name,
+        device=device,
+        backend=backend,
+        threads=threads,
+        progress=progress,
+        input_size=spec.network.least_input_size,
+        preparing=preparing,
     )
 
 

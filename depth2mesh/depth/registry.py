@@ -171,6 +171,35 @@ def get_model(name: str) -> ModelSpec:
     return spec
 
 
+def camera_models() -> tuple[str, ...]:
+    """The ``--model`` names of the models that estimate a camera (their output is "points")."""
+    return tuple(name for name, spec in MODELS.items() if spec.output == "points")
+
+
+def check_camera_model(name: str) -> str:
+    """Return the registry name of a ``camera_model``, or refuse one that cannot be.
+
+    Raises:
+        ParameterError: Not a model of the registry, or one that predicts depth only (names
+            ``camera_model``; the message lists the models that estimate a camera).
+    """
+    choices = ", ".join(camera_models())
+    spec = MODELS.get(name.strip().lower())
+    if spec is None:
+        raise ParameterError(
+            f"{{camera_model}} must be one of {choices} (a model that estimates the camera), "
+            f"got {name!r}",
+            "camera_model",
+        )
+    if spec.output != "points":
+        raise ParameterError(
+            f"{{camera_model}} must be a model that estimates the camera ({choices}); "
+            f"{spec.name} predicts {spec.output} only",
+            "camera_model",
+        )
+    return spec.name
+
+
 def check_input_size(spec: ModelSpec, input_size: int | None) -> int:
     """Return the network input size to use for ``spec``: ``input_size`` or its default.
 

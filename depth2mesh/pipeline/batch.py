@@ -225,6 +225,7 @@ def convert_many(
     step: Callable[[WorkItem, str], None] | None = None,
     on_start: Callable[[WorkItem], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    camera_model: DepthModel | None = None,
 ) -> list[Outcome]:
     """Convert many photos with one model, reporting an outcome for each.
 
@@ -240,13 +241,19 @@ def convert_many(
         step: Called with (item, stage name) as each stage starts.
         on_start: Called before each item.
         on_done: Called with each outcome.
+        camera_model: The model of ``options.camera_model``, loaded once for the whole batch
+            (:func:`~depth2mesh.depth.model.load_camera_model`); None: none, or the depth
+            model when it is that model.
 
     Returns:
         One outcome per item, in order.
     """
     from dataclasses import replace
 
-    from depth2mesh.pipeline.convert import convert_photo, is_converted
+    from depth2mesh.pipeline.convert import camera_model_for, convert_photo, is_converted
+
+    # loaded once here, not once per photo (a usage error stops the batch before it starts)
+    camera_model = camera_model_for(options, model, depth_file, camera_model)
 
     def process(item: WorkItem) -> tuple[list[Path], tuple[str, ...]] | None:
         target = Path(out_dir) / item.out_subdir
@@ -262,6 +269,7 @@ def convert_many(
             options=item_options,
             depth_file=depth_file,
             step=None if step is None else lambda name: step(item, name),
+            camera_model=camera_model,
         )
         return result.files, result.notes
 

@@ -687,8 +687,24 @@ class PhotoConverter:
             threads=settings.threads,  # the exported backends' own thread pools too
             **settings.model_options,
         )
+        self.camera_model = self._camera_model()
         self.node_ip = _node_ip()
         self.hostname = socket.gethostname()
+
+    def _camera_model(self) -> DepthModel | None:
+        """The model of ``options.camera_model`` (its own weights' search), loaded once."""
+        from depth2mesh.depth.registry import check_camera_model
+
+        settings = self.settings
+        name = settings.options.camera_model
+        if name is None or check_camera_model(name) == self.model.spec.name:
+            return None
+        from depth2mesh.depth.model import load_camera_model
+
+        backend = str(settings.model_options.get("backend", "auto"))
+        return load_camera_model(
+            name, device=settings.device, backend=backend, threads=settings.threads
+        )
 
     def __call__(self, batch: Batch) -> Batch:
         """Convert the photos of one block; return their outcomes."""
@@ -722,6 +738,7 @@ class PhotoConverter:
                 target,
                 model=self.model,
                 options=replace(settings.options, overwrite=True),  # over any leftovers
+                camera_model=self.camera_model,
             )
             return result.files, result.notes
 

@@ -91,6 +91,7 @@ from depth2mesh.geometry.points import (
     camera_facing_normals,
     camera_to_gltf,
     depth_to_points,
+    model_normals,
     project_points,
     sample_colors,
     srgb_to_linear,
@@ -130,8 +131,9 @@ class CameraOptions:
     """What the user said about the camera; unset fields are None (see ``resolve_intrinsics``).
 
     The first given wins: ``fx``/``fy``/``cx``/``cy``; ``focal_px`` or ``focal_35mm``;
-    ``fov_deg``; the photo's EXIF 35 mm focal length; 60 degrees horizontal. These
-    descriptions are also the command line's option help.
+    ``fov_deg``; the photo's EXIF 35 mm focal length; the estimate of a model that makes one
+    (the depth model, moge2-small, or :attr:`ConvertOptions.camera_model`); 60 degrees
+    horizontal. These descriptions are also the command line's option help.
 
     Attributes:
         fx: Horizontal focal length, pixels of the photo.
@@ -141,7 +143,7 @@ class CameraOptions:
         focal_px: Focal length, pixels of the photo.
         focal_35mm: 35 mm-equivalent focal length, millimetres.
         fov_deg: Horizontal field of view, degrees. Default: the photo's EXIF focal length,
-            else 60.
+            else moge2-small's estimate (as the depth model or ``camera_model``), else 60.
     """
 
     fx: float | None = None
@@ -230,6 +232,13 @@ class ConvertOptions:
             "grid" (the ``grid`` size; the network's input is smaller, so more is
             interpolation) or "photo" (the photo's own size: slower, larger files).
         camera: The camera options (see :class:`CameraOptions`).
+        camera_model: A model that estimates the camera from the photo itself ("moge2-small"),
+            for photos that neither the camera options nor EXIF describe, whatever gives the
+            depth (another model, or a depth file): it runs at its least token count and only
+            its focal length is used; the sidecar's intrinsics source says "estimated by" it.
+            Its weights are found as its own ``--model`` would find them (its variable, the
+            torch.hub cache, the official download); not given (None): the depth model's own
+            estimate where it makes one (moge2-small), else 60 degrees.
         depth_kind: What a depth file (``--depth``) holds: "metric" (metres) or "disparity".
         depth_png_scale: Metres per unit of a 16-bit depth PNG (0.001: millimetres).
         formats: Extra formats of the grid mesh: "obj" adds STEM.obj, STEM.mtl and its
@@ -262,6 +271,7 @@ class ConvertOptions:
     jpeg_quality: int | None = None
     depth_size: DepthSize = "grid"
     camera: CameraOptions = field(default_factory=CameraOptions)
+    camera_model: str | None = None
     depth_kind: DepthKind = "metric"
     depth_png_scale: float = 0.001
     formats: tuple[str, ...] = ()
@@ -361,6 +371,10 @@ class ConvertOptions:
             raise ParameterError(
                 f"{{depth_kind}} must be metric or disparity, got {self.depth_kind!r}", "depth_kind"
             )
+        if self.camera_model is not None:
+            from depth2mesh.depth.registry import check_camera_model
+
+            check_camera_model(self.camera_model)
 
 
 METRIC_SKY_MARGIN: Final = 0.01
@@ -648,6 +662,10 @@ class DepthMaps:
             are) rather than from a network (whose depth ramps ``edges="on"`` settles).
         max_depth: A metric model's largest depth (its Sigmoid times ``max_depth``), metres:
             where its output saturates (sky); None for relative models and depth files.
+        normals: (rows, cols, 3) float32 normals that the network predicted itself (MoGe-2),
+            in the OpenCV camera frame, zero where it gives none (its mask); None for the
+            other sources (the geometry stage estimates normals from the points).
+        normals_source: The ``--model`` name of the network that gave ``normals``.
     """
 
     disparity: NDArray[np.float32]
@@ -655,6 +673,8 @@ class DepthMaps:
     metric: NDArray[np.float32] | None = None
     measured: bool = False
     max_depth: float | None = None
+    normals: NDArray[np.float32] | None = None
+    normals_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -665,7 +685,9 @@ class Geometry:
         depth: (rows, cols) float32 metres along +z (NaN where unmeasured).
         valid: (rows, cols) bool, pixels that are part of the scene.
         points: (rows, cols, 3) float32 metres.
-        normals: (rows, cols, 3) float32 unit normals facing the camera.
+        normals: (rows, cols, 3) float32 unit normals facing the camera: the network's own
+            where :attr:`model_normals` says so, elsewhere estimated from the points
+            (:func:`~depth2mesh.geometry.points.camera_facing_normals`).
         colors: (rows, cols, 3) uint8 sRGB.
         cuts: (rows, cols) bool occlusion cuts of the grid mesh (True: the cell to the lower
             right of that pixel is removed), or None with ``edges="off"``.
@@ -673,6 +695,9 @@ class Geometry:
             moved onto the nearer surface (in ``depth``, ``points`` and so in the cloud, the
             grid mesh and the Poisson input alike), or None with ``edges="off"``.
         pins: How ``depth_at`` set the depth, or None without pins.
+        model_normals: (rows, cols) bool, the pixels whose normals are the network's
+            (:attr:`DepthMaps.normals`), or None when the depth source gives no normals.
+        normals_source: The ``--model`` name of the network that gave them, or None.
     """
 
     depth: NDArray[np.float32]
@@ -683,6 +708,8 @@ class Geometry:
     cuts: NDArray[np.bool_] | None = None
     moved: NDArray[np.bool_] | None = None
     pins: PinFit | None = None
+    model_normals: NDArray[np.bool_] | None = None
+    normals_source: str | None = None
 
 
 def convert_photo(
@@ -693,6 +720,7 @@ def convert_photo(
     options: ConvertOptions | None = None,
     depth_file: str | Path | None = None,
     step: Callable[[str], None] | None = None,
+    camera_model: DepthModel | None = None,
 ) -> ConvertResult:
     """Convert one photo into the files of the output contract (see :func:`output_paths`).
 
@@ -706,6 +734,10 @@ def convert_photo(
         options: Tuning options (defaults: :class:`ConvertOptions`).
         depth_file: Use this depth or disparity map instead of the network.
         step: Called with the name of each stage (:data:`STAGES`) as it starts.
+        camera_model: The model that ``options.camera_model`` names, loaded
+            (:func:`~depth2mesh.depth.model.load_camera_model`; load it once for many
+            photos); None: loaded here when the options name one and the depth model is not
+            that model itself.
 
     Returns:
         The files written and what was measured.
@@ -717,6 +749,7 @@ def convert_photo(
     opts = options or ConvertOptions()
     opts.check()
     check_model_options(opts, model, depth_file)
+    camera_model = camera_model_for(opts, model, depth_file, camera_model)
     photo_path = Path(photo_path)
     paths = _paths(photo_path, out_dir, opts)
     _prepare_out_dir(out_dir, paths, overwrite=opts.overwrite)
@@ -726,6 +759,8 @@ def convert_photo(
     with timer.stage("read"):
         photo, intrinsics = read_stage(photo_path, opts)
     with timer.stage("depth"):
+        if camera_model is not None and intrinsics.source == "default":
+            intrinsics = estimate_camera(photo, intrinsics, camera_model, opts)
         if depth_file is None and model is not None and model.spec.output == "points":
             maps, intrinsics = points_stage(photo, intrinsics, opts, model)
         else:
@@ -783,6 +818,8 @@ def convert_photo(
             glb,
             geometry.pins,
             _inpaint_record(opts, built),
+            normals_record(geometry),
+            camera_model,
         )
         atomic_write_bytes(paths["sidecar"], sidecar, overwrite=opts.overwrite)
     return result
@@ -886,13 +923,7 @@ def points_stage(
     # the maps at the grid's size straight from the network (no 12 MP point map)
     prediction = predict_points(photo.rgb, model, fov_x=known, size=grid_rows_cols)
     if known is None:
-        focal_px = prediction.focal * math.hypot(intrinsics.width, intrinsics.height) / 2
-        intrinsics = intrinsics_from_focal_px(
-            intrinsics.width,
-            intrinsics.height,
-            abs(focal_px),  # the sign is the point map's handedness, always + when trained
-            source=f"{ESTIMATED_PREFIX}{model.spec.name}",
-        )
+        intrinsics = estimated_intrinsics(intrinsics, prediction.focal, model.spec.name)
     depth = np.where(prediction.mask, prediction.depth, np.nan).astype(np.float32)
     if not options.drop_far and prediction.mask.any():
         depth = np.where(prediction.mask, depth, np.nanmax(depth)).astype(np.float32)
@@ -902,8 +933,95 @@ def points_stage(
     picture = inverse
     if options.depth_size == "photo" and (height, width) != grid_rows_cols:
         picture = _resize(inverse, height, width, cv2.INTER_LINEAR)
-    metric = depth
-    return DepthMaps(disparity=inverse, picture=picture, metric=metric), intrinsics
+    maps = DepthMaps(
+        disparity=inverse,
+        picture=picture,
+        metric=depth,
+        normals=prediction.normals,
+        normals_source=model.spec.name if prediction.normals is not None else None,
+    )
+    return maps, intrinsics
+
+
+def estimated_intrinsics(intrinsics: Intrinsics, focal: float, name: str) -> Intrinsics:
+    """The photo's camera with a focal length that a model estimated.
+
+    Args:
+        intrinsics: The photo's camera (its size is kept; the principal point is the centre).
+        focal: The model's focal length, relative to half the image diagonal (MoGe-2's).
+        name: The model's ``--model`` name: the source is "estimated by <name>".
+    """
+    focal_px = focal * math.hypot(intrinsics.width, intrinsics.height) / 2
+    return intrinsics_from_focal_px(
+        intrinsics.width,
+        intrinsics.height,
+        abs(focal_px),  # the sign is the point map's handedness, always + when trained
+        source=f"{ESTIMATED_PREFIX}{name}",
+    )
+
+
+def estimate_camera(
+    photo: Photo, intrinsics: Intrinsics, model: DepthModel, options: ConvertOptions
+) -> Intrinsics:
+    """The camera that a model which estimates one (``camera_model``) finds for the photo.
+
+    The model runs on the photo at its own token count (a camera model is loaded at its
+    least) with its maps at the grid's size, as :func:`points_stage` runs it, so its focal
+    length is the one the same model as depth model would give; only the focal length is
+    used.
+
+    Args:
+        photo: The upright photo.
+        intrinsics: The photo's camera so far (its size is kept).
+        model: A "points" model (MoGe-2).
+        options: The conversion's options (the grid's size).
+
+    Returns:
+        The intrinsics, source "estimated by <model>".
+    """
+    from depth2mesh.depth.model import predict_points
+
+    height, width = photo.size
+    prediction = predict_points(photo.rgb, model, size=grid_size(height, width, options.grid))
+    return estimated_intrinsics(intrinsics, prediction.focal, model.spec.name)
+
+
+def camera_model_for(
+    options: ConvertOptions,
+    model: DepthModel | None,
+    depth_file: str | Path | None,
+    loaded: DepthModel | None = None,
+) -> DepthModel | None:
+    """The model that estimates the camera besides the depth, or None where none is needed.
+
+    None without ``options.camera_model``, and when the depth model is that very model (it
+    estimates the camera itself, once). Otherwise ``loaded``, or the model loaded now
+    (:func:`~depth2mesh.depth.model.load_camera_model`, on the depth model's device and
+    backend).
+
+    Raises:
+        ValueError: ``loaded`` is another model than the options name, or given without
+            ``options.camera_model``.
+    """
+    from depth2mesh.depth.registry import check_camera_model
+
+    name = None if options.camera_model is None else check_camera_model(options.camera_model)
+    if loaded is not None and loaded.spec.name != name:
+        raise ValueError(
+            f"camera_model is {loaded.spec.name} but options.camera_model is {name}: "
+            "name it in the options too"
+        )
+    if name is None:
+        return None
+    if depth_file is None and model is not None and model.spec.name == name:
+        return None  # the depth model estimates the camera itself
+    if loaded is not None:
+        return loaded
+    from depth2mesh.depth.model import load_camera_model
+
+    if model is None:
+        return load_camera_model(name)
+    return load_camera_model(name, device=model.device, backend=model.backend)
 
 
 def _depth_from_file(
@@ -999,7 +1117,16 @@ def geometry_stage(
             depth = np.where(moved, settled, depth).astype(np.float32)
     points = depth_to_points(depth, intrinsics.resized(height=rows, width=cols))
     normals = camera_facing_normals(points, valid=valid)
-    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins)
+    taken = None
+    if maps.normals is not None and len(options.depth_at) < 2:
+        # the network's normals where they describe the surface as it is meshed: not where
+        # settle_ramps moved a pixel off the ramp the network smoothed across an edge, not
+        # where its mask gave none (a far backdrop without drop_far), not after two pins
+        # (a shift of inverse depth bends the surface; one pin only scales it)
+        usable = valid if moved is None else valid & ~moved
+        normals, taken = model_normals(maps.normals, points, usable=usable, fallback=normals)
+    source = maps.normals_source if taken is not None else None
+    return Geometry(depth, valid, points, normals, colors, cuts, moved, pins, taken, source)
 
 
 def cloud_arrays(
@@ -1272,11 +1399,11 @@ def poisson_stage(
         PLY's mesh and notes for the user.
     """
     rows, cols = geometry.valid.shape
-    chosen = even_sample(geometry.valid, options.poisson_points)
+    points, normals = poisson_input(geometry, options.poisson_points)
     depth = options.poisson_depth or auto_poisson_depth((rows, cols))
     raw = poisson_mesh(
-        geometry.points[chosen],
-        geometry.normals[chosen],
+        points,
+        normals,
         depth=depth,
         density_quantile=options.density_quantile,
     )
@@ -1310,6 +1437,23 @@ def poisson_stage(
             "a small grid?): the Poisson mesh is left untrimmed"
         )
     return files, colored, ply_mesh, notes
+
+
+def poisson_input(
+    geometry: Geometry, count: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """The oriented points the Poisson reconstruction gets: the cloud, thinned evenly.
+
+    Args:
+        geometry: The grid's geometry.
+        count: Most points (``poisson_points``; :func:`even_sample` thins the valid pixels).
+
+    Returns:
+        (N, 3) float32 points (camera frame, metres) and (N, 3) float32 unit normals: the
+        point cloud's own (the network's where it gave them, see :class:`Geometry`).
+    """
+    chosen = even_sample(geometry.valid, count)
+    return geometry.points[chosen], geometry.normals[chosen]
 
 
 def _poisson_colors(
@@ -1498,6 +1642,30 @@ def _edge_settings(options: ConvertOptions) -> dict[str, Any]:
     }
 
 
+ESTIMATED_NORMALS: Final = "estimated from the points"
+"""The normals' source in the sidecar where no network gave them."""
+
+
+def normals_record(geometry: Geometry) -> dict[str, Any]:
+    """What the sidecar says about the normals of the point cloud (and the Poisson input).
+
+    Returns:
+        ``{"source", "from_model", "from_points"}``: the ``--model`` name of the network
+        whose normals they are (MoGe-2), or :data:`ESTIMATED_NORMALS`; how many of the
+        cloud's points have the network's normal, and how many one estimated from the
+        points (where the network gave none, and pixels the occlusion edges moved).
+    """
+    points = int(geometry.valid.sum())
+    if geometry.model_normals is None or geometry.normals_source is None:
+        return {"source": ESTIMATED_NORMALS, "from_model": 0, "from_points": points}
+    taken = int((geometry.model_normals & geometry.valid).sum())
+    return {
+        "source": geometry.normals_source,
+        "from_model": taken,
+        "from_points": points - taken,
+    }
+
+
 def _inpaint_record(options: ConvertOptions, built: GridMesh) -> dict[str, Any]:
     """The background layer, as the sidecar records it (guessed, not seen)."""
     if options.inpaint == "off":
@@ -1572,6 +1740,8 @@ def _sidecar(
     glb: dict[str, Any],
     pins: PinFit | None = None,
     inpaint: dict[str, Any] | None = None,
+    normals: dict[str, Any] | None = None,
+    camera_model: DepthModel | None = None,
 ) -> bytes:
     """The sidecar JSON (UTF-8): what was read, how, and what was written and measured."""
     height, width = photo.size
@@ -1609,6 +1779,7 @@ def _sidecar(
             "decoded_height": int(photo.rgb.shape[0]),
         },
         "intrinsics": result.intrinsics.to_dict(),
+        "camera_model": None if camera_model is None else camera_model.describe(),
         "depth": depth_source,
         "model": None if model is None else model.describe(),
         "axes": "glTF: x right, y up, z towards the viewer (camera looks down -z), metres",
@@ -1617,6 +1788,7 @@ def _sidecar(
         "edges": _edge_settings(options),
         "inpaint": inpaint or {"mode": options.inpaint},
         "counts": result.counts,
+        "normals": normals,
         "texture": {
             "mime_type": texture.mime_type,
             "source": texture.source,
