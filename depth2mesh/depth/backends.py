@@ -438,7 +438,26 @@ def check_network_input(
     return np.ascontiguousarray(network_input, dtype=np.float32)
 
 
-class OnnxRuntimeRunner:
+class _ExportRunner:
+    """What the runners of an ONNX export share.
+
+    ``__call__`` is the first output of ``run_all``, which each runner implements.
+    """
+
+    def __call__(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
+        return self.run_all(network_input, *extra)[0]
+
+    def run_all(
+        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], ...]:
+        """Run the graph; return every output, in the graph's order, as float32."""
+        raise NotImplementedError
+
+
+class OnnxRuntimeRunner(_ExportRunner):
     """The ONNX export on ONNX Runtime (CPU, or CUDA when asked for and installed).
 
     All graph optimisations (level ``ORT_ENABLE_ALL``: constant folding, Conv+BatchNorm+Clip
@@ -472,12 +491,6 @@ class OnnxRuntimeRunner:
         self.session = ort.InferenceSession(str(onnx_path), options, providers=providers)
         self.input_names = [item.name for item in self.session.get_inputs()]
 
-    def __call__(
-        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
-    ) -> NDArray[np.float32]:
-        """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
-        return self.run_all(network_input, *extra)[0]
-
     def run_all(
         self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
     ) -> tuple[NDArray[np.float32], ...]:
@@ -489,7 +502,7 @@ class OnnxRuntimeRunner:
         return tuple(np.asarray(output, dtype=np.float32) for output in outputs)
 
 
-class OpenVinoRunner:
+class OpenVinoRunner(_ExportRunner):
     """The ONNX export on OpenVINO's CPU plugin.
 
     Hints: ``PERFORMANCE_HINT=LATENCY`` (one stream, one request at a time),
@@ -527,12 +540,6 @@ class OpenVinoRunner:
         self.compiled = core.compile_model(str(onnx_path), "CPU", config)
         self.request = self.compiled.create_infer_request()
         self.lock = threading.Lock()
-
-    def __call__(
-        self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
-    ) -> NDArray[np.float32]:
-        """Run (1, 3, h, w) float32 [and the graph's further inputs] -> (1, h, w) float32."""
-        return self.run_all(network_input, *extra)[0]
 
     def run_all(
         self, network_input: NDArray[np.float32], *extra: NDArray[np.float32]
