@@ -99,6 +99,35 @@ def test_layer_carries_the_floor_and_wall_on_behind_the_box_hidden_from_the_phot
     assert np.nonzero(~layer.layer[row, BOX[1].start :])[0][0] >= parallax
 
 
+def test_layer_goes_on_past_the_border_behind_a_frame_along_it() -> None:
+    """A near frame along the photo's left border: the wall it hides goes on past the edge.
+
+    The wall behind the 6-pixel frame is what a viewer stepping right sees beyond the frame;
+    the layer must reach the parallax of that step (not stop at the photo's edge), at the
+    wall's depth, and join the grid there.
+    """
+    depth, rgb, _ = _scene()
+    frame = 6
+    depth[:, :frame] = BOX_DEPTH
+    rgb[:, :frame] = (220, 30, 30)
+    kept = kept_triangles(depth, edge_threshold=1.1)
+    layer = background_layer(depth, rgb, kept, focal_px=FOCAL)
+    top, left = layer.origin
+    parallax = FOCAL * BASELINE_M * (1 / BOX_DEPTH - 1 / 4.0)
+    assert left >= parallax - frame  # padded as far as the band reaches past the edge
+    row = top + 30  # the wall
+    beyond = np.nonzero(layer.layer[row, :left])[0]
+    assert beyond.size > 0
+    assert left - beyond.min() >= parallax - frame
+    assert np.allclose(layer.depth[row, beyond], 4.0, rtol=0.02)  # the wall carried on
+    red = layer.colors[row, beyond]
+    assert not ((red[:, 0] > 180) & (red[:, 1] < 80)).any()  # the frame's colour stays out
+    camera = Intrinsics(FOCAL, FOCAL, 99.5, 59.5, 200, 120)
+    mesh = layer_mesh(layer, kept, camera, edge_threshold=1.1, slots_per_row=4)
+    u = FOCAL * mesh.vertices[:, 0] / mesh.vertices[:, 2] + camera.cx
+    assert u.min() <= -(parallax - frame) + 1  # its triangles reach out there
+
+
 def test_layer_colours_come_from_the_far_side_only() -> None:
     _, rgb, _, _, layer = _layer()
     colours = layer.colors[layer.layer].astype(int)

@@ -59,10 +59,14 @@ by more than this ratio."""
 BEHIND_RATIO: Final = 1.02
 """A layer pixel lies at least this ratio behind the near surface the photo saw there."""
 
-PARALLAX_CLASSES_PX: Final = (12.0, 3.0, 0.0)
+PARALLAX_CLASSES_PX: Final = (48.0, 24.0, 12.0, 3.0, 0.0)
 """Far-side pixels are carried on in passes, those whose step's parallax is at least each of
-these many pixels first: a wide step's band is not taken by the small tears inside a curved
-surface in front of it (see :func:`background_layer`)."""
+these many pixels first: a wide step's band is not taken by the smaller tears inside a curved
+surface or a frame in front of it (see :func:`background_layer`)."""
+
+INNER_CORNER_PX: Final = 12.0
+"""Passes of steps whose parallax is at least this many pixels look for inner corners
+(:func:`_inner_corners`)."""
 
 SLOPE_STEP_PX: Final = 3.0
 """The far side's slope is measured over this many pixels (and twice as many, to check that
@@ -93,6 +97,8 @@ SLOT_OFFSET: Final = (SLOT_TEXELS - TILE_CELLS - 1) // 2
 class BackgroundLayer:
     """The guessed surface behind the near side of every torn edge, on the mesh grid.
 
+    Its arrays are (rows, cols): the grid's, plus any padding beyond its edges (``origin``).
+
     Attributes:
         depth: (rows, cols) float32 metres along +z: the layer's depth on its pixels, the
             photo's own depth on the other corners of torn cells (the far side it joins, and
@@ -102,12 +108,17 @@ class BackgroundLayer:
             texture filtering never reaches the near object's colours).
         layer: (rows, cols) bool, the layer's own pixels (behind the near surface).
         far: (rows, cols) bool, far-side pixels of torn cells (the layer starts there).
+        origin: (row, column) of the grid's first pixel in these arrays: where a band
+            reaches past the grid's edge (a near object or a frame along the photo's border),
+            the arrays are padded on that side (see :func:`border_padding`) and the layer
+            goes on out there; (0, 0) and the grid's own size where nothing reaches out.
     """
 
     depth: NDArray[np.float32]
     colors: NDArray[np.uint8]
     layer: NDArray[np.bool_]
     far: NDArray[np.bool_]
+    origin: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -250,15 +261,28 @@ def background_layer(
     if not (math.isfinite(baseline) and baseline > 0 and math.isfinite(focal_px) and focal_px > 0):
         raise ValueError(f"baseline and focal_px must be positive, got {baseline}, {focal_px}")
     far, near = far_side(z, kept)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(np.isfinite(z) & (z > 0), 1.0 / z, 0.0).astype(np.float32)
+        parallax = np.where(far, focal_px * baseline * (1.0 / near - inverse), 0.0)
+    band = np.where(far, np.minimum(parallax + BAND_MARGIN_PX, MAX_BAND * max(rows, cols)), 0)
+    pads = border_padding(band)
+    top, left = pads[0][0], pads[1][0]
+    if any(pads[0]) or any(pads[1]):
+        z = np.pad(z, pads, constant_values=np.nan)
+        colors = np.pad(colors, (*pads, (0, 0)), mode="edge")
+        inverse = np.pad(inverse, pads)
+        parallax = np.pad(parallax, pads)
+        band = np.pad(band, pads)
+        far = np.pad(far, pads)
+        near = np.pad(near, pads, constant_values=np.inf)
+    outside = np.ones(z.shape, dtype=bool)
+    outside[top : top + rows, left : left + cols] = False
     layer = np.zeros(z.shape, dtype=bool)
     layer_depth = np.full(z.shape, np.nan, dtype=np.float32)
     layer_colors = colors.copy()
     if far.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = np.where(np.isfinite(z) & (z > 0), 1.0 / z, 0.0).astype(np.float32)
-            parallax = focal_px * baseline * (1.0 / near - inverse)
-        band = np.where(far, np.minimum(parallax + BAND_MARGIN_PX, MAX_BAND * max(rows, cols)), 0)
         farthest = np.float32(np.nanmax(z))
+        measured = np.isfinite(z) | outside  # beyond the grid's edge: free for the layer
         free_sources = far.copy()
         # wide steps first: the small tears inside a curved surface must not take the pixels
         # that lie within a wide step's band
@@ -267,15 +291,15 @@ def background_layer(
             if not sources.any() or (least > 0 and not (sources & free_sources).any()):
                 continue
             free_sources &= ~sources
-            flat, q, z_layer = _carry_on(z, inverse, sources, band, near, free=~layer)
-            if least == PARALLAX_CLASSES_PX[0]:  # inner corners behind the wide steps
+            flat, q, z_layer = _carry_on(z, inverse, sources, band, near, free=~layer & measured)
+            if least >= INNER_CORNER_PX:  # inner corners behind the wide steps
                 z_layer = _inner_corners(z, inverse, sources, band, flat, z_layer)
             # never beyond what the photo saw, never in front of the near surface
-            z_layer = np.maximum(np.minimum(z_layer, farthest), BEHIND_RATIO * z.ravel()[flat])
+            z_layer = np.fmax(np.minimum(z_layer, farthest), BEHIND_RATIO * z.ravel()[flat])
             layer.ravel()[flat] = True
             layer_depth.ravel()[flat] = z_layer
             layer_colors.reshape(-1, 3)[flat] = _far_colors(
-                z, colors, np.divmod(flat, cols), np.divmod(q, cols), z.ravel()[q]
+                z, colors, np.divmod(flat, z.shape[1]), np.divmod(q, z.shape[1]), z.ravel()[q]
             )
     torn_corner = np.isfinite(near)  # every corner of a torn cell: the layer may mend it
     layer_depth = np.where(layer, layer_depth, np.where(torn_corner, z, np.nan))
@@ -283,7 +307,33 @@ def background_layer(
     # everything else takes the colour of the nearest layer or far-side pixel: a texture
     # filter that reaches past the layer's edge finds far-side colours, never the near object
     layer_colors = _spread(layer_colors, layer | torn_corner)
-    return BackgroundLayer(layer_depth, layer_colors, layer, far)
+    return BackgroundLayer(layer_depth, layer_colors, layer, far, (top, left))
+
+
+def border_padding(band: NDArray[np.floating]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """How far the bands of far-side pixels reach past each edge of the grid.
+
+    A near object (or a frame) along the photo's border hides a background that goes on
+    beyond the border; a viewer who steps aside sees it there, so the layer goes on past the
+    edge as far as the bands reach.
+
+    Args:
+        band: (rows, cols) float band width at each far-side pixel, pixels (0 elsewhere).
+
+    Returns:
+        ((top, bottom), (left, right)) whole pixels to pad on each side (0 where no band
+        reaches out).
+    """
+    rows, cols = band.shape
+    row, col = np.nonzero(band > 0)
+    if row.size == 0:
+        return (0, 0), (0, 0)
+    reach = band[row, col]
+
+    def out(distance: NDArray[np.intp]) -> int:
+        return math.ceil(max(0.0, float(np.max(reach - distance))))
+
+    return (out(row), out(rows - 1 - row)), (out(col), out(cols - 1 - col))
 
 
 def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.uint8]:
@@ -327,7 +377,8 @@ def _carry_on(
         sources: (rows, cols) bool far-side pixels to carry on from.
         band: (rows, cols) float band width at each far-side pixel, pixels.
         near: (rows, cols) float32 the near side's depth beside each far-side pixel, metres.
-        free: (rows, cols) bool pixels that may still become layer pixels.
+        free: (rows, cols) bool pixels that may still become layer pixels (measured ones,
+            or beyond the grid's edge).
 
     Returns:
         The layer pixels found (flat indices), their far-side pixels (flat indices) and their
@@ -336,7 +387,7 @@ def _carry_on(
     rows, cols = z.shape
     distance, source = _nearest(sources)
     within = (distance > 0) & (distance <= band.ravel()[source])
-    flat = np.flatnonzero(within & free & np.isfinite(z))
+    flat = np.flatnonzero(within & free)
     q = source.ravel()[flat]
     d = distance.ravel()[flat]
     p_row, p_col = np.divmod(flat, cols)
@@ -346,13 +397,18 @@ def _carry_on(
     z_q = z.ravel()[q]
     middle = np.sqrt(z_q * near.ravel()[q])  # halfway through the step, in log depth
     # the pixel lies on the near side: nearer than the step's middle, or the first steps
-    # from q back towards it cross the tear (not the far surface going on)
-    crosses = z.ravel()[flat] < middle
+    # from q back towards it cross the tear (not the far surface going on) and the pixel is
+    # on that step's side (not a farther surface beyond the corner of a near object that the
+    # steps clip)
+    z_p = z.ravel()[flat]
+    crosses = z_p < middle
     for step in (1.0, 1.5, 2.0):
         step_row = np.clip(np.rint(q_row - step * n_row), 0, rows - 1).astype(np.intp)
         step_col = np.clip(np.rint(q_col - step * n_col), 0, cols - 1).astype(np.intp)
+        z_step = z[step_row, step_col]
         with np.errstate(invalid="ignore"):
-            crosses |= (z[step_row, step_col] < middle) & (step <= d)
+            side = ~(z_p >= np.sqrt(z_step * z_q))  # beyond the grid's edge (NaN): its side
+            crosses |= (z_step < middle) & (step <= d) & side
     flat, q = flat[crosses], q[crosses]
     return flat, q, _carried_depth(inverse, flat, q)
 
@@ -520,7 +576,8 @@ def layer_mesh(
 
     Args:
         layer: The layer.
-        kept: (rows-1, cols-1, 2) bool triangles of the grid mesh.
+        kept: (rows-1, cols-1, 2) bool triangles of the grid mesh (at the grid's size: the
+            cells of the layer's padding count as kept).
         intrinsics: The grid's camera (its size is the grid's).
         edge_threshold: Largest depth ratio within a triangle (> 1).
         slots_per_row: Slots across the strip (>= 1).
@@ -528,7 +585,12 @@ def layer_mesh(
     Returns:
         The layer's mesh (empty arrays when it has no triangle).
     """
-    cols = layer.depth.shape[1]
+    rows, cols = layer.depth.shape
+    top, left = layer.origin
+    if kept.shape != (rows - 1, cols - 1, 2):  # the layer goes on past the grid's edges
+        padded = np.ones((rows - 1, cols - 1, 2), dtype=bool)
+        padded[top : top + kept.shape[0], left : left + kept.shape[1]] = kept
+        kept = padded
     own = layer.layer
     # triangle 0: top-left, bottom-left, top-right; triangle 1: top-right, bottom-left,
     # bottom-right (grid_faces' layout)
@@ -578,8 +640,8 @@ def layer_mesh(
     # lands exactly on the grid mesh's own vertex there
     z = layer.depth[vertex_row, vertex_col].astype(np.float64)
     points = np.empty((len(z), 3), dtype=np.float32)
-    points[:, 0] = (vertex_col.astype(np.float64) - intrinsics.cx) / intrinsics.fx * z
-    points[:, 1] = (vertex_row.astype(np.float64) - intrinsics.cy) / intrinsics.fy * z
+    points[:, 0] = (vertex_col.astype(np.float64) - (intrinsics.cx + left)) / intrinsics.fx * z
+    points[:, 1] = (vertex_row.astype(np.float64) - (intrinsics.cy + top)) / intrinsics.fy * z
     points[:, 2] = z
     slot_row, slot_col = np.divmod(vertex_slot, slots_per_row)
     texels = np.stack(
