@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.points import depth_edge_faces, grid_faces
 
 InpaintMode = Literal["on", "off"]
 
@@ -693,4 +694,95 @@ def layer_strip(
         grid.transpose(0, 2, 1, 3, 4).reshape(
             slot_rows * SLOT_TEXELS, slots_per_row * SLOT_TEXELS, 3
         )
+    )
+
+
+@dataclass(frozen=True)
+class Skirt:
+    """A one-pixel rim around the grid mesh, the border pixels' surface carried one pixel out.
+
+    Attributes:
+        vertices: (N, 3) float32 camera-frame positions, metres.
+        faces: (M, 3) int64 indices into ``vertices``, wound like the grid mesh's.
+        pixels: (N, 2) int64 (row, column) of the border pixel whose depth and colour each
+            vertex takes (texture coordinates: that pixel's in the photo).
+    """
+
+    vertices: NDArray[np.float32]
+    faces: NDArray[np.int64]
+    pixels: NDArray[np.int64]
+
+
+def border_skirt(
+    depth: NDArray[np.floating], intrinsics: Intrinsics, *, edge_threshold: float
+) -> Skirt:
+    """The grid's border pixels carried one pixel outward, at their own depth.
+
+    The grid mesh ends exactly on its border pixels' centres, so the photo camera's rays
+    through those centres graze its last edge and may miss it (its positions are quantised in
+    the GLB). The rim reaches one pixel beyond (where no ray through a pixel centre of the
+    photo goes), with the border pixels' depth and colours: through the photo's camera the
+    border pixels show their own colours, and nothing else changes.
+
+    Along each side the rim is a two-row grid (the border pixels and their copies one pixel
+    out), triangulated like the grid mesh (:func:`~depth2mesh.geometry.points.grid_faces`)
+    and cut where the border itself is (depth ratio above ``edge_threshold``, unmeasured
+    pixels). Border vertices lie exactly on the grid mesh's own (same float32 positions).
+
+    Args:
+        depth: (rows, cols) float depth, metres (NaN: unmeasured), rows and cols >= 2.
+        intrinsics: The grid's camera (its size is the grid's).
+        edge_threshold: Largest depth ratio within a triangle (> 1).
+
+    Returns:
+        The rim (empty arrays where no border pixel is measured).
+    """
+    rows, cols = depth.shape
+    z = np.asarray(depth, dtype=np.float64)
+    along_c = np.arange(cols, dtype=np.int64)
+    along_r = np.arange(rows, dtype=np.int64)
+    zeros_c, zeros_r = np.zeros(cols, np.int64), np.zeros(rows, np.int64)
+    # per side: (vertex row, vertex column, source row, source column), each of the mini
+    # grid's shape; rows before columns as in the grid (the outer row first at the top)
+    sides = (
+        (np.stack([zeros_c - 1, zeros_c]), np.stack([along_c, along_c]), zeros_c, along_c),
+        (
+            np.stack([zeros_c + rows - 1, zeros_c + rows]),
+            np.stack([along_c, along_c]),
+            zeros_c + rows - 1,
+            along_c,
+        ),
+        (np.stack([along_r, along_r], 1), np.stack([zeros_r - 1, zeros_r], 1), along_r, zeros_r),
+        (
+            np.stack([along_r, along_r], 1),
+            np.stack([zeros_r + cols - 1, zeros_r + cols], 1),
+            along_r,
+            zeros_r + cols - 1,
+        ),
+    )
+    vertices, faces, pixels = [], [], []
+    count = 0
+    for vertex_row, vertex_col, source_row, source_col in sides:
+        shape = vertex_row.shape
+        src_r = np.broadcast_to(source_row.reshape((1, -1) if shape[0] == 2 else (-1, 1)), shape)
+        src_c = np.broadcast_to(source_col.reshape((1, -1) if shape[0] == 2 else (-1, 1)), shape)
+        side_depth = z[src_r, src_c]
+        keep = depth_edge_faces(side_depth, threshold=edge_threshold).reshape(-1)
+        side_faces = grid_faces(*shape)[keep]
+        used = np.zeros(side_depth.size, dtype=bool)
+        used[side_faces.ravel()] = True
+        renumber = np.cumsum(used, dtype=np.int64) - 1
+        zz = side_depth.ravel()[used]
+        points = np.empty((len(zz), 3), dtype=np.float32)
+        points[:, 0] = (vertex_col.ravel()[used] - intrinsics.cx) / intrinsics.fx * zz
+        points[:, 1] = (vertex_row.ravel()[used] - intrinsics.cy) / intrinsics.fy * zz
+        points[:, 2] = zz
+        vertices.append(points)
+        faces.append(renumber[side_faces] + count)
+        pixels.append(np.stack([src_r.ravel()[used], src_c.ravel()[used]], axis=1))
+        count += len(zz)
+    return Skirt(
+        np.concatenate(vertices).astype(np.float32),
+        np.concatenate(faces).astype(np.int64).reshape(-1, 3),
+        np.concatenate(pixels).astype(np.int64).reshape(-1, 2),
     )

@@ -68,6 +68,7 @@ from depth2mesh.geometry.inpaint import (
     SLOT_TEXELS,
     InpaintMode,
     background_layer,
+    border_skirt,
     layer_mesh,
     layer_strip,
 )
@@ -1153,7 +1154,10 @@ def add_background_layer(
     (:func:`~depth2mesh.geometry.inpaint.layer_mesh`) whose colours fill slots of a strip
     (:func:`~depth2mesh.geometry.inpaint.layer_strip`) below the photo in one texture
     (:func:`~depth2mesh.exchange.texture.strip_texture`); the grid's texture coordinates are
-    scaled to the photo's part of it.
+    scaled to the photo's part of it. A rim one pixel beyond the grid's border
+    (:func:`~depth2mesh.geometry.inpaint.border_skirt`, textured by the border pixels) makes
+    the photo camera's rays through the border pixels' centres hit the mesh (the grid ends
+    exactly on them); it counts with the layer.
 
     Args:
         photo: The photo.
@@ -1197,7 +1201,6 @@ def add_background_layer(
         texture_format=options.texture_format,
         jpeg_quality=options.jpeg_quality,
     )
-    seconds = time.perf_counter() - started  # the texture's encoding included
     total_height, total_width = packed.size
     photo_height, photo_width = packed.photo_size
     seen_uvs = grid.uvs * np.array(
@@ -1206,21 +1209,36 @@ def add_background_layer(
     layer_uvs = (mesh.texels + np.array([0.0, packed.strip_top])) / np.array(
         [total_width, total_height]
     )
+    # the rim one pixel beyond the border, coloured by the border pixels in the photo's part
+    rows, cols = geometry.depth.shape
+    rim = border_skirt(
+        np.where(geometry.valid, geometry.depth, np.nan),
+        grid_camera,
+        edge_threshold=options.edge_threshold,
+    )
+    rim_uvs = (
+        (rim.pixels[:, ::-1] + 0.5)
+        / np.array([cols, rows])
+        * np.array([photo_width / total_width, photo_height / total_height])
+    )
+    added = np.concatenate([mesh.vertices, rim.vertices])
     count = grid.vertices.shape[0]
     normals = None
     if grid.normals is not None:  # the layer faces the camera like the surface it carries on
-        toward = -mesh.vertices / np.maximum(
-            np.linalg.norm(mesh.vertices, axis=1, keepdims=True), 1e-12
-        )
+        toward = -added / np.maximum(np.linalg.norm(added, axis=1, keepdims=True), 1e-12)
         normals = np.concatenate([grid.normals, toward.astype(np.float32)])
     combined = MeshArrays(
-        vertices=np.concatenate([grid.vertices, mesh.vertices]),
-        faces=np.concatenate([grid.faces, mesh.faces + count]),
+        vertices=np.concatenate([grid.vertices, added]),
+        faces=np.concatenate(
+            [grid.faces, mesh.faces + count, rim.faces + count + len(mesh.vertices)]
+        ),
         normals=normals,
-        uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32)]),
+        uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32), rim_uvs.astype(np.float32)]),
     )
     sizes = ((total_width, total_height), (photo_width, photo_height))
-    return combined, packed.texture, (len(mesh.vertices), len(mesh.faces), seconds, *sizes)
+    counts = (len(added), len(mesh.faces) + len(rim.faces))
+    seconds = time.perf_counter() - started  # the texture's encoding included
+    return combined, packed.texture, (*counts, seconds, *sizes)
 
 
 def _write_obj(
