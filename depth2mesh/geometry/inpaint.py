@@ -60,12 +60,12 @@ by more than this ratio."""
 BEHIND_RATIO: Final = 1.02
 """A layer pixel lies at least this ratio behind the near surface the photo saw there."""
 
-PARALLAX_CLASSES_PX: Final = (48.0, 24.0, 12.0, 3.0, 0.0)
+PARALLAX_CLASSES_PX: Final = (32.0, 12.0, 3.0, 0.0)
 """Far-side pixels are carried on in passes, those whose step's parallax is at least each of
 these many pixels first: a wide step's band is not taken by the smaller tears inside a curved
 surface or a frame in front of it (see :func:`background_layer`)."""
 
-INNER_CORNER_PX: Final = 12.0
+INNER_CORNER_PX: Final = 32.0
 """Passes of steps whose parallax is at least this many pixels look for inner corners
 (:func:`_inner_corners`)."""
 
@@ -159,11 +159,13 @@ def far_side(
         corner of the torn cells around each pixel, metres (inf where none).
     """
     z = np.asarray(depth, dtype=np.float32)
-    corners = np.stack([z[:-1, :-1], z[:-1, 1:], z[1:, :-1], z[1:, 1:]])
     with np.errstate(invalid="ignore"):
-        measured = np.isfinite(corners).all(axis=0) & (corners > 0).all(axis=0)
-    torn = measured & ~kept.all(axis=2)
-    cell_near = np.where(torn, corners.min(axis=0, initial=np.inf, where=measured), np.inf)
+        usable = z > 0  # False for NaN
+    usable &= np.isfinite(z)
+    measured = usable[:-1, :-1] & usable[:-1, 1:] & usable[1:, :-1] & usable[1:, 1:]
+    torn = measured & ~(kept[..., 0] & kept[..., 1])
+    lowest = np.minimum(np.minimum(z[:-1, :-1], z[:-1, 1:]), np.minimum(z[1:, :-1], z[1:, 1:]))
+    cell_near = np.where(torn, lowest, np.float32(np.inf))
     near = np.full(z.shape, np.inf, dtype=np.float32)
     for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
         view = near[dr : dr + z.shape[0] - 1, dc : dc + z.shape[1] - 1]
@@ -173,15 +175,24 @@ def far_side(
     return np.asarray(far), near
 
 
-def _nearest(mask: NDArray[np.bool_]) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
-    """Distance (pixels) to the nearest True pixel of ``mask`` and that pixel's flat index."""
+def _nearest(
+    mask: NDArray[np.bool_], reach: float, free: NDArray[np.bool_]
+) -> tuple[NDArray[np.intp], NDArray[np.float32], NDArray[np.intp]]:
+    """The ``free`` pixels within ``reach`` of a True pixel of ``mask`` (not on it).
+
+    Returns:
+        Their flat indices, their distances (pixels) to the nearest True pixel and that
+        pixel's flat index, each (N,).
+    """
     distance, labels = cv2.distanceTransformWithLabels(
         (~mask).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
     )
     rows, cols = np.nonzero(mask)
     label_to_pixel = np.zeros(int(labels.max()) + 1, dtype=np.intp)
     label_to_pixel[labels[rows, cols]] = rows * mask.shape[1] + cols
-    return np.asarray(distance, np.float32), label_to_pixel[labels]
+    flat = np.flatnonzero((distance > 0) & (distance <= reach) & free)
+    found: NDArray[np.float32] = np.asarray(distance, np.float32).ravel()[flat]
+    return flat, found, label_to_pixel[labels.ravel()[flat]]
 
 
 def _bilinear(
@@ -341,6 +352,7 @@ def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.u
     """Give the pixels beside ``known`` ones the mean colour of their known 8-neighbours.
 
     Two rounds: a texture filter between layer texels reaches at most one pixel past them.
+    Only the pixels next to known ones are visited.
 
     Args:
         colors: (rows, cols, 3) uint8 sRGB.
@@ -349,16 +361,29 @@ def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.u
     Returns:
         (rows, cols, 3) uint8 sRGB.
     """
-    values = colors.astype(np.float32) * known[..., None]
-    weight = known.astype(np.float32)
+    rows, cols = known.shape
+    # one pixel of padding: every neighbour of a pixel of the grid exists
+    spread = np.zeros((rows + 2, cols + 2, 3), np.uint8)
+    spread[1:-1, 1:-1] = colors
+    weight = np.zeros((rows + 2, cols + 2), np.uint8)
+    weight[1:-1, 1:-1] = known
+    width = cols + 2
+    offsets = np.array([dr * width + dc for dr in (-1, 0, 1) for dc in (-1, 0, 1)], np.intp)
+    flat_colors = spread.reshape(-1, 3)
+    flat_weight = weight.ravel()
     for _ in range(2):
-        total = cv2.boxFilter(values, -1, (3, 3), normalize=False)
-        count = cv2.boxFilter(weight, -1, (3, 3), normalize=False)
-        fill = (weight == 0) & (count > 0)
-        values[fill] = total[fill] / count[fill][:, None]
-        weight[fill] = 1.0
-    spread = np.where(weight[..., None] > 0, values, colors.astype(np.float32))
-    return np.ascontiguousarray(np.clip(np.rint(spread), 0, 255).astype(np.uint8))
+        grown = cv2.dilate(weight[1:-1, 1:-1], np.ones((3, 3), np.uint8))
+        fill_row, fill_col = np.nonzero(grown > weight[1:-1, 1:-1])
+        if fill_row.size == 0:
+            break
+        fill = (fill_row + 1) * width + fill_col + 1
+        around = fill[:, None] + offsets[None, :]  # (N, 9)
+        counted = flat_weight[around].astype(np.float32)
+        total = np.einsum("nk,nkc->nc", counted, flat_colors[around].astype(np.float32))
+        mean = total / counted.sum(axis=1)[:, None]
+        flat_colors[fill] = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+        flat_weight[fill] = 1
+    return np.ascontiguousarray(spread[1:-1, 1:-1])
 
 
 def _carry_on(
@@ -386,11 +411,9 @@ def _carry_on(
         layer depths (metres), each (N,).
     """
     rows, cols = z.shape
-    distance, source = _nearest(sources)
-    within = (distance > 0) & (distance <= band.ravel()[source])
-    flat = np.flatnonzero(within & free)
-    q = source.ravel()[flat]
-    d = distance.ravel()[flat]
+    flat, d, q = _nearest(sources, float(band[sources].max()), free)
+    within = d <= band.ravel()[q]
+    flat, d, q = flat[within], d[within], q[within]
     p_row, p_col = np.divmod(flat, cols)
     q_row, q_col = np.divmod(q, cols)
     n_row = (q_row - p_row) / d  # unit step from p towards q (into the far side)
