@@ -15,9 +15,14 @@ without a learned network:
   object from the photo's camera. Its colours come from the far side only: each layer pixel
   takes the colour of its mirror image across the edge on the far side (or of the nearest
   far-side pixel where the mirror image falls on something else).
+  Where a band reaches past the grid's edge (a frame or a near object along the photo's
+  border hides a background that goes on beyond it), the layer goes on out there too
+  (:func:`border_padding`).
 - :func:`layer_mesh`: triangles of the layer, joined to the far side through its own pixels
   (the same positions as the grid mesh's vertices: no crack), cut into tiles whose colours
   are packed into a strip of the texture (:func:`layer_strip`).
+- :func:`border_skirt`: a one-pixel rim beyond the grid's border, so that the photo camera's
+  rays through the border pixels' centres hit the mesh.
 
 Conventions: arrays at the mesh grid's size (rows, cols); depth in metres along +z of the
 OpenCV camera frame, NaN where unmeasured; colours (rows, cols, 3) uint8 sRGB. Pure functions
@@ -180,19 +185,30 @@ def _nearest(
 ) -> tuple[NDArray[np.intp], NDArray[np.float32], NDArray[np.intp]]:
     """The ``free`` pixels within ``reach`` of a True pixel of ``mask`` (not on it).
 
+    Only the box around ``mask``'s pixels widened by ``reach`` is searched (the distance
+    transform's paths between two pixels of a box stay inside it: the same result).
+
     Returns:
-        Their flat indices, their distances (pixels) to the nearest True pixel and that
-        pixel's flat index, each (N,).
+        Their flat indices (ascending), their distances (pixels) to the nearest True pixel
+        and that pixel's flat index, each (N,).
     """
-    distance, labels = cv2.distanceTransformWithLabels(
-        (~mask).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-    )
+    height, width = mask.shape
     rows, cols = np.nonzero(mask)
+    margin = math.ceil(reach)
+    top, left = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
+    bottom = min(int(rows.max()) + margin + 1, height)
+    right = min(int(cols.max()) + margin + 1, width)
+    box = mask[top:bottom, left:right]
+    distance, labels = cv2.distanceTransformWithLabels(
+        (~box).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
     label_to_pixel = np.zeros(int(labels.max()) + 1, dtype=np.intp)
-    label_to_pixel[labels[rows, cols]] = rows * mask.shape[1] + cols
-    flat = np.flatnonzero((distance > 0) & (distance <= reach) & free)
-    found: NDArray[np.float32] = np.asarray(distance, np.float32).ravel()[flat]
-    return flat, found, label_to_pixel[labels.ravel()[flat]]
+    label_to_pixel[labels[rows - top, cols - left]] = rows * width + cols
+    local = np.flatnonzero((distance > 0) & (distance <= reach) & free[top:bottom, left:right])
+    local_row, local_col = np.divmod(local, right - left)
+    flat = (local_row + top) * width + local_col + left
+    found: NDArray[np.float32] = np.asarray(distance, np.float32).ravel()[local]
+    return flat, found, label_to_pixel[labels.ravel()[local]]
 
 
 def _bilinear(
@@ -247,7 +263,9 @@ def background_layer(
     :data:`SLOPE_STEP_PX` (0 where the slope is not steady), ``d`` the distance. It becomes a
     layer pixel when that lies :data:`BEHIND_RATIO` behind its own depth. Its colour is the
     photo's at its mirror image ``2q - p`` when that lies on the far side (not nearer than
-    ``q`` by 10 %), else halfway there, else ``q``'s.
+    ``q`` by 10 %), else halfway there, else ``q``'s. Bands that reach past the grid's edge
+    go on beyond it: the layer's arrays are padded there (:func:`border_padding`,
+    :attr:`BackgroundLayer.origin`) and the pixels out there are free for the layer.
 
     Args:
         depth: (rows, cols) float depth, metres (NaN: unmeasured).
@@ -257,7 +275,7 @@ def background_layer(
         baseline: The viewer's move, metres (> 0).
 
     Returns:
-        The layer.
+        The layer (its arrays padded where bands reach past the grid's edges).
 
     Raises:
         ValueError: Shapes that do not match, or a baseline or focal length that is not
