@@ -745,8 +745,8 @@ class Skirt:
     Attributes:
         vertices: (N, 3) float32 camera-frame positions, metres.
         faces: (M, 3) int64 indices into ``vertices``, wound like the grid mesh's.
-        pixels: (N, 2) int64 (row, column) of the border pixel whose depth and colour each
-            vertex takes (texture coordinates: that pixel's in the photo).
+        pixels: (N, 2) int64 (row, column) grid position of each vertex: a border pixel, or
+            one pixel beyond it (-1, rows or cols) with that border pixel's depth.
     """
 
     vertices: NDArray[np.float32]
@@ -820,7 +820,7 @@ def border_skirt(
         points[:, 2] = zz
         vertices.append(points)
         faces.append(renumber[side_faces] + count)
-        pixels.append(np.stack([src_r.ravel()[used], src_c.ravel()[used]], axis=1))
+        pixels.append(np.stack([vertex_row.ravel()[used], vertex_col.ravel()[used]], axis=1))
         count += len(zz)
     return Skirt(
         np.concatenate(vertices).astype(np.float32),

@@ -1246,6 +1246,8 @@ def prepare_layer(
         texture_size=options.texture_size,
         texture_format=options.texture_format,
         jpeg_quality=options.jpeg_quality,
+        # the rim's texture coordinates reach half a grid pixel below the photo's part
+        margin=math.ceil(0.5 * height * scale / rows) + 1,
     )
     rim = border_skirt(depth, grid_camera, edge_threshold=options.edge_threshold)
     return LayerParts(mesh, rim, packed, time.perf_counter() - started)
@@ -1261,7 +1263,8 @@ def add_background_layer(
     """Add the background layer (and the rim) to the grid mesh.
 
     The grid's texture coordinates are scaled to the photo's part of the layered texture; the
-    layer's address its strip, the rim's its border pixels in the photo's part.
+    layer's address its strip; the rim's continue the grid's, half a grid pixel beyond the
+    photo's part (clamped there: the border pixels' colours).
 
     Args:
         grid: The seen grid mesh (with UVs).
@@ -1285,6 +1288,8 @@ def add_background_layer(
         [total_width, total_height]
     )
     rows, cols = grid_shape
+    # where the grid's own coordinates put them (a little outside the photo's part: the
+    # sampler clamps, and the texture repeats the photo's last column and rows there)
     rim_uvs = (rim.pixels[:, ::-1] + 0.5) / np.array([cols, rows]) * part
     added = np.concatenate([mesh.vertices, rim.vertices])
     count = grid.vertices.shape[0]
