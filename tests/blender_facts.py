@@ -274,7 +274,8 @@ def mesh_facts(obj, scene, rows: dict) -> dict:
         part_u, part_v = spec_photo_part(obj.name)
         for loop in mesh.loops:  # the photo's part of the texture, as photo coordinates
             u, v = uv_layer.data[loop.index].uv
-            if u <= part_u + 1e-6 and 1.0 - v <= part_v + 1e-6:  # not the layer's strip
+            # not the layer's strip, nor the rim beyond the photo's border
+            if -1e-6 <= u <= part_u + 1e-6 and -1e-6 <= 1.0 - v <= part_v + 1e-6:
                 vertex_uv.setdefault(loop.vertex_index, (u / part_u, 1.0 - (1.0 - v) / part_v))
         top = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] > 0.9]
         bottom = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] < 0.1]
@@ -329,8 +330,8 @@ def overlay_error(grid, points, cols: int) -> float:
     for index in sample_indices(len(mesh.loops)):
         loop = mesh.loops[index]
         u, v = uv_layer.data[loop.index].uv
-        if u > part_u + 1e-6 or 1.0 - v > part_v + 1e-6:
-            continue  # a vertex of the guessed layer: no pixel of the cloud
+        if not (-1e-6 <= u <= part_u + 1e-6 and -1e-6 <= 1.0 - v <= part_v + 1e-6):
+            continue  # a vertex of the guessed layer or the rim: no pixel of the cloud
         u, v = u / part_u, 1.0 - (1.0 - v) / part_v
         col, row = round(u * cols - 0.5), round((1.0 - v) * rows - 0.5)
         here = grid.matrix_world @ mesh.vertices[loop.vertex_index].co
