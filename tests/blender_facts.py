@@ -274,8 +274,7 @@ def mesh_facts(obj, scene, rows: dict) -> dict:
         part_u, part_v = spec_photo_part(obj.name)
         for loop in mesh.loops:  # the photo's part of the texture, as photo coordinates
             u, v = uv_layer.data[loop.index].uv
-            # not the layer's strip, nor the rim beyond the photo's border
-            if -1e-6 <= u <= part_u + 1e-6 and -1e-6 <= 1.0 - v <= part_v + 1e-6:
+            if u <= part_u + 1e-6 and 1.0 - v <= part_v + 1e-6:  # not the layer's strip
                 vertex_uv.setdefault(loop.vertex_index, (u / part_u, 1.0 - (1.0 - v) / part_v))
         top = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] > 0.9]
         bottom = [(world @ mesh.vertices[i].co).z for i, uv in vertex_uv.items() if uv[1] < 0.1]
@@ -330,10 +329,12 @@ def overlay_error(grid, points, cols: int) -> float:
     for index in sample_indices(len(mesh.loops)):
         loop = mesh.loops[index]
         u, v = uv_layer.data[loop.index].uv
-        if not (-1e-6 <= u <= part_u + 1e-6 and -1e-6 <= 1.0 - v <= part_v + 1e-6):
-            continue  # a vertex of the guessed layer or the rim: no pixel of the cloud
+        if u > part_u + 1e-6 or 1.0 - v > part_v + 1e-6:
+            continue  # a vertex of the guessed layer: no pixel of the cloud
         u, v = u / part_u, 1.0 - (1.0 - v) / part_v
         col, row = round(u * cols - 0.5), round((1.0 - v) * rows - 0.5)
+        if abs(u * cols - 0.5 - col) > 0.01 or abs((1.0 - v) * rows - 0.5 - row) > 0.01:
+            continue  # not at a pixel's centre: the rim on the photo's edge, no pixel either
         here = grid.matrix_world @ mesh.vertices[loop.vertex_index].co
         there = points.matrix_world @ cloud.vertices[row * cols + col].co
         error = max(error, (here - there).length)

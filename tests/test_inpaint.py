@@ -155,23 +155,29 @@ def test_layer_mesh_joins_the_far_side_without_a_crack() -> None:
     assert (local <= SLOT_OFFSET + TILE_CELLS + 1).all()
 
 
-def test_border_skirt_reaches_one_pixel_out_from_the_grid_border_vertices() -> None:
+def test_border_skirt_reaches_from_the_grid_border_vertices_to_the_photo_edge() -> None:
     depth, _, _ = _scene()
     depth[0, 10] = np.nan  # an unmeasured border pixel: the rim is cut around it
     camera = Intrinsics(FOCAL, FOCAL, 99.5, 59.5, 200, 120)
     rim = border_skirt(depth, camera, edge_threshold=1.1)
     u = FOCAL * rim.vertices[:, 0] / rim.vertices[:, 2] + camera.cx
     v = FOCAL * rim.vertices[:, 1] / rim.vertices[:, 2] + camera.cy
-    outer = (u < -0.5) | (u > 199.5) | (v < -0.5) | (v > 119.5)
-    # each vertex is a border pixel (the grid's own float32 position) or one pixel out
-    seen = depth_to_points(depth, camera)[rim.pixels[~outer, 0], rim.pixels[~outer, 1]]
-    assert np.array_equal(rim.vertices[~outer], seen)
     assert np.allclose(u, rim.pixels[:, 1], atol=1e-3)  # at its grid position
     assert np.allclose(v, rim.pixels[:, 0], atol=1e-3)
-    border = (np.clip(rim.pixels[:, 0], 0, 119), np.clip(rim.pixels[:, 1], 0, 199))
-    assert np.array_equal(rim.vertices[:, 2], depth[border])  # the border pixel's depth
+    outer = (u < -0.25) | (u > 199.25) | (v < -0.25) | (v > 119.25)
+    # the outer vertices on the photo's edge (half a pixel out), the others on the border
+    # pixels' centres, the grid's own float32 positions
+    edge = np.zeros(len(u), bool)
+    for value, at in ((u, -0.5), (u, 199.5), (v, -0.5), (v, 119.5)):
+        edge |= np.abs(value - at) < 1e-3
+    assert np.array_equal(outer, edge)
+    centre = rim.pixels[~outer].astype(int)
+    seen = depth_to_points(depth, camera)[centre[:, 0], centre[:, 1]]
+    assert np.array_equal(rim.vertices[~outer], seen)
+    border = np.clip(np.rint(rim.pixels), 0, [119, 199]).astype(int)
+    assert np.array_equal(rim.vertices[:, 2], depth[border[:, 0], border[:, 1]])
     assert outer.sum() >= 2 * (200 + 120) - 8  # all four sides, less the cut pixel's
-    assert not ((border[0] == 0) & (border[1] == 10)).any()
+    assert not ((border[:, 0] == 0) & (border[:, 1] == 10)).any()
     assert len(rim.faces) == 2 * (2 * 199 + 2 * 119) - 4  # two cells cut at the NaN pixel
 
 

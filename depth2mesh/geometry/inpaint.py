@@ -21,7 +21,7 @@ without a learned network:
 - :func:`layer_mesh`: triangles of the layer, joined to the far side through its own pixels
   (the same positions as the grid mesh's vertices: no crack), cut into tiles whose colours
   are packed into a strip of the texture (:func:`layer_strip`).
-- :func:`border_skirt`: a one-pixel rim beyond the grid's border, so that the photo camera's
+- :func:`border_skirt`: a half-pixel rim beyond the grid's border, so that the photo camera's
   rays through the border pixels' centres hit the mesh.
 
 Conventions: arrays at the mesh grid's size (rows, cols); depth in metres along +z of the
@@ -745,28 +745,30 @@ class Skirt:
     Attributes:
         vertices: (N, 3) float32 camera-frame positions, metres.
         faces: (M, 3) int64 indices into ``vertices``, wound like the grid mesh's.
-        pixels: (N, 2) int64 (row, column) grid position of each vertex: a border pixel, or
-            one pixel beyond it (-1, rows or cols) with that border pixel's depth.
+        pixels: (N, 2) float64 (row, column) grid position of each vertex, pixels: a border
+            pixel's centre, or half a pixel beyond it (-0.5, rows - 0.5 or cols - 0.5: the
+            edge of the photo) with that border pixel's depth.
     """
 
     vertices: NDArray[np.float32]
     faces: NDArray[np.int64]
-    pixels: NDArray[np.int64]
+    pixels: NDArray[np.float64]
 
 
 def border_skirt(
     depth: NDArray[np.floating], intrinsics: Intrinsics, *, edge_threshold: float
 ) -> Skirt:
-    """The grid's border pixels carried one pixel outward, at their own depth.
+    """The grid's border pixels carried half a pixel outward, at their own depth.
 
     The grid mesh ends exactly on its border pixels' centres, so the photo camera's rays
     through those centres graze its last edge and may miss it (its positions are quantised in
-    the GLB). The rim reaches one pixel beyond (where no ray through a pixel centre of the
-    photo goes), with the border pixels' depth and colours: through the photo's camera the
-    border pixels show their own colours, and nothing else changes.
+    the GLB). The rim reaches half a pixel beyond, to the photo's edge (where no ray through a
+    pixel centre of the photo goes), with the border pixels' depth and colours: through the
+    photo's camera the border pixels show their own colours, and nothing else changes; its
+    texture coordinates stay within the photo's.
 
-    Along each side the rim is a two-row grid (the border pixels and their copies one pixel
-    out), triangulated like the grid mesh (:func:`~depth2mesh.geometry.points.grid_faces`)
+    Along each side the rim is a two-row grid (the border pixels and their copies half a
+    pixel out), triangulated like the grid mesh (:func:`~depth2mesh.geometry.points.grid_faces`)
     and cut where the border itself is (depth ratio above ``edge_threshold``, unmeasured
     pixels). Border vertices lie exactly on the grid mesh's own (same float32 positions).
 
@@ -785,18 +787,24 @@ def border_skirt(
     zeros_c, zeros_r = np.zeros(cols, np.int64), np.zeros(rows, np.int64)
     # per side: (vertex row, vertex column, source row, source column), each of the mini
     # grid's shape; rows before columns as in the grid (the outer row first at the top)
+    out = 0.5  # the rim's outer vertices: the photo's edge
     sides = (
-        (np.stack([zeros_c - 1, zeros_c]), np.stack([along_c, along_c]), zeros_c, along_c),
+        (np.stack([zeros_c - out, zeros_c]), np.stack([along_c, along_c]), zeros_c, along_c),
         (
-            np.stack([zeros_c + rows - 1, zeros_c + rows]),
+            np.stack([zeros_c + rows - 1, zeros_c + rows - 1 + out]),
             np.stack([along_c, along_c]),
             zeros_c + rows - 1,
             along_c,
         ),
-        (np.stack([along_r, along_r], 1), np.stack([zeros_r - 1, zeros_r], 1), along_r, zeros_r),
         (
             np.stack([along_r, along_r], 1),
-            np.stack([zeros_r + cols - 1, zeros_r + cols], 1),
+            np.stack([zeros_r - out, zeros_r], 1),
+            along_r,
+            zeros_r,
+        ),
+        (
+            np.stack([along_r, along_r], 1),
+            np.stack([zeros_r + cols - 1, zeros_r + cols - 1 + out], 1),
             along_r,
             zeros_r + cols - 1,
         ),
@@ -825,5 +833,5 @@ def border_skirt(
     return Skirt(
         np.concatenate(vertices).astype(np.float32),
         np.concatenate(faces).astype(np.int64).reshape(-1, 3),
-        np.concatenate(pixels).astype(np.int64).reshape(-1, 2),
+        np.concatenate(pixels).astype(np.float64).reshape(-1, 2),
     )

@@ -1197,7 +1197,7 @@ def prepare_layer(
     :data:`~depth2mesh.geometry.inpaint.BASELINE_M`) is triangulated in tiles
     (:func:`~depth2mesh.geometry.inpaint.layer_mesh`) whose colours fill slots of a strip
     (:func:`~depth2mesh.geometry.inpaint.layer_strip`) below the photo in one texture
-    (:func:`~depth2mesh.exchange.texture.strip_texture`). A rim one pixel beyond the grid's
+    (:func:`~depth2mesh.exchange.texture.strip_texture`). A rim half a pixel beyond the grid's
     border (:func:`~depth2mesh.geometry.inpaint.border_skirt`, textured by the border pixels)
     makes the photo camera's rays through the border pixels' centres hit the mesh (the grid
     ends exactly on them); it counts with the layer. Needs only the geometry: it may run
@@ -1246,8 +1246,7 @@ def prepare_layer(
         texture_size=options.texture_size,
         texture_format=options.texture_format,
         jpeg_quality=options.jpeg_quality,
-        # the rim's texture coordinates reach half a grid pixel below the photo's part
-        margin=math.ceil(0.5 * height * scale / rows) + 1,
+        margin=1,  # the rim's texture coordinates reach the photo part's last edge
     )
     rim = border_skirt(depth, grid_camera, edge_threshold=options.edge_threshold)
     return LayerParts(mesh, rim, packed, time.perf_counter() - started)
@@ -1263,8 +1262,7 @@ def add_background_layer(
     """Add the background layer (and the rim) to the grid mesh.
 
     The grid's texture coordinates are scaled to the photo's part of the layered texture; the
-    layer's address its strip; the rim's continue the grid's, half a grid pixel beyond the
-    photo's part (clamped there: the border pixels' colours).
+    layer's address its strip; the rim's continue the grid's, out to the photo part's edges.
 
     Args:
         grid: The seen grid mesh (with UVs).
@@ -1288,8 +1286,7 @@ def add_background_layer(
         [total_width, total_height]
     )
     rows, cols = grid_shape
-    # where the grid's own coordinates put them (a little outside the photo's part: the
-    # sampler clamps, and the texture repeats the photo's last column and rows there)
+    # where the grid's own coordinates put them: out to the photo part's edges
     rim_uvs = (rim.pixels[:, ::-1] + 0.5) / np.array([cols, rows]) * part
     added = np.concatenate([mesh.vertices, rim.vertices])
     count = grid.vertices.shape[0]
