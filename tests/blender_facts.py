@@ -333,6 +333,8 @@ def overlay_error(grid, points, cols: int) -> float:
             continue  # a vertex of the guessed layer: no pixel of the cloud
         u, v = u / part_u, 1.0 - (1.0 - v) / part_v
         col, row = round(u * cols - 0.5), round((1.0 - v) * rows - 0.5)
+        if abs(u * cols - 0.5 - col) > 0.01 or abs((1.0 - v) * rows - 0.5 - row) > 0.01:
+            continue  # not at a pixel's centre: the rim on the photo's edge, no pixel either
         here = grid.matrix_world @ mesh.vertices[loop.vertex_index].co
         there = points.matrix_world @ cloud.vertices[row * cols + col].co
         error = max(error, (here - there).length)

@@ -460,9 +460,10 @@ def test_point_cloud_overlays_the_mesh(landscape: dict, landscape_facts: dict) -
     assert grid_record["position_error_bound_m"] <= 1e-4 * grid_record["depth_range_m"]
     tolerance = 1e-5 + 3**0.5 * grid_record["position_error_bound_m"]
     assert landscape_facts["overlay_max_error"] < tolerance
-    # The grid mesh drops only pixels no triangle uses: the boxes are nearly the same.
-    np.testing.assert_allclose(points["bbox_min"], grid["bbox_min"], atol=0.1)
-    np.testing.assert_allclose(points["bbox_max"], grid["bbox_max"], atol=0.1)
+    # The grid mesh drops only pixels no triangle uses: its box holds the points' box, to
+    # 0.1 m (the background layer and the rim may reach past the photo's border).
+    assert np.all(np.asarray(grid["bbox_min"]) <= np.asarray(points["bbox_min"]) + 0.1)
+    assert np.all(np.asarray(grid["bbox_max"]) >= np.asarray(points["bbox_max"]) - 0.1)
 
 
 def _one_line_error(outcome: dict) -> str:

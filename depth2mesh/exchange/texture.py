@@ -249,16 +249,17 @@ def strip_texture(
     texture_size: int = DEFAULT_TEXTURE_SIZE,
     texture_format: Literal["jpeg", "png"] = "jpeg",
     jpeg_quality: int | None = None,
+    margin: int = 0,
 ) -> StripTexture:
     """Encode the photo's texture with ``strip`` below it, in one image.
 
     The photo's part is the pixels :func:`encode_texture` would encode
-    (:func:`texture_pixels`), its last row and column repeated to a multiple of
-    :data:`STRIP_ALIGN` rows and to the strip's width (what a JPEG encoder does itself at the
-    image's edge, so those blocks come out as without the strip); the strip starts on the next
-    row, its last column repeated to the image's width. The image is always encoded (the
-    photo's own JPEG bytes cannot hold the strip), as ``texture_format`` at
-    :func:`encoding_quality`.
+    (:func:`texture_pixels`), its last row repeated for at least ``margin`` rows and to a
+    multiple of :data:`STRIP_ALIGN` rows, its last column to the strip's width (what a JPEG
+    encoder does itself at the image's edge, so those blocks come out as without the strip);
+    the strip starts on the next row, its last column repeated to the image's width. The
+    image is always encoded (the photo's own JPEG bytes cannot hold the strip), as
+    ``texture_format`` at :func:`encoding_quality`.
 
     Args:
         photo: The photo.
@@ -266,6 +267,8 @@ def strip_texture(
         texture_size: Longest side of the photo's part, pixels.
         texture_format: "jpeg" or "png".
         jpeg_quality: JPEG quality; None: the default.
+        margin: Rows of the photo's last row, at least, between it and the strip (texture
+            coordinates a little below the photo then sample the photo's last row).
 
     Returns:
         The texture and where its parts are.
@@ -273,7 +276,7 @@ def strip_texture(
     pixels = texture_pixels(photo.rgb, max_size=texture_size)
     height, width = pixels.shape[:2]
     total_width = max(width, strip.shape[1])
-    top = -(-height // STRIP_ALIGN) * STRIP_ALIGN
+    top = -(-(height + max(0, margin)) // STRIP_ALIGN) * STRIP_ALIGN
     image = np.empty((top + strip.shape[0], total_width, 3), dtype=np.uint8)  # BGR, filled once
     cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR, dst=image[:height, :width])
     image[height:top, :width] = image[height - 1 : height, :width]

@@ -15,9 +15,14 @@ without a learned network:
   object from the photo's camera. Its colours come from the far side only: each layer pixel
   takes the colour of its mirror image across the edge on the far side (or of the nearest
   far-side pixel where the mirror image falls on something else).
+  Where a band reaches past the grid's edge (a frame or a near object along the photo's
+  border hides a background that goes on beyond it), the layer goes on out there too
+  (:func:`border_padding`).
 - :func:`layer_mesh`: triangles of the layer, joined to the far side through its own pixels
   (the same positions as the grid mesh's vertices: no crack), cut into tiles whose colours
   are packed into a strip of the texture (:func:`layer_strip`).
+- :func:`border_skirt`: a half-pixel rim beyond the grid's border, so that the photo camera's
+  rays through the border pixels' centres hit the mesh.
 
 Conventions: arrays at the mesh grid's size (rows, cols); depth in metres along +z of the
 OpenCV camera frame, NaN where unmeasured; colours (rows, cols, 3) uint8 sRGB. Pure functions
@@ -35,6 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from depth2mesh.geometry.camera import Intrinsics
+from depth2mesh.geometry.points import depth_edge_faces, grid_faces
 
 InpaintMode = Literal["on", "off"]
 
@@ -59,10 +65,14 @@ by more than this ratio."""
 BEHIND_RATIO: Final = 1.02
 """A layer pixel lies at least this ratio behind the near surface the photo saw there."""
 
-PARALLAX_CLASSES_PX: Final = (12.0, 3.0, 0.0)
+PARALLAX_CLASSES_PX: Final = (32.0, 12.0, 3.0, 0.0)
 """Far-side pixels are carried on in passes, those whose step's parallax is at least each of
-these many pixels first: a wide step's band is not taken by the small tears inside a curved
-surface in front of it (see :func:`background_layer`)."""
+these many pixels first: a wide step's band is not taken by the smaller tears inside a curved
+surface or a frame in front of it (see :func:`background_layer`)."""
+
+INNER_CORNER_PX: Final = 32.0
+"""Passes of steps whose parallax is at least this many pixels look for inner corners
+(:func:`_inner_corners`)."""
 
 SLOPE_STEP_PX: Final = 3.0
 """The far side's slope is measured over this many pixels (and twice as many, to check that
@@ -93,6 +103,8 @@ SLOT_OFFSET: Final = (SLOT_TEXELS - TILE_CELLS - 1) // 2
 class BackgroundLayer:
     """The guessed surface behind the near side of every torn edge, on the mesh grid.
 
+    Its arrays are (rows, cols): the grid's, plus any padding beyond its edges (``origin``).
+
     Attributes:
         depth: (rows, cols) float32 metres along +z: the layer's depth on its pixels, the
             photo's own depth on the other corners of torn cells (the far side it joins, and
@@ -102,12 +114,17 @@ class BackgroundLayer:
             texture filtering never reaches the near object's colours).
         layer: (rows, cols) bool, the layer's own pixels (behind the near surface).
         far: (rows, cols) bool, far-side pixels of torn cells (the layer starts there).
+        origin: (row, column) of the grid's first pixel in these arrays: where a band
+            reaches past the grid's edge (a near object or a frame along the photo's border),
+            the arrays are padded on that side (see :func:`border_padding`) and the layer
+            goes on out there; (0, 0) and the grid's own size where nothing reaches out.
     """
 
     depth: NDArray[np.float32]
     colors: NDArray[np.uint8]
     layer: NDArray[np.bool_]
     far: NDArray[np.bool_]
+    origin: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -147,11 +164,13 @@ def far_side(
         corner of the torn cells around each pixel, metres (inf where none).
     """
     z = np.asarray(depth, dtype=np.float32)
-    corners = np.stack([z[:-1, :-1], z[:-1, 1:], z[1:, :-1], z[1:, 1:]])
     with np.errstate(invalid="ignore"):
-        measured = np.isfinite(corners).all(axis=0) & (corners > 0).all(axis=0)
-    torn = measured & ~kept.all(axis=2)
-    cell_near = np.where(torn, corners.min(axis=0, initial=np.inf, where=measured), np.inf)
+        usable = z > 0  # False for NaN
+    usable &= np.isfinite(z)
+    measured = usable[:-1, :-1] & usable[:-1, 1:] & usable[1:, :-1] & usable[1:, 1:]
+    torn = measured & ~(kept[..., 0] & kept[..., 1])
+    lowest = np.minimum(np.minimum(z[:-1, :-1], z[:-1, 1:]), np.minimum(z[1:, :-1], z[1:, 1:]))
+    cell_near = np.where(torn, lowest, np.float32(np.inf))
     near = np.full(z.shape, np.inf, dtype=np.float32)
     for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1)):
         view = near[dr : dr + z.shape[0] - 1, dc : dc + z.shape[1] - 1]
@@ -161,15 +180,35 @@ def far_side(
     return np.asarray(far), near
 
 
-def _nearest(mask: NDArray[np.bool_]) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
-    """Distance (pixels) to the nearest True pixel of ``mask`` and that pixel's flat index."""
-    distance, labels = cv2.distanceTransformWithLabels(
-        (~mask).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
-    )
+def _nearest(
+    mask: NDArray[np.bool_], reach: float, free: NDArray[np.bool_]
+) -> tuple[NDArray[np.intp], NDArray[np.float32], NDArray[np.intp]]:
+    """The ``free`` pixels within ``reach`` of a True pixel of ``mask`` (not on it).
+
+    Only the box around ``mask``'s pixels widened by ``reach`` is searched (the distance
+    transform's paths between two pixels of a box stay inside it: the same result).
+
+    Returns:
+        Their flat indices (ascending), their distances (pixels) to the nearest True pixel
+        and that pixel's flat index, each (N,).
+    """
+    height, width = mask.shape
     rows, cols = np.nonzero(mask)
+    margin = math.ceil(reach)
+    top, left = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
+    bottom = min(int(rows.max()) + margin + 1, height)
+    right = min(int(cols.max()) + margin + 1, width)
+    box = mask[top:bottom, left:right]
+    distance, labels = cv2.distanceTransformWithLabels(
+        (~box).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL
+    )
     label_to_pixel = np.zeros(int(labels.max()) + 1, dtype=np.intp)
-    label_to_pixel[labels[rows, cols]] = rows * mask.shape[1] + cols
-    return np.asarray(distance, np.float32), label_to_pixel[labels]
+    label_to_pixel[labels[rows - top, cols - left]] = rows * width + cols
+    local = np.flatnonzero((distance > 0) & (distance <= reach) & free[top:bottom, left:right])
+    local_row, local_col = np.divmod(local, right - left)
+    flat = (local_row + top) * width + local_col + left
+    found: NDArray[np.float32] = np.asarray(distance, np.float32).ravel()[local]
+    return flat, found, label_to_pixel[labels.ravel()[local]]
 
 
 def _bilinear(
@@ -224,7 +263,9 @@ def background_layer(
     :data:`SLOPE_STEP_PX` (0 where the slope is not steady), ``d`` the distance. It becomes a
     layer pixel when that lies :data:`BEHIND_RATIO` behind its own depth. Its colour is the
     photo's at its mirror image ``2q - p`` when that lies on the far side (not nearer than
-    ``q`` by 10 %), else halfway there, else ``q``'s.
+    ``q`` by 10 %), else halfway there, else ``q``'s. Bands that reach past the grid's edge
+    go on beyond it: the layer's arrays are padded there (:func:`border_padding`,
+    :attr:`BackgroundLayer.origin`) and the pixels out there are free for the layer.
 
     Args:
         depth: (rows, cols) float depth, metres (NaN: unmeasured).
@@ -234,7 +275,7 @@ def background_layer(
         baseline: The viewer's move, metres (> 0).
 
     Returns:
-        The layer.
+        The layer (its arrays padded where bands reach past the grid's edges).
 
     Raises:
         ValueError: Shapes that do not match, or a baseline or focal length that is not
@@ -250,15 +291,28 @@ def background_layer(
     if not (math.isfinite(baseline) and baseline > 0 and math.isfinite(focal_px) and focal_px > 0):
         raise ValueError(f"baseline and focal_px must be positive, got {baseline}, {focal_px}")
     far, near = far_side(z, kept)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse = np.where(np.isfinite(z) & (z > 0), 1.0 / z, 0.0).astype(np.float32)
+        parallax = np.where(far, focal_px * baseline * (1.0 / near - inverse), 0.0)
+    band = np.where(far, np.minimum(parallax + BAND_MARGIN_PX, MAX_BAND * max(rows, cols)), 0)
+    pads = border_padding(band)
+    top, left = pads[0][0], pads[1][0]
+    if any(pads[0]) or any(pads[1]):
+        z = np.pad(z, pads, constant_values=np.nan)
+        colors = np.pad(colors, (*pads, (0, 0)), mode="edge")
+        inverse = np.pad(inverse, pads)
+        parallax = np.pad(parallax, pads)
+        band = np.pad(band, pads)
+        far = np.pad(far, pads)
+        near = np.pad(near, pads, constant_values=np.inf)
+    outside = np.ones(z.shape, dtype=bool)
+    outside[top : top + rows, left : left + cols] = False
     layer = np.zeros(z.shape, dtype=bool)
     layer_depth = np.full(z.shape, np.nan, dtype=np.float32)
     layer_colors = colors.copy()
     if far.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inverse = np.where(np.isfinite(z) & (z > 0), 1.0 / z, 0.0).astype(np.float32)
-            parallax = focal_px * baseline * (1.0 / near - inverse)
-        band = np.where(far, np.minimum(parallax + BAND_MARGIN_PX, MAX_BAND * max(rows, cols)), 0)
         farthest = np.float32(np.nanmax(z))
+        measured = np.isfinite(z) | outside  # beyond the grid's edge: free for the layer
         free_sources = far.copy()
         # wide steps first: the small tears inside a curved surface must not take the pixels
         # that lie within a wide step's band
@@ -267,15 +321,15 @@ def background_layer(
             if not sources.any() or (least > 0 and not (sources & free_sources).any()):
                 continue
             free_sources &= ~sources
-            flat, q, z_layer = _carry_on(z, inverse, sources, band, near, free=~layer)
-            if least == PARALLAX_CLASSES_PX[0]:  # inner corners behind the wide steps
+            flat, q, z_layer = _carry_on(z, inverse, sources, band, near, free=~layer & measured)
+            if least >= INNER_CORNER_PX:  # inner corners behind the wide steps
                 z_layer = _inner_corners(z, inverse, sources, band, flat, z_layer)
             # never beyond what the photo saw, never in front of the near surface
-            z_layer = np.maximum(np.minimum(z_layer, farthest), BEHIND_RATIO * z.ravel()[flat])
+            z_layer = np.fmax(np.minimum(z_layer, farthest), BEHIND_RATIO * z.ravel()[flat])
             layer.ravel()[flat] = True
             layer_depth.ravel()[flat] = z_layer
             layer_colors.reshape(-1, 3)[flat] = _far_colors(
-                z, colors, np.divmod(flat, cols), np.divmod(q, cols), z.ravel()[q]
+                z, colors, np.divmod(flat, z.shape[1]), np.divmod(q, z.shape[1]), z.ravel()[q]
             )
     torn_corner = np.isfinite(near)  # every corner of a torn cell: the layer may mend it
     layer_depth = np.where(layer, layer_depth, np.where(torn_corner, z, np.nan))
@@ -283,13 +337,40 @@ def background_layer(
     # everything else takes the colour of the nearest layer or far-side pixel: a texture
     # filter that reaches past the layer's edge finds far-side colours, never the near object
     layer_colors = _spread(layer_colors, layer | torn_corner)
-    return BackgroundLayer(layer_depth, layer_colors, layer, far)
+    return BackgroundLayer(layer_depth, layer_colors, layer, far, (top, left))
+
+
+def border_padding(band: NDArray[np.floating]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """How far the bands of far-side pixels reach past each edge of the grid.
+
+    A near object (or a frame) along the photo's border hides a background that goes on
+    beyond the border; a viewer who steps aside sees it there, so the layer goes on past the
+    edge as far as the bands reach.
+
+    Args:
+        band: (rows, cols) float band width at each far-side pixel, pixels (0 elsewhere).
+
+    Returns:
+        ((top, bottom), (left, right)) whole pixels to pad on each side (0 where no band
+        reaches out).
+    """
+    rows, cols = band.shape
+    row, col = np.nonzero(band > 0)
+    if row.size == 0:
+        return (0, 0), (0, 0)
+    reach = band[row, col]
+
+    def out(distance: NDArray[np.intp]) -> int:
+        return math.ceil(max(0.0, float(np.max(reach - distance))))
+
+    return (out(row), out(rows - 1 - row)), (out(col), out(cols - 1 - col))
 
 
 def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.uint8]:
     """Give the pixels beside ``known`` ones the mean colour of their known 8-neighbours.
 
     Two rounds: a texture filter between layer texels reaches at most one pixel past them.
+    Only the pixels next to known ones are visited.
 
     Args:
         colors: (rows, cols, 3) uint8 sRGB.
@@ -298,16 +379,29 @@ def _spread(colors: NDArray[np.uint8], known: NDArray[np.bool_]) -> NDArray[np.u
     Returns:
         (rows, cols, 3) uint8 sRGB.
     """
-    values = colors.astype(np.float32) * known[..., None]
-    weight = known.astype(np.float32)
+    rows, cols = known.shape
+    # one pixel of padding: every neighbour of a pixel of the grid exists
+    spread = np.zeros((rows + 2, cols + 2, 3), np.uint8)
+    spread[1:-1, 1:-1] = colors
+    weight = np.zeros((rows + 2, cols + 2), np.uint8)
+    weight[1:-1, 1:-1] = known
+    width = cols + 2
+    offsets = np.array([dr * width + dc for dr in (-1, 0, 1) for dc in (-1, 0, 1)], np.intp)
+    flat_colors = spread.reshape(-1, 3)
+    flat_weight = weight.ravel()
     for _ in range(2):
-        total = cv2.boxFilter(values, -1, (3, 3), normalize=False)
-        count = cv2.boxFilter(weight, -1, (3, 3), normalize=False)
-        fill = (weight == 0) & (count > 0)
-        values[fill] = total[fill] / count[fill][:, None]
-        weight[fill] = 1.0
-    spread = np.where(weight[..., None] > 0, values, colors.astype(np.float32))
-    return np.ascontiguousarray(np.clip(np.rint(spread), 0, 255).astype(np.uint8))
+        grown = cv2.dilate(weight[1:-1, 1:-1], np.ones((3, 3), np.uint8))
+        fill_row, fill_col = np.nonzero(grown > weight[1:-1, 1:-1])
+        if fill_row.size == 0:
+            break
+        fill = (fill_row + 1) * width + fill_col + 1
+        around = fill[:, None] + offsets[None, :]  # (N, 9)
+        counted = flat_weight[around].astype(np.float32)
+        total = np.einsum("nk,nkc->nc", counted, flat_colors[around].astype(np.float32))
+        mean = total / counted.sum(axis=1)[:, None]
+        flat_colors[fill] = np.clip(np.rint(mean), 0, 255).astype(np.uint8)
+        flat_weight[fill] = 1
+    return np.ascontiguousarray(spread[1:-1, 1:-1])
 
 
 def _carry_on(
@@ -327,18 +421,17 @@ def _carry_on(
         sources: (rows, cols) bool far-side pixels to carry on from.
         band: (rows, cols) float band width at each far-side pixel, pixels.
         near: (rows, cols) float32 the near side's depth beside each far-side pixel, metres.
-        free: (rows, cols) bool pixels that may still become layer pixels.
+        free: (rows, cols) bool pixels that may still become layer pixels (measured ones,
+            or beyond the grid's edge).
 
     Returns:
         The layer pixels found (flat indices), their far-side pixels (flat indices) and their
         layer depths (metres), each (N,).
     """
     rows, cols = z.shape
-    distance, source = _nearest(sources)
-    within = (distance > 0) & (distance <= band.ravel()[source])
-    flat = np.flatnonzero(within & free & np.isfinite(z))
-    q = source.ravel()[flat]
-    d = distance.ravel()[flat]
+    flat, d, q = _nearest(sources, float(band[sources].max()), free)
+    within = d <= band.ravel()[q]
+    flat, d, q = flat[within], d[within], q[within]
     p_row, p_col = np.divmod(flat, cols)
     q_row, q_col = np.divmod(q, cols)
     n_row = (q_row - p_row) / d  # unit step from p towards q (into the far side)
@@ -346,13 +439,18 @@ def _carry_on(
     z_q = z.ravel()[q]
     middle = np.sqrt(z_q * near.ravel()[q])  # halfway through the step, in log depth
     # the pixel lies on the near side: nearer than the step's middle, or the first steps
-    # from q back towards it cross the tear (not the far surface going on)
-    crosses = z.ravel()[flat] < middle
+    # from q back towards it cross the tear (not the far surface going on) and the pixel is
+    # on that step's side (not a farther surface beyond the corner of a near object that the
+    # steps clip)
+    z_p = z.ravel()[flat]
+    crosses = z_p < middle
     for step in (1.0, 1.5, 2.0):
         step_row = np.clip(np.rint(q_row - step * n_row), 0, rows - 1).astype(np.intp)
         step_col = np.clip(np.rint(q_col - step * n_col), 0, cols - 1).astype(np.intp)
+        z_step = z[step_row, step_col]
         with np.errstate(invalid="ignore"):
-            crosses |= (z[step_row, step_col] < middle) & (step <= d)
+            side = ~(z_p >= np.sqrt(z_step * z_q))  # beyond the grid's edge (NaN): its side
+            crosses |= (z_step < middle) & (step <= d) & side
     flat, q = flat[crosses], q[crosses]
     return flat, q, _carried_depth(inverse, flat, q)
 
@@ -520,7 +618,8 @@ def layer_mesh(
 
     Args:
         layer: The layer.
-        kept: (rows-1, cols-1, 2) bool triangles of the grid mesh.
+        kept: (rows-1, cols-1, 2) bool triangles of the grid mesh (at the grid's size: the
+            cells of the layer's padding count as kept).
         intrinsics: The grid's camera (its size is the grid's).
         edge_threshold: Largest depth ratio within a triangle (> 1).
         slots_per_row: Slots across the strip (>= 1).
@@ -528,7 +627,12 @@ def layer_mesh(
     Returns:
         The layer's mesh (empty arrays when it has no triangle).
     """
-    cols = layer.depth.shape[1]
+    rows, cols = layer.depth.shape
+    top, left = layer.origin
+    if kept.shape != (rows - 1, cols - 1, 2):  # the layer goes on past the grid's edges
+        padded = np.ones((rows - 1, cols - 1, 2), dtype=bool)
+        padded[top : top + kept.shape[0], left : left + kept.shape[1]] = kept
+        kept = padded
     own = layer.layer
     # triangle 0: top-left, bottom-left, top-right; triangle 1: top-right, bottom-left,
     # bottom-right (grid_faces' layout)
@@ -578,8 +682,8 @@ def layer_mesh(
     # lands exactly on the grid mesh's own vertex there
     z = layer.depth[vertex_row, vertex_col].astype(np.float64)
     points = np.empty((len(z), 3), dtype=np.float32)
-    points[:, 0] = (vertex_col.astype(np.float64) - intrinsics.cx) / intrinsics.fx * z
-    points[:, 1] = (vertex_row.astype(np.float64) - intrinsics.cy) / intrinsics.fy * z
+    points[:, 0] = (vertex_col.astype(np.float64) - (intrinsics.cx + left)) / intrinsics.fx * z
+    points[:, 1] = (vertex_row.astype(np.float64) - (intrinsics.cy + top)) / intrinsics.fy * z
     points[:, 2] = z
     slot_row, slot_col = np.divmod(vertex_slot, slots_per_row)
     texels = np.stack(
@@ -631,4 +735,103 @@ def layer_strip(
         grid.transpose(0, 2, 1, 3, 4).reshape(
             slot_rows * SLOT_TEXELS, slots_per_row * SLOT_TEXELS, 3
         )
+    )
+
+
+@dataclass(frozen=True)
+class Skirt:
+    """A one-pixel rim around the grid mesh, the border pixels' surface carried one pixel out.
+
+    Attributes:
+        vertices: (N, 3) float32 camera-frame positions, metres.
+        faces: (M, 3) int64 indices into ``vertices``, wound like the grid mesh's.
+        pixels: (N, 2) float64 (row, column) grid position of each vertex, pixels: a border
+            pixel's centre, or half a pixel beyond it (-0.5, rows - 0.5 or cols - 0.5: the
+            edge of the photo) with that border pixel's depth.
+    """
+
+    vertices: NDArray[np.float32]
+    faces: NDArray[np.int64]
+    pixels: NDArray[np.float64]
+
+
+def border_skirt(
+    depth: NDArray[np.floating], intrinsics: Intrinsics, *, edge_threshold: float
+) -> Skirt:
+    """The grid's border pixels carried half a pixel outward, at their own depth.
+
+    The grid mesh ends exactly on its border pixels' centres, so the photo camera's rays
+    through those centres graze its last edge and may miss it (its positions are quantised in
+    the GLB). The rim reaches half a pixel beyond, to the photo's edge (where no ray through a
+    pixel centre of the photo goes), with the border pixels' depth and colours: through the
+    photo's camera the border pixels show their own colours, and nothing else changes; its
+    texture coordinates stay within the photo's.
+
+    Along each side the rim is a two-row grid (the border pixels and their copies half a
+    pixel out), triangulated like the grid mesh (:func:`~depth2mesh.geometry.points.grid_faces`)
+    and cut where the border itself is (depth ratio above ``edge_threshold``, unmeasured
+    pixels). Border vertices lie exactly on the grid mesh's own (same float32 positions).
+
+    Args:
+        depth: (rows, cols) float depth, metres (NaN: unmeasured), rows and cols >= 2.
+        intrinsics: The grid's camera (its size is the grid's).
+        edge_threshold: Largest depth ratio within a triangle (> 1).
+
+    Returns:
+        The rim (empty arrays where no border pixel is measured).
+    """
+    rows, cols = depth.shape
+    z = np.asarray(depth, dtype=np.float64)
+    along_c = np.arange(cols, dtype=np.int64)
+    along_r = np.arange(rows, dtype=np.int64)
+    zeros_c, zeros_r = np.zeros(cols, np.int64), np.zeros(rows, np.int64)
+    # per side: (vertex row, vertex column, source row, source column), each of the mini
+    # grid's shape; rows before columns as in the grid (the outer row first at the top)
+    out = 0.5  # the rim's outer vertices: the photo's edge
+    sides = (
+        (np.stack([zeros_c - out, zeros_c]), np.stack([along_c, along_c]), zeros_c, along_c),
+        (
+            np.stack([zeros_c + rows - 1, zeros_c + rows - 1 + out]),
+            np.stack([along_c, along_c]),
+            zeros_c + rows - 1,
+            along_c,
+        ),
+        (
+            np.stack([along_r, along_r], 1),
+            np.stack([zeros_r - out, zeros_r], 1),
+            along_r,
+            zeros_r,
+        ),
+        (
+            np.stack([along_r, along_r], 1),
+            np.stack([zeros_r + cols - 1, zeros_r + cols - 1 + out], 1),
+            along_r,
+            zeros_r + cols - 1,
+        ),
+    )
+    vertices, faces, pixels = [], [], []
+    count = 0
+    for vertex_row, vertex_col, source_row, source_col in sides:
+        shape = vertex_row.shape
+        src_r = np.broadcast_to(source_row.reshape((1, -1) if shape[0] == 2 else (-1, 1)), shape)
+        src_c = np.broadcast_to(source_col.reshape((1, -1) if shape[0] == 2 else (-1, 1)), shape)
+        side_depth = z[src_r, src_c]
+        keep = depth_edge_faces(side_depth, threshold=edge_threshold).reshape(-1)
+        side_faces = grid_faces(*shape)[keep]
+        used = np.zeros(side_depth.size, dtype=bool)
+        used[side_faces.ravel()] = True
+        renumber = np.cumsum(used, dtype=np.int64) - 1
+        zz = side_depth.ravel()[used]
+        points = np.empty((len(zz), 3), dtype=np.float32)
+        points[:, 0] = (vertex_col.ravel()[used] - intrinsics.cx) / intrinsics.fx * zz
+        points[:, 1] = (vertex_row.ravel()[used] - intrinsics.cy) / intrinsics.fy * zz
+        points[:, 2] = zz
+        vertices.append(points)
+        faces.append(renumber[side_faces] + count)
+        pixels.append(np.stack([vertex_row.ravel()[used], vertex_col.ravel()[used]], axis=1))
+        count += len(zz)
+    return Skirt(
+        np.concatenate(vertices).astype(np.float32),
+        np.concatenate(faces).astype(np.int64).reshape(-1, 3),
+        np.concatenate(pixels).astype(np.float64).reshape(-1, 2),
     )

@@ -17,6 +17,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -46,7 +47,7 @@ from depth2mesh.exchange.photo import MAX_PIXELS, Photo, read_depth_file, read_p
 from depth2mesh.exchange.pictures import write_depth_pictures
 from depth2mesh.exchange.ply import encode_ply_mesh, encode_ply_points
 from depth2mesh.exchange.quantize import bounding_box
-from depth2mesh.exchange.texture import Texture, photo_texture, strip_texture
+from depth2mesh.exchange.texture import StripTexture, Texture, photo_texture, strip_texture
 from depth2mesh.geometry.camera import (
     ESTIMATED_PREFIX,
     Intrinsics,
@@ -67,7 +68,10 @@ from depth2mesh.geometry.inpaint import (
     DEFAULT_INPAINT,
     SLOT_TEXELS,
     InpaintMode,
+    LayerMesh,
+    Skirt,
     background_layer,
+    border_skirt,
     layer_mesh,
     layer_strip,
 )
@@ -767,14 +771,28 @@ def convert_photo(
             maps = depth_stage(photo, opts, model, depth_file)
     with timer.stage("geometry"):
         geometry = geometry_stage(photo, intrinsics, maps, opts)
-    with timer.stage("depth_pictures"):
-        written = write_depth_pictures(maps.picture, paths, overwrite=opts.overwrite)
-    with timer.stage("point_cloud"):
-        written += point_cloud_stage(geometry, paths, overwrite=opts.overwrite)
-    camera = _gltf_camera(intrinsics, geometry.depth[geometry.valid])
-    with timer.stage("grid_mesh"):
-        built = grid_mesh_stage(photo, intrinsics, geometry, camera, paths, opts)
-        written += built.files
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        prepared = None
+        if opts.inpaint == "on":  # built while the depth pictures and the points are written
+            prepared = pool.submit(
+                prepare_layer,
+                photo,
+                intrinsics,
+                geometry,
+                opts,
+                edge_threshold=opts.edge_threshold,
+                cuts=geometry.cuts,
+            ).result
+        with timer.stage("depth_pictures"):
+            written = write_depth_pictures(maps.picture, paths, overwrite=opts.overwrite)
+        with timer.stage("point_cloud"):
+            written += point_cloud_stage(geometry, paths, overwrite=opts.overwrite)
+        camera = _gltf_camera(intrinsics, geometry.depth[geometry.valid])
+        with timer.stage("grid_mesh"):
+            built = grid_mesh_stage(
+                photo, intrinsics, geometry, camera, paths, opts, prepared=prepared
+            )
+            written += built.files
     grid, texture, notes = built.mesh, built.texture, built.notes
     counts = _counts(geometry, grid)
     if opts.inpaint == "on":
@@ -1202,11 +1220,23 @@ def grid_mesh_stage(
     camera: GltfCamera,
     paths: dict[str, Path],
     options: ConvertOptions,
+    *,
+    prepared: Callable[[], LayerParts | None] | None = None,
 ) -> GridMesh:
     """Build the UV-textured grid mesh and write its GLB (and the OBJ files when asked).
 
-    With ``options.inpaint == "on"`` the background layer (:func:`add_background_layer`) is
-    part of the mesh and its colours a strip of the texture.
+    With ``options.inpaint == "on"`` the background layer (:func:`prepare_layer`,
+    :func:`add_background_layer`) is part of the mesh and its colours a strip of the texture.
+
+    Args:
+        photo: The photo.
+        intrinsics: The photo's camera.
+        geometry: The grid's geometry.
+        camera: The glTF camera.
+        paths: The output paths.
+        options: The conversion's options.
+        prepared: Returns the layer :func:`prepare_layer` built for ``options.edge_threshold``
+            and the geometry's cuts (for example while other stages ran); None: built here.
 
     Returns:
         The files written, the mesh (camera frame), the texture, notes and the layer's counts.
@@ -1230,11 +1260,13 @@ def grid_mesh_stage(
         edge_threshold, cuts = UNCUT, None
     layered = None
     if options.inpaint == "on":
-        rows, cols = depth.shape
-        kept = kept_triangles(depth, valid=valid, edge_threshold=edge_threshold, cut_cells=cuts)
-        layered = add_background_layer(
-            photo, grid, geometry, kept, intrinsics.resized(height=rows, width=cols), options
-        )
+        if prepared is None or edge_threshold != options.edge_threshold:
+            parts = prepare_layer(
+                photo, intrinsics, geometry, options, edge_threshold=edge_threshold, cuts=cuts
+            )
+        else:
+            parts = prepared()
+        layered = None if parts is None else add_background_layer(grid, parts, depth.shape)
     if layered is not None:
         grid, texture, layer_counts = layered
     else:
@@ -1265,48 +1297,66 @@ def grid_mesh_stage(
     return GridMesh(written, grid, texture, notes, *layer_counts)
 
 
-def add_background_layer(
-    photo: Photo,
-    grid: MeshArrays,
-    geometry: Geometry,
-    kept: NDArray[np.bool_],
-    grid_camera: Intrinsics,
-    options: ConvertOptions,
-) -> (
-    tuple[
-        MeshArrays,
-        Texture,
-        tuple[int, int, float, tuple[int, int] | None, tuple[int, int] | None],
-    ]
-    | None
-):
-    """Add the background layer to the grid mesh, its colours to a strip of the texture.
+@dataclass(frozen=True)
+class LayerParts:
+    """The background layer, built and ready to join the grid mesh (:func:`prepare_layer`).
 
-    The layer (:func:`~depth2mesh.geometry.inpaint.background_layer`, for a viewer moving
+    Attributes:
+        mesh: The layer's triangles with texels in the strip.
+        rim: The one-pixel rim beyond the grid's border.
+        packed: The texture: the photo with the layer's strip below it.
+        seconds: Seconds it took to build (the texture's encoding included).
+    """
+
+    mesh: LayerMesh
+    rim: Skirt
+    packed: StripTexture
+    seconds: float
+
+
+def prepare_layer(
+    photo: Photo,
+    intrinsics: Intrinsics,
+    geometry: Geometry,
+    options: ConvertOptions,
+    *,
+    edge_threshold: float,
+    cuts: NDArray[np.bool_] | None,
+) -> LayerParts | None:
+    """Build the background layer of the grid mesh, and the texture with its strip.
+
+    The grid mesh's triangles (:func:`~depth2mesh.geometry.mesh.kept_triangles` for
+    ``edge_threshold`` and ``cuts``) give the torn cells; the layer
+    (:func:`~depth2mesh.geometry.inpaint.background_layer`, for a viewer moving
     :data:`~depth2mesh.geometry.inpaint.BASELINE_M`) is triangulated in tiles
     (:func:`~depth2mesh.geometry.inpaint.layer_mesh`) whose colours fill slots of a strip
     (:func:`~depth2mesh.geometry.inpaint.layer_strip`) below the photo in one texture
-    (:func:`~depth2mesh.exchange.texture.strip_texture`); the grid's texture coordinates are
-    scaled to the photo's part of it.
+    (:func:`~depth2mesh.exchange.texture.strip_texture`). A rim half a pixel beyond the grid's
+    border (:func:`~depth2mesh.geometry.inpaint.border_skirt`, textured by the border pixels)
+    makes the photo camera's rays through the border pixels' centres hit the mesh (the grid
+    ends exactly on them); it counts with the layer. Needs only the geometry: it may run
+    while other stages do.
 
     Args:
         photo: The photo.
-        grid: The seen grid mesh (with UVs).
+        intrinsics: The photo's camera.
         geometry: The grid's geometry.
-        kept: (rows-1, cols-1, 2) bool, the grid mesh's triangles.
-        grid_camera: The camera at the grid's size.
         options: The conversion's options.
+        edge_threshold: The grid mesh's largest depth ratio within a triangle.
+        cuts: The grid mesh's occlusion cuts (or None).
 
     Returns:
-        The grid mesh with the layer appended, the texture, and the layer's vertex count,
-        triangle count and seconds, the texture's (width, height) and the photo part's; None
-        where nothing is torn (the grid stays as it is).
+        The layer's parts; None where nothing is torn (the grid stays as it is).
     """
     started = time.perf_counter()
-    if grid.uvs is None:
-        raise ValueError("the grid mesh needs its UVs for the background layer")
+    rows, cols = geometry.depth.shape
+    grid_camera = intrinsics.resized(height=rows, width=cols)
+    depth = np.where(geometry.valid, geometry.depth, np.nan)
+    kept = kept_triangles(
+        geometry.depth, valid=geometry.valid, edge_threshold=edge_threshold, cut_cells=cuts
+    )
     layer = background_layer(
-        np.where(geometry.valid, geometry.depth, np.nan),
+        depth,
         geometry.colors,
         kept,
         focal_px=0.5 * (grid_camera.fx + grid_camera.fy),
@@ -1330,31 +1380,66 @@ def add_background_layer(
         texture_size=options.texture_size,
         texture_format=options.texture_format,
         jpeg_quality=options.jpeg_quality,
+        margin=1,  # the rim's texture coordinates reach the photo part's last edge
     )
-    seconds = time.perf_counter() - started  # the texture's encoding included
+    rim = border_skirt(depth, grid_camera, edge_threshold=options.edge_threshold)
+    return LayerParts(mesh, rim, packed, time.perf_counter() - started)
+
+
+def add_background_layer(
+    grid: MeshArrays, parts: LayerParts, grid_shape: tuple[int, int]
+) -> tuple[
+    MeshArrays,
+    Texture,
+    tuple[int, int, float, tuple[int, int] | None, tuple[int, int] | None],
+]:
+    """Add the background layer (and the rim) to the grid mesh.
+
+    The grid's texture coordinates are scaled to the photo's part of the layered texture; the
+    layer's address its strip; the rim's continue the grid's, out to the photo part's edges.
+
+    Args:
+        grid: The seen grid mesh (with UVs).
+        parts: The layer (:func:`prepare_layer`).
+        grid_shape: (rows, cols) of the grid.
+
+    Returns:
+        The grid mesh with the layer and the rim appended, the texture, and the layer's vertex
+        count, triangle count and seconds, the texture's (width, height) and the photo
+        part's.
+    """
+    started = time.perf_counter()
+    if grid.uvs is None:
+        raise ValueError("the grid mesh needs its UVs for the background layer")
+    mesh, rim, packed = parts.mesh, parts.rim, parts.packed
     total_height, total_width = packed.size
     photo_height, photo_width = packed.photo_size
-    seen_uvs = grid.uvs * np.array(
-        [photo_width / total_width, photo_height / total_height], dtype=np.float32
-    )
+    part = np.array([photo_width / total_width, photo_height / total_height])
+    seen_uvs = grid.uvs * part.astype(np.float32)
     layer_uvs = (mesh.texels + np.array([0.0, packed.strip_top])) / np.array(
         [total_width, total_height]
     )
+    rows, cols = grid_shape
+    # where the grid's own coordinates put them: out to the photo part's edges
+    rim_uvs = (rim.pixels[:, ::-1] + 0.5) / np.array([cols, rows]) * part
+    added = np.concatenate([mesh.vertices, rim.vertices])
     count = grid.vertices.shape[0]
     normals = None
     if grid.normals is not None:  # the layer faces the camera like the surface it carries on
-        toward = -mesh.vertices / np.maximum(
-            np.linalg.norm(mesh.vertices, axis=1, keepdims=True), 1e-12
-        )
+        toward = -added / np.maximum(np.linalg.norm(added, axis=1, keepdims=True), 1e-12)
         normals = np.concatenate([grid.normals, toward.astype(np.float32)])
     combined = MeshArrays(
-        vertices=np.concatenate([grid.vertices, mesh.vertices]),
-        faces=np.concatenate([grid.faces, mesh.faces + count]),
+        vertices=np.concatenate([grid.vertices, added]),
+        faces=np.concatenate(
+            [grid.faces, mesh.faces + count, rim.faces + count + len(mesh.vertices)]
+        ),
         normals=normals,
-        uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32)]),
+        uvs=np.concatenate([seen_uvs, layer_uvs.astype(np.float32), rim_uvs.astype(np.float32)]),
     )
     sizes = ((total_width, total_height), (photo_width, photo_height))
-    return combined, packed.texture, (len(mesh.vertices), len(mesh.faces), seconds, *sizes)
+    counts = (len(added), len(mesh.faces) + len(rim.faces))
+    seconds = parts.seconds + time.perf_counter() - started
+    return combined, packed.texture, (*counts, seconds, *sizes)
 
 
 def _write_obj(
