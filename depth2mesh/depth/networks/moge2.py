@@ -148,28 +148,94 @@ def antialias_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[
     return np.minimum(index, source - 1).astype(np.intp), weights
 
 
+RESIZE_BLOCK = 32
+"""Output columns (or rows) per matrix product in :func:`resize_antialias_planes`."""
+
+
+def resample_matrix(source: int, target: int) -> NDArray[np.float32]:
+    """The antialiased bilinear resize along one axis as a (source, target) float32 matrix.
+
+    Column ``d`` holds output ``d``'s weights (:func:`antialias_taps`) at its taps' rows, so
+    ``values @ matrix`` resizes the last axis of ``values``. Banded: each column's nonzero
+    rows are a few neighbours (about ``2 max(1, source / target)``).
+    """
+    taps, weights = antialias_taps(source, target)
+    matrix = np.zeros((source, target), np.float32)
+    outputs = np.broadcast_to(np.arange(target)[:, None], taps.shape)
+    np.add.at(matrix, (taps, outputs), weights)  # clamped extra taps carry weight 0
+    return matrix
+
+
+def _band_blocks(matrix: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
+    """(first, last) output and (first, last) source index of each block of the band.
+
+    Blocks of :data:`RESIZE_BLOCK` outputs (columns of ``matrix``), each with the range of
+    rows that holds its nonzero weights (ends exclusive).
+    """
+    nonzero = matrix != 0
+    blocks = []
+    for start in range(0, matrix.shape[1], RESIZE_BLOCK):
+        stop = min(start + RESIZE_BLOCK, matrix.shape[1])
+        rows = np.flatnonzero(nonzero[:, start:stop].any(axis=1))
+        low, high = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        blocks.append((start, stop, low, high))
+    return blocks
+
+
+def _resize_last_axis(values: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Resize the columns of (n, w) float32 to (n, ``size``): the band, block by block."""
+    matrix = resample_matrix(values.shape[1], size)
+    out = np.empty((values.shape[0], size), np.float32)
+    for start, stop, low, high in _band_blocks(matrix):
+        out[:, start:stop] = values[:, low:high] @ matrix[low:high, start:stop]
+    return out
+
+
+def _resize_first_axis(values: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Resize the rows of (h, n) float32 to (``size``, n): the band, block by block."""
+    matrix = resample_matrix(values.shape[0], size)
+    out = np.empty((size, values.shape[1]), np.float32)
+    for start, stop, low, high in _band_blocks(matrix):
+        out[start:stop] = matrix[low:high, start:stop].T @ values[low:high]
+    return out
+
+
+def resize_antialias_planes(
+    planes: NDArray[np.float32], height: int, width: int
+) -> NDArray[np.float32]:
+    """Resize (C, H, W) float32 planes as ``F.interpolate(bilinear, antialias=True)`` does.
+
+    Separable, as torch's kernel: the columns first (all planes in one product), then the
+    rows, each a product with the banded :func:`resample_matrix` taken a block of outputs at
+    a time (so the zeros far from the band cost nothing). float32 sums in BLAS's order:
+    within 2e-7 of torch on values in [0, 1] (a 12 MP photo to 1200 tokens in about 0.1 s
+    here, where one gather per tap took about 1 s). An axis whose size does not change is
+    left as it is.
+
+    Returns:
+        (C, height, width) float32.
+    """
+    channels, rows, cols = planes.shape
+    out = np.ascontiguousarray(planes, np.float32)
+    if width != cols:
+        out = _resize_last_axis(out.reshape(channels * rows, cols), width)
+    out = out.reshape(channels, rows, width)
+    if height != rows:
+        out = np.stack([_resize_first_axis(plane, height) for plane in out])
+    return out
+
+
 def resize_antialias(image: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
     """Resize (H, W, C) float32 as ``F.interpolate(bilinear, antialias=True)`` does.
 
-    Separable: the columns first, then the rows, float32 accumulation (an axis whose size
-    does not change is left as it is).
+    :func:`resize_antialias_planes` on the channels.
 
     Returns:
         (height, width, C) float32.
     """
-    out = image
-    if width != image.shape[1]:
-        cols, col_weights = antialias_taps(image.shape[1], width)
-        out = np.zeros((image.shape[0], width, image.shape[2]), np.float32)
-        for tap in range(cols.shape[1]):
-            out += image[:, cols[:, tap]] * col_weights[None, :, tap, None]
-    if height != image.shape[0]:
-        rows, row_weights = antialias_taps(image.shape[0], height)
-        result = np.zeros((height, width, image.shape[2]), np.float32)
-        for tap in range(rows.shape[1]):
-            result += out[rows[:, tap]] * row_weights[:, tap, None, None]
-        out = result
-    return np.ascontiguousarray(out, np.float32)
+    planes = np.ascontiguousarray(np.moveaxis(np.asarray(image, np.float32), 2, 0))
+    resized = resize_antialias_planes(planes, height, width)
+    return np.ascontiguousarray(np.moveaxis(resized, 0, 2))
 
 
 _UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
@@ -199,14 +265,16 @@ def network_inputs(image: NDArray[np.uint8], tokens: int) -> list[NDArray[np.flo
         )
     height, width = image.shape[:2]
     rows, cols = token_grid(height, width, tokens)
-    unit = _UNIT[image]
-    resized = resize_antialias(unit, rows * PATCH, cols * PATCH)
-    mean = np.array(IMAGENET_MEAN, np.float32)
-    std = np.array(IMAGENET_STD, np.float32)
+    # the channels as planes, / 255 in float32 by a lookup table (OpenCV's is threaded)
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)).reshape(3 * height, width)
+    unit = np.asarray(cv2.LUT(planes, _UNIT), np.float32).reshape(3, height, width)
+    resized = resize_antialias_planes(unit, rows * PATCH, cols * PATCH)
+    mean = np.array(IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.array(IMAGENET_STD, np.float32)[:, None, None]
     normalised = (resized - mean) / std
     pos_rows, pos_cols = pos_embed_matrices(rows, cols)
     return [
-        np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], np.float32),
+        np.ascontiguousarray(normalised[None], np.float32),
         pos_rows,
         pos_cols,
         view_span(height, width),
