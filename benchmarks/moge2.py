@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ import torch
 from dav2 import upcast_weights
 from helpers.moge2 import FIXTURE_CONFIG, random_state, synthetic_photo
 from network import DEFAULT_WEIGHTS, REPO, PeakMeter, cpu_description
-from speed import large_photo, run_process, write_jpeg
+from speed import convert_rounds, large_photo, write_jpeg
 from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.depth.model import load_model, predict_points
@@ -94,17 +92,10 @@ def convert_processes(
     ``timings_s`` and of its model block's ``load_timings_s``.
     """
     runs: dict[str, list[tuple[float, int, dict[str, Any]]]] = {name: [] for name in variants}
-    order = random.Random(0)
-    for index in range(rounds + 1):
-        names = list(variants)
-        order.shuffle(names)
-        for name in names:
-            out = work / f"out-{name}-{index}"
-            command = [sys.executable, "-m", "depth2mesh", "convert", str(photo), "-o", str(out)]
-            run = run_process([*command, "--device", "cpu", *variants[name]])
-            sidecar = json.loads((out / f"{photo.stem}.json").read_text())
-            if index:
-                runs[name].append((run.wall_s, run.peak_rss_bytes, sidecar))
+    for name, index, out, run in convert_rounds(photo, variants, rounds, work):
+        sidecar = json.loads((out / f"{photo.stem}.json").read_text())
+        if index:
+            runs[name].append((run.wall_s, run.peak_rss_bytes, sidecar))
     report: dict[str, Any] = {}
     for name, items in runs.items():
         walls = [wall for wall, _, _ in items]
