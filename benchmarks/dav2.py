@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 import torch
 from network import REPO, PeakMeter, cpu_description
-from speed import large_photo, run_process, write_jpeg
+from speed import convert_rounds, large_photo, write_jpeg
 from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.depth.backends import available_backends, choose_backend, physical_cores
@@ -194,17 +194,11 @@ def measure_process(weights: Path, repeats: int, work: Path) -> dict[str, Any]:
         "midas-small": ["--weights", str(MIDAS_WEIGHTS)],
     }
     runs: dict[str, list[Any]] = {name: [] for name in variants}
-    order = random.Random(1)
-    for index in range(repeats + 1):  # the first round warms up (exports, compiled cache)
-        names = list(variants)
-        order.shuffle(names)
-        for name in names:
-            out = work / f"out-{name}-{index}"
-            command = [sys.executable, "-m", "depth2mesh", "convert", str(photo), "-o", str(out)]
-            run = run_process([*command, "--device", "cpu", *variants[name]])
-            if index:
-                runs[name].append(run)
-            log(f"{name}: {run.wall_s:.2f} s, {run.peak_rss_bytes / 1e9:.2f} GB")
+    # the first round warms up (exports, compiled cache)
+    for name, index, _, run in convert_rounds(photo, variants, repeats, work, seed=1):
+        if index:
+            runs[name].append(run)
+        log(f"{name}: {run.wall_s:.2f} s, {run.peak_rss_bytes / 1e9:.2f} GB")
     return {
         name: {
             "wall_s": [run.wall_s for run in items],

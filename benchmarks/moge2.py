@@ -3,23 +3,27 @@
 Run from the repository root (the weights are random: the parity fixtures' ViT-S, written as
 an official-format ``model.pt``; speed does not depend on the values)::
 
-    PYTHONPATH=$PWD:$PWD/tests python benchmarks/moge2.py [--rounds 3]
+    PYTHONPATH=$PWD:$PWD/tests:$PWD/benchmarks python benchmarks/moge2.py [--rounds 3]
+        [--tokens 1200 1800] [--skip-others]
 
-Prints JSON: the CPU, the float32 matmul peak sampled between the rounds (PeakMeter), and per
-token count (1200 and the default) the FLOPs of one forward on a 640x480 photo
-(``torch.utils.flop_counter``, 2 per multiply-add: encoder, neck, heads), the median seconds
-of ``predict_points`` (whole call: preprocessing, network on the default backend, the
+Prints JSON: the CPU, the load average before and after, the float32 matmul peak sampled
+between the rounds (PeakMeter), and per token count the FLOPs of one forward on a 640x480
+photo (``torch.utils.flop_counter``, 2 per multiply-add: encoder, neck, heads), the median
+seconds of ``predict_points`` (whole call: preprocessing, network on the default backend, the
 official infer) and of the network alone, each as a multiple of the FLOP limit (FLOPs / peak);
-then a 12 MP JPEG's whole ``depth2mesh convert --model moge2-small`` process: wall seconds
-and peak RSS. The machine is shared: compare ratios from one run.
+then a 12 MP JPEG's whole ``depth2mesh convert`` process with ``--model moge2-small`` and, in
+the same shuffled rounds, ``midas-small`` and ``dav2-small`` (their random parity weights;
+``--skip-others`` leaves them out): median wall seconds, peak RSS, and the medians of the
+sidecar's stage timings and of the model block's ``load_timings_s``. One untimed warm-up
+round first (exports and compiled caches). The machine is shared: compare within one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,9 +31,10 @@ from typing import Any
 
 import numpy as np
 import torch
+from dav2 import upcast_weights
 from helpers.moge2 import FIXTURE_CONFIG, random_state, synthetic_photo
-from network import REPO, PeakMeter, cpu_description
-from speed import large_photo, run_process, write_jpeg
+from network import DEFAULT_WEIGHTS, REPO, PeakMeter, cpu_description
+from speed import convert_rounds, large_photo, write_jpeg
 from torch.utils.flop_counter import FlopCounterMode
 
 from depth2mesh.depth.model import load_model, predict_points
@@ -71,10 +76,48 @@ def median_seconds(function: Any, rounds: int, meter: PeakMeter) -> float:
     return statistics.median(times)
 
 
+def median_timings(records: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each key over the runs that recorded it (seconds, 3 decimals)."""
+    keys = sorted({key for record in records for key in record})
+    return {key: round(statistics.median(r[key] for r in records if key in r), 3) for key in keys}
+
+
+def convert_processes(
+    photo: Path, variants: dict[str, list[str]], rounds: int, work: Path
+) -> dict[str, Any]:
+    """Whole ``depth2mesh convert`` processes, one per variant per round, in shuffled order.
+
+    Round 0 warms up (exports, compiled caches) and is not counted. Per variant: the median
+    wall seconds, every run's, the largest peak RSS, and the medians of the sidecar's
+    ``timings_s`` and of its model block's ``load_timings_s``.
+    """
+    runs: dict[str, list[tuple[float, int, dict[str, Any]]]] = {name: [] for name in variants}
+    for name, index, out, run in convert_rounds(photo, variants, rounds, work):
+        sidecar = json.loads((out / f"{photo.stem}.json").read_text())
+        if index:
+            runs[name].append((run.wall_s, run.peak_rss_bytes, sidecar))
+    report: dict[str, Any] = {}
+    for name, items in runs.items():
+        walls = [wall for wall, _, _ in items]
+        report[name] = {
+            "wall_s_median": round(statistics.median(walls), 2),
+            "wall_s": [round(wall, 2) for wall in walls],
+            "peak_rss_gb": round(max(rss for _, rss, _ in items) / 1e9, 2),
+            "stages_s_median": median_timings([car["timings_s"] for _, _, car in items]),
+            "load_s_median": median_timings(
+                [car["model"]["load_timings_s"] for _, _, car in items]
+            ),
+        }
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[1200, moge2.DEFAULT_TOKENS])
+    parser.add_argument("--skip-others", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     folder = Path(tempfile.mkdtemp(prefix="moge2-bench-"))
     weights = write_checkpoint(folder / "model.pt")
     meter = PeakMeter()
@@ -82,7 +125,7 @@ def main() -> None:
     eager = network_module.build_network(*network_module.read_checkpoint(weights))
     photo = synthetic_photo(480, 640, 1)
     rows = []
-    for tokens in (1200, moge2.DEFAULT_TOKENS):
+    for tokens in sorted(set(args.tokens)):
         inputs = moge2.network_inputs(photo, tokens)
         flops = flops_by_part(eager, inputs)
         predict_points(photo, model, tokens=tokens)  # warm-up
@@ -99,6 +142,7 @@ def main() -> None:
                 "tokens": tokens,
                 "grid": moge2.token_grid(480, 640, tokens),
                 "gflop": {k: round(v, 1) for k, v in flops.items()},
+                "peak_gflops": round(peak, 1),
                 "network_s": round(network_s, 3),
                 "predict_points_s": round(call_s, 3),
                 "flop_limit_s": round(limit, 3),
@@ -106,40 +150,26 @@ def main() -> None:
                 "call_x_limit": round(call_s / limit, 2),
             }
         )
+    del eager
     jpeg = folder / "photo12mp.jpg"
     write_jpeg(jpeg, large_photo(REPO / "samples" / "coffee.png"))
-    command = [
-        sys.executable,
-        "-m",
-        "depth2mesh",
-        "convert",
-        str(jpeg),
-        "-o",
-        str(folder / "out"),
-        "--model",
-        "moge2-small",
-        "--weights",
-        str(weights),
-        "--overwrite",
-    ]
-    run_process(command)  # warm-up: export and compile caches
-    wall, rss = [], []
-    for _ in range(args.rounds):
-        run = run_process(command)
-        wall.append(run.wall_s)
-        rss.append(run.peak_rss_bytes)
+    variants = {"moge2-small": ["--model", "moge2-small", "--weights", str(weights)]}
+    if not args.skip_others:
+        variants["midas-small"] = ["--model", "midas-small", "--weights", str(DEFAULT_WEIGHTS)]
+        dav2_weights = str(upcast_weights(folder))
+        variants["dav2-small"] = ["--model", "dav2-small", "--weights", dav2_weights]
+    for name in variants:
+        variants[name].append("--overwrite")
+    processes = convert_processes(jpeg, variants, args.rounds, folder)
     print(
         json.dumps(
             {
                 "cpu": cpu_description(),
+                "load_average": {"before": load_before, "after": os.getloadavg()},
                 "peak": meter.report(),
                 "backend": model.backend,
                 "rows": rows,
-                "convert_12mp": {
-                    "wall_s_median": round(statistics.median(wall), 2),
-                    "wall_s": [round(w, 2) for w in wall],
-                    "peak_rss_gb": round(max(rss) / 1e9, 2),
-                },
+                "convert_12mp": processes,
             },
             indent=1,
         )

@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +172,34 @@ def run_process(command: Sequence[str]) -> Run:
             tail = Path(errors.name).read_text(errors="replace")[-4000:]
             raise RuntimeError(f"exit status {status}: {' '.join(command)}\n--- stderr ---\n{tail}")
     return Run(wall, max_rss * RSS_UNIT)
+
+
+def convert_rounds(
+    photo: Path, variants: dict[str, list[str]], rounds: int, work: Path, *, seed: int = 0
+) -> Iterator[tuple[str, int, Path, Run]]:
+    """Convert ``photo`` once per variant per round, the variants in a shuffled order.
+
+    Round 0 is the warm-up (exports, compiled caches): callers leave it out. Each run writes
+    into its own folder ``work/out-<variant>-<round>``.
+
+    Args:
+        photo: The photo.
+        variants: Name -> the command line's options after ``--device cpu``.
+        rounds: Counted rounds (one more is run first).
+        work: Where the output folders go.
+        seed: Seed of the shuffles.
+
+    Yields:
+        (variant, round, output folder, :class:`Run`).
+    """
+    order = random.Random(seed)
+    for index in range(rounds + 1):
+        names = list(variants)
+        order.shuffle(names)
+        for name in names:
+            out = work / f"out-{name}-{index}"
+            command = [sys.executable, "-m", "depth2mesh", "convert", str(photo), "-o", str(out)]
+            yield name, index, out, run_process([*command, "--device", "cpu", *variants[name]])
 
 
 def convert_command(photos: Path, out: Path, weights: Path, *extra: str) -> list[str]:

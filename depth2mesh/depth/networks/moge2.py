@@ -148,28 +148,94 @@ def antialias_taps(source: int, target: int) -> tuple[NDArray[np.intp], NDArray[
     return np.minimum(index, source - 1).astype(np.intp), weights
 
 
+RESIZE_BLOCK = 32
+"""Output columns (or rows) per matrix product in :func:`resize_antialias_planes`."""
+
+
+def resample_matrix(source: int, target: int) -> NDArray[np.float32]:
+    """The antialiased bilinear resize along one axis as a (source, target) float32 matrix.
+
+    Column ``d`` holds output ``d``'s weights (:func:`antialias_taps`) at its taps' rows, so
+    ``values @ matrix`` resizes the last axis of ``values``. Banded: each column's nonzero
+    rows are a few neighbours (about ``2 max(1, source / target)``).
+    """
+    taps, weights = antialias_taps(source, target)
+    matrix = np.zeros((source, target), np.float32)
+    outputs = np.broadcast_to(np.arange(target)[:, None], taps.shape)
+    np.add.at(matrix, (taps, outputs), weights)  # clamped extra taps carry weight 0
+    return matrix
+
+
+def _band_blocks(matrix: NDArray[np.float32]) -> list[tuple[int, int, int, int]]:
+    """(first, last) output and (first, last) source index of each block of the band.
+
+    Blocks of :data:`RESIZE_BLOCK` outputs (columns of ``matrix``), each with the range of
+    rows that holds its nonzero weights (ends exclusive).
+    """
+    nonzero = matrix != 0
+    blocks = []
+    for start in range(0, matrix.shape[1], RESIZE_BLOCK):
+        stop = min(start + RESIZE_BLOCK, matrix.shape[1])
+        rows = np.flatnonzero(nonzero[:, start:stop].any(axis=1))
+        low, high = (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 1)
+        blocks.append((start, stop, low, high))
+    return blocks
+
+
+def _resize_last_axis(values: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Resize the columns of (n, w) float32 to (n, ``size``): the band, block by block."""
+    matrix = resample_matrix(values.shape[1], size)
+    out = np.empty((values.shape[0], size), np.float32)
+    for start, stop, low, high in _band_blocks(matrix):
+        out[:, start:stop] = values[:, low:high] @ matrix[low:high, start:stop]
+    return out
+
+
+def _resize_first_axis(values: NDArray[np.float32], size: int) -> NDArray[np.float32]:
+    """Resize the rows of (h, n) float32 to (``size``, n): the band, block by block."""
+    matrix = resample_matrix(values.shape[0], size)
+    out = np.empty((size, values.shape[1]), np.float32)
+    for start, stop, low, high in _band_blocks(matrix):
+        out[start:stop] = matrix[low:high, start:stop].T @ values[low:high]
+    return out
+
+
+def resize_antialias_planes(
+    planes: NDArray[np.float32], height: int, width: int
+) -> NDArray[np.float32]:
+    """Resize (C, H, W) float32 planes as ``F.interpolate(bilinear, antialias=True)`` does.
+
+    Separable, as torch's kernel: the columns first (all planes in one product), then the
+    rows, each a product with the banded :func:`resample_matrix` taken a block of outputs at
+    a time (so the zeros far from the band cost nothing). float32 sums in BLAS's order:
+    within 2e-7 of torch on values in [0, 1] (a 12 MP photo to 1200 tokens in about 0.1 s
+    here, where one gather per tap took about 1 s). An axis whose size does not change is
+    left as it is.
+
+    Returns:
+        (C, height, width) float32.
+    """
+    channels, rows, cols = planes.shape
+    out = np.ascontiguousarray(planes, np.float32)
+    if width != cols:
+        out = _resize_last_axis(out.reshape(channels * rows, cols), width)
+    out = out.reshape(channels, rows, width)
+    if height != rows:
+        out = np.stack([_resize_first_axis(plane, height) for plane in out])
+    return out
+
+
 def resize_antialias(image: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
     """Resize (H, W, C) float32 as ``F.interpolate(bilinear, antialias=True)`` does.
 
-    Separable: the columns first, then the rows, float32 accumulation (an axis whose size
-    does not change is left as it is).
+    :func:`resize_antialias_planes` on the channels.
 
     Returns:
         (height, width, C) float32.
     """
-    out = image
-    if width != image.shape[1]:
-        cols, col_weights = antialias_taps(image.shape[1], width)
-        out = np.zeros((image.shape[0], width, image.shape[2]), np.float32)
-        for tap in range(cols.shape[1]):
-            out += image[:, cols[:, tap]] * col_weights[None, :, tap, None]
-    if height != image.shape[0]:
-        rows, row_weights = antialias_taps(image.shape[0], height)
-        result = np.zeros((height, width, image.shape[2]), np.float32)
-        for tap in range(rows.shape[1]):
-            result += out[rows[:, tap]] * row_weights[:, tap, None, None]
-        out = result
-    return np.ascontiguousarray(out, np.float32)
+    planes = np.ascontiguousarray(np.moveaxis(np.asarray(image, np.float32), 2, 0))
+    resized = resize_antialias_planes(planes, height, width)
+    return np.ascontiguousarray(np.moveaxis(resized, 0, 2))
 
 
 _UNIT = (np.arange(256, dtype=np.float64) / 255.0).astype(np.float32)
@@ -199,14 +265,16 @@ def network_inputs(image: NDArray[np.uint8], tokens: int) -> list[NDArray[np.flo
         )
     height, width = image.shape[:2]
     rows, cols = token_grid(height, width, tokens)
-    unit = _UNIT[image]
-    resized = resize_antialias(unit, rows * PATCH, cols * PATCH)
-    mean = np.array(IMAGENET_MEAN, np.float32)
-    std = np.array(IMAGENET_STD, np.float32)
+    # the channels as planes, / 255 in float32 by a lookup table (OpenCV's is threaded)
+    planes = np.ascontiguousarray(image.transpose(2, 0, 1)).reshape(3 * height, width)
+    unit = np.asarray(cv2.LUT(planes, _UNIT), np.float32).reshape(3, height, width)
+    resized = resize_antialias_planes(unit, rows * PATCH, cols * PATCH)
+    mean = np.array(IMAGENET_MEAN, np.float32)[:, None, None]
+    std = np.array(IMAGENET_STD, np.float32)[:, None, None]
     normalised = (resized - mean) / std
     pos_rows, pos_cols = pos_embed_matrices(rows, cols)
     return [
-        np.ascontiguousarray(normalised.transpose(2, 0, 1)[None], np.float32),
+        np.ascontiguousarray(normalised[None], np.float32),
         pos_rows,
         pos_cols,
         view_span(height, width),
@@ -249,28 +317,40 @@ class PointsPrediction:
         return math.degrees(2 * math.atan(0.5 / float(self.intrinsics[0, 0])))
 
 
+def resize_bilinear_planes(
+    planes: NDArray[np.float32], height: int, width: int
+) -> NDArray[np.float32]:
+    """Resize (C, h, w) float32 as ``F.interpolate(bilinear, align_corners=False)`` does.
+
+    Source position ``(d + 0.5) s - 0.5`` (clamped at 0), ``s = h / height``; OpenCV's
+    ``INTER_LINEAR`` computes the same samples, one plane at a time (no interleaved copy).
+
+    Returns:
+        (C, height, width) float32.
+    """
+    out = np.empty((planes.shape[0], height, width), np.float32)
+    for index, plane in enumerate(planes):
+        if plane.shape == (height, width):
+            out[index] = plane
+        else:
+            out[index] = cv2.resize(
+                np.ascontiguousarray(plane, np.float32),
+                (width, height),
+                interpolation=cv2.INTER_LINEAR,
+            )
+    return out
+
+
 def resize_bilinear(values: NDArray[np.float32], height: int, width: int) -> NDArray[np.float32]:
     """Resize (h, w, C) float32 as ``F.interpolate(bilinear, align_corners=False)`` does.
 
-    Source position ``(d + 0.5) s - 0.5`` (clamped at 0), ``s = h / height``; OpenCV's
-    ``INTER_LINEAR`` computes the same samples.
+    :func:`resize_bilinear_planes` on the channels.
 
     Returns:
         (height, width, C) float32.
     """
-    channels = values.shape[2]
-    if values.shape[:2] == (height, width):
-        return values.copy()
-    chunks = [
-        cv2.resize(
-            np.ascontiguousarray(values[:, :, start : start + 4]),
-            (width, height),
-            interpolation=cv2.INTER_LINEAR,
-        ).reshape(height, width, -1)
-        for start in range(0, channels, 4)
-    ]
-    joined = np.concatenate(chunks, axis=2) if len(chunks) > 1 else chunks[0]
-    return np.asarray(joined, np.float32)
+    planes = np.ascontiguousarray(np.moveaxis(np.asarray(values, np.float32), 2, 0))
+    return np.ascontiguousarray(np.moveaxis(resize_bilinear_planes(planes, height, width), 0, 2))
 
 
 def remap_points(raw: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
@@ -285,6 +365,17 @@ def remap_points(raw: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
         return np.concatenate([xy * z, z], axis=-1)
     if remap == "sinh_exp":
         return np.concatenate([np.sinh(xy), np.exp(z)], axis=-1)
+    raise ValueError(f"unknown remap_output {remap!r}")
+
+
+def remap_depth(raw_z: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
+    """The z of :func:`remap_points` from the raw z alone (any shape), float32."""
+    if remap == "linear":
+        return np.asarray(raw_z, np.float32)
+    if remap == "sinh":
+        return np.asarray(np.sinh(raw_z), np.float32)
+    if remap in ("exp", "sinh_exp"):
+        return np.asarray(np.exp(raw_z), np.float32)
     raise ValueError(f"unknown remap_output {remap!r}")
 
 
@@ -331,16 +422,42 @@ def recover_focal_shift(
     """
     points = np.asarray(points, np.float32)
     height, width = points.shape[:2]
-    uv = normalized_view_plane_uv(height, width)
     rows = _nearest_index(height, downsample[0])
     cols = _nearest_index(width, downsample[1])
-    points_lr = points[rows][:, cols]
-    uv_lr = uv[rows][:, cols]
-    if mask is not None:
-        keep = np.asarray(mask, bool)[rows][:, cols]
-        points_lr, uv_lr = points_lr[keep], uv_lr[keep]
+    keep = None if mask is None else np.asarray(mask, bool)[rows][:, cols]
+    return _focal_shift_of_samples(points[rows][:, cols], keep, (height, width), focal)
+
+
+def _sample_grid(height: int, width: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Rows and columns of the nearest :data:`DOWNSAMPLE` sampling of a map (official)."""
+    return _nearest_index(height, DOWNSAMPLE[0]), _nearest_index(width, DOWNSAMPLE[1])
+
+
+def _focal_shift_of_samples(
+    points_lr: NDArray[np.float32],
+    keep: NDArray[np.bool_] | None,
+    size: tuple[int, int],
+    focal: float | None,
+) -> tuple[float, float]:
+    """:func:`recover_focal_shift` from the sampled map: (r, c, 3) points, (r, c) mask.
+
+    The samples are at the rows and columns :func:`_nearest_index` picks in a map of
+    ``size`` (rows, cols) to a (r, c) grid; their view-plane coordinates are those of
+    :func:`normalized_view_plane_uv` there.
+    """
+    height, width = size
+    rows = _nearest_index(height, points_lr.shape[0])
+    cols = _nearest_index(width, points_lr.shape[1])
+    span_x, span_y = view_span(height, width)
+    u = np.float32(span_x) * ((2 * cols.astype(np.float32) + 1) / width - 1)
+    v = np.float32(span_y) * ((2 * rows.astype(np.float32) + 1) / height - 1)
+    uv_grid = np.empty((rows.size, cols.size, 2), np.float32)
+    uv_grid[..., 0] = u[None, :]
+    uv_grid[..., 1] = v[:, None]
+    if keep is not None:
+        points_lr, uv_grid = points_lr[keep], uv_grid[keep]
     points_lr = points_lr.reshape(-1, 3)
-    uv_lr = uv_lr.reshape(-1, 2)
+    uv_lr = uv_grid.reshape(-1, 2)
     if uv_lr.shape[0] < 2:
         return 1.0, 0.0
     xy, z = points_lr[:, :2], points_lr[:, 2]
@@ -536,26 +653,26 @@ def infer(
         raise InputError(f"fov_x must be between 0 and 180 degrees, got {fov_x}")
     if heads is None:
         heads = HEADS_BY_CHANNELS[maps.shape[0]]
-    resized = resize_bilinear(np.ascontiguousarray(maps.transpose(1, 2, 0)), height, width)
-    channels: dict[str, NDArray[np.float32]] = {}
+    # planes (C, H, W) throughout: the full-size x and y of the affine map are never needed
+    # (the points are re-projected from the depth), only their 64 x 64 samples for the solve
+    resized = resize_bilinear_planes(maps, height, width)
+    first: dict[str, int] = {}
     start = 0
     for head in heads:
-        count = HEAD_CHANNELS[head]
-        channels[head] = resized[..., start : start + count]
-        start += count
-    points = remap_points(channels["points_head"], remap).astype(np.float32, copy=False)
-    normals = None
-    if "normal_head" in channels:
-        raw = channels["normal_head"]
-        length = np.sqrt(np.square(raw).sum(axis=-1, keepdims=True))
-        normals = (raw / np.maximum(length, np.float32(1e-12))).astype(np.float32)
-    if "mask_head" in channels:
-        mask = channels["mask_head"][..., 0] > 0  # sigmoid > 0.5
-    else:
-        mask = np.ones((height, width), bool)
+        first[head] = start
+        start += HEAD_CHANNELS[head]
+    raw_points = resized[first["points_head"] : first["points_head"] + 3]
+    has_mask = "mask_head" in first
+    # the mask head's logits: sigmoid > 0.5
+    mask = resized[first["mask_head"]] > 0 if has_mask else np.ones((height, width), bool)
+    rows, cols = _sample_grid(height, width)
+    samples = remap_points(
+        np.ascontiguousarray(raw_points[:, rows][:, :, cols].transpose(1, 2, 0)), remap
+    ).astype(np.float32, copy=False)
+    keep = mask[rows][:, cols] if has_mask else None
     aspect = width / height
     if fov_x is None:
-        focal, shift = recover_focal_shift(points, mask if "mask_head" in channels else None)
+        focal, shift = _focal_shift_of_samples(samples, keep, (height, width), None)
         if not math.isfinite(focal) or focal == 0:
             # a 1-pixel photo: every view-plane coordinate is 0, the least-squares focal 0
             # (the official code fails there); the official fallback for too few pixels
@@ -565,12 +682,13 @@ def infer(
             np.float32(math.radians(fov_x)) / np.float32(2)
         )
         focal = float(np.float32(focal_32))
-        _, shift = recover_focal_shift(points, mask if "mask_head" in channels else None, focal)
+        _, shift = _focal_shift_of_samples(samples, keep, (height, width), focal)
     fx = np.float32(focal / 2 * (1 + aspect**2) ** 0.5 / aspect)
     fy = np.float32(focal / 2 * (1 + aspect**2) ** 0.5)
     intrinsics = np.array([[fx, 0, 0.5], [0, fy, 0.5], [0, 0, 1]], np.float32)
-    depth = points[..., 2] + np.float32(shift)
-    mask = mask & (depth > 0)
+    depth = remap_depth(raw_points[2], remap)
+    depth += np.float32(shift)
+    mask &= depth > 0
     u = (np.arange(width, dtype=np.float32) + np.float32(0.5)) / np.float32(width)
     v = (np.arange(height, dtype=np.float32) + np.float32(0.5)) / np.float32(height)
     scale = np.float32(metric_scale)
@@ -579,11 +697,19 @@ def infer(
     points_out[..., 1] = (v - np.float32(0.5))[:, None] / fy * depth
     points_out[..., 2] = depth
     points_out *= scale
-    depth = depth * scale
-    points_out[~mask] = np.inf
-    depth = np.where(mask, depth, np.float32(np.inf)).astype(np.float32)
-    if normals is not None:
-        normals[~mask] = 0.0
+    depth *= scale
+    unmasked = ~mask
+    points_out[unmasked] = np.inf
+    depth[unmasked] = np.inf
+    normals = None
+    if "normal_head" in first:
+        raw = resized[first["normal_head"] : first["normal_head"] + 3]
+        length = np.sqrt(raw[0] * raw[0] + raw[1] * raw[1] + raw[2] * raw[2])
+        np.maximum(length, np.float32(1e-12), out=length)
+        normals = np.empty((height, width, 3), np.float32)
+        for axis in range(3):
+            np.divide(raw[axis], length, out=normals[..., axis])
+        normals[unmasked] = 0.0
     return PointsPrediction(
         points=points_out,
         depth=depth,
