@@ -438,3 +438,21 @@ def test_poisson_texture_coordinates_address_the_photo_above_the_layer_strip(
     error = np.abs(sampled - expected).max(axis=1)
     assert float(np.median(error)) <= 3  # the photo's own texel, or the one beside it
     assert float(np.mean(error <= 8)) > 0.9  # (silhouettes and the last row excepted)
+
+
+def test_two_cores_reconstruct_on_one_thread_and_the_surface_repeats(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from depth2mesh.geometry import mesh as mesh_module
+
+    monkeypatch.setattr(mesh_module.os, "cpu_count", lambda: 2)
+    assert mesh_module.poisson_threads() == 1
+    monkeypatch.setattr(mesh_module.os, "cpu_count", lambda: 16)
+    assert mesh_module.poisson_threads() == -1
+    rng = np.random.default_rng(5)
+    u, v = rng.uniform(-1, 1, (2, 4000))
+    points = np.stack([u, v, 3.0 + 0.2 * np.sin(3 * u)], -1).astype(np.float32)
+    normals = np.tile(np.float32([0, 0, -1]), (len(points), 1))
+    first, second = (mesh_module.poisson_mesh(points, normals, depth=6, threads=1) for _ in "ab")
+    np.testing.assert_array_equal(first.vertices, second.vertices)
+    np.testing.assert_array_equal(first.faces, second.faces)
