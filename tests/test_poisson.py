@@ -456,3 +456,12 @@ def test_two_cores_reconstruct_on_one_thread_and_the_surface_repeats(
     first, second = (mesh_module.poisson_mesh(points, normals, depth=6, threads=1) for _ in "ab")
     np.testing.assert_array_equal(first.vertices, second.vertices)
     np.testing.assert_array_equal(first.faces, second.faces)
+
+
+def test_open3d_is_imported_on_one_background_thread_however_often_asked() -> None:
+    from depth2mesh.geometry.mesh import preload_open3d
+
+    first = preload_open3d()
+    assert preload_open3d() is first  # the command line asks first, convert_photo again
+    first.join(timeout=60)
+    assert not first.is_alive()

@@ -987,6 +987,10 @@ def convert(
     if skip_existing and overwrite:
         _fail("--skip-existing and --overwrite contradict each other: choose one")
         raise typer.Exit(2)
+    if ray_address is None and options.mesh in ("poisson", "both"):
+        from depth2mesh.geometry.mesh import preload_open3d
+
+        preload_open3d()  # its 1.2 s import overlaps the model's load and the first stages
     if ray_address is not None and (depth_file is not None or jobs != 1):
         _fail("--ray converts on the cluster's workers: --depth and --jobs are for local runs")
         raise typer.Exit(2)

@@ -64,15 +64,26 @@ def auto_poisson_depth(grid_shape: tuple[int, int]) -> int:
     return int(np.clip(depth, POISSON_DEPTHS[0], AUTO_DEPTH_MAX))
 
 
-def preload_open3d() -> threading.Thread:
-    """Start importing Open3D (about 1 s) on a background thread; return the thread.
+_preloading: list[threading.Thread] = []
+"""The thread :func:`preload_open3d` started, once per process."""
 
-    A conversion that will build a Poisson mesh calls this first, so that the import overlaps
-    the depth, geometry and grid stages instead of adding to the Poisson stage.
+_PRELOAD_LOCK: Final = threading.Lock()
+
+
+def preload_open3d() -> threading.Thread:
+    """Start importing Open3D (about 1.2 s) on a background thread, once; return the thread.
+
+    A conversion that will build a Poisson mesh calls this first (the command line as soon as
+    its options are checked), so that the import overlaps the model's load and the depth,
+    geometry and grid stages instead of adding to the Poisson stage. Later calls return the
+    same thread.
     """
-    thread = threading.Thread(target=_import_open3d, name="import open3d", daemon=True)
-    thread.start()
-    return thread
+    with _PRELOAD_LOCK:
+        if not _preloading:
+            thread = threading.Thread(target=_import_open3d, name="import open3d", daemon=True)
+            thread.start()
+            _preloading.append(thread)
+        return _preloading[0]
 
 
 def _import_open3d() -> None:
