@@ -354,18 +354,16 @@ def resize_bilinear(values: NDArray[np.float32], height: int, width: int) -> NDA
 
 
 def remap_points(raw: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
-    """The official ``_remap_points`` of (H, W, 3) raw outputs: linear, sinh, exp, sinh_exp."""
+    """The official ``_remap_points`` of (H, W, 3) raw outputs: linear, sinh, exp, sinh_exp.
+
+    Its z is :func:`remap_depth`'s.
+    """
+    xy, z = raw[..., :2], remap_depth(raw[..., 2:], remap)
     if remap == "linear":
-        return raw
-    if remap == "sinh":
-        return np.sinh(raw)
-    xy, z = raw[..., :2], raw[..., 2:]
+        return np.concatenate([xy, z], axis=-1)
     if remap == "exp":
-        z = np.exp(z)
         return np.concatenate([xy * z, z], axis=-1)
-    if remap == "sinh_exp":
-        return np.concatenate([np.sinh(xy), np.exp(z)], axis=-1)
-    raise ValueError(f"unknown remap_output {remap!r}")
+    return np.concatenate([np.sinh(xy), z], axis=-1)  # sinh, sinh_exp
 
 
 def remap_depth(raw_z: NDArray[np.float32], remap: str) -> NDArray[np.float32]:
