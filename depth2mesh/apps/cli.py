@@ -918,10 +918,10 @@ def convert(
 
     Example: depth2mesh convert samples/coffee.png -o out/ --mesh both
     """
-    from depth2mesh.depth.registry import check_camera_model, check_input_size, get_model
+    from depth2mesh.depth.registry import check_input_size, get_model
     from depth2mesh.geometry.scale import parse_depth_pin
     from depth2mesh.pipeline.batch import convert_many, find_photos
-    from depth2mesh.pipeline.convert import pins_with_near_far
+    from depth2mesh.pipeline.convert import camera_model_name, pins_with_near_far
 
     try:
         spec = get_model(model_name)
@@ -1003,10 +1003,9 @@ def convert(
     local = ray_address is None and depth_file is None
     model = _load_model_or_exit(weights, device, backend, spec.name, input_size) if local else None
     camera = None  # the --camera model, once for the batch; not when it gives the depth too
-    if ray_address is None and options.camera_model is not None:
-        camera_name = check_camera_model(options.camera_model)
-        if depth_file is not None or camera_name != spec.name:
-            camera = _load_model_or_exit(None, device, backend, camera_name, camera=True)
+    camera_name = camera_model_name(options, spec.name, depth_file)
+    if ray_address is None and camera_name is not None:
+        camera = _load_model_or_exit(None, device, backend, camera_name, camera=True)
 
     def run(batch: list[WorkItem], **callbacks: Any) -> list[Outcome]:
         if ray_address is not None:

@@ -740,7 +740,7 @@ def layer_strip(
 
 @dataclass(frozen=True)
 class Skirt:
-    """A one-pixel rim around the grid mesh, the border pixels' surface carried one pixel out.
+    """A rim around the grid mesh: the border pixels' surface carried half a pixel out.
 
     Attributes:
         vertices: (N, 3) float32 camera-frame positions, metres.

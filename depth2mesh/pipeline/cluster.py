@@ -693,17 +693,10 @@ class PhotoConverter:
 
     def _camera_model(self) -> DepthModel | None:
         """The model of ``options.camera_model`` (its own weights' search), loaded once."""
-        from depth2mesh.depth.registry import check_camera_model
+        from depth2mesh.pipeline.convert import camera_model_for
 
-        settings = self.settings
-        name = settings.options.camera_model
-        if name is None or check_camera_model(name) == self.model.spec.name:
-            return None
-        from depth2mesh.depth.model import load_camera_model
-
-        backend = str(settings.model_options.get("backend", "auto"))
-        return load_camera_model(
-            name, device=settings.device, backend=backend, threads=settings.threads
+        return camera_model_for(
+            self.settings.options, self.model, None, threads=self.settings.threads
         )
 
     def __call__(self, batch: Batch) -> Batch:

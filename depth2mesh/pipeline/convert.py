@@ -1004,18 +1004,42 @@ def estimate_camera(
     return estimated_intrinsics(intrinsics, prediction.focal, model.spec.name)
 
 
+def camera_model_name(
+    options: ConvertOptions, model_name: str | None, depth_file: str | Path | None
+) -> str | None:
+    """The registry name of the camera model to load besides the depth model, or None.
+
+    None without ``options.camera_model``, and when the depth model (``model_name``, its
+    ``--model`` name) is that very model and gives the depth (no ``depth_file``): it
+    estimates the camera itself, once.
+
+    Raises:
+        ParameterError: ``options.camera_model`` is no model that estimates a camera.
+    """
+    from depth2mesh.depth.registry import check_camera_model
+
+    if options.camera_model is None:
+        return None
+    name = check_camera_model(options.camera_model)
+    if depth_file is None and model_name == name:
+        return None
+    return name
+
+
 def camera_model_for(
     options: ConvertOptions,
     model: DepthModel | None,
     depth_file: str | Path | None,
     loaded: DepthModel | None = None,
+    *,
+    threads: int | None = None,
 ) -> DepthModel | None:
     """The model that estimates the camera besides the depth, or None where none is needed.
 
     None without ``options.camera_model``, and when the depth model is that very model (it
     estimates the camera itself, once). Otherwise ``loaded``, or the model loaded now
     (:func:`~depth2mesh.depth.model.load_camera_model`, on the depth model's device and
-    backend).
+    backend, with ``threads`` as :func:`~depth2mesh.depth.model.load_model` takes them).
 
     Raises:
         ValueError: ``loaded`` is another model than the options name, or given without
@@ -1023,23 +1047,22 @@ def camera_model_for(
     """
     from depth2mesh.depth.registry import check_camera_model
 
-    name = None if options.camera_model is None else check_camera_model(options.camera_model)
-    if loaded is not None and loaded.spec.name != name:
+    named = None if options.camera_model is None else check_camera_model(options.camera_model)
+    if loaded is not None and loaded.spec.name != named:
         raise ValueError(
-            f"camera_model is {loaded.spec.name} but options.camera_model is {name}: "
+            f"camera_model is {loaded.spec.name} but options.camera_model is {named}: "
             "name it in the options too"
         )
+    name = camera_model_name(options, None if model is None else model.spec.name, depth_file)
     if name is None:
         return None
-    if depth_file is None and model is not None and model.spec.name == name:
-        return None  # the depth model estimates the camera itself
     if loaded is not None:
         return loaded
     from depth2mesh.depth.model import load_camera_model
 
     if model is None:
-        return load_camera_model(name)
-    return load_camera_model(name, device=model.device, backend=model.backend)
+        return load_camera_model(name, threads=threads)
+    return load_camera_model(name, device=model.device, backend=model.backend, threads=threads)
 
 
 def _depth_from_file(
@@ -1303,7 +1326,7 @@ class LayerParts:
 
     Attributes:
         mesh: The layer's triangles with texels in the strip.
-        rim: The one-pixel rim beyond the grid's border.
+        rim: The half-pixel rim beyond the grid's border.
         packed: The texture: the photo with the layer's strip below it.
         seconds: Seconds it took to build (the texture's encoding included).
     """
@@ -1475,7 +1498,7 @@ def poisson_stage(
     triangles whose corners the photo saw are textured with the photo (texture coordinates:
     each vertex's projection through the camera), the rest carry vertex colours (the photo's
     colour at the nearest point of the cloud); the PLY has vertex colours everywhere, on the
-    same surface with each triangle split in four (:func:`poisson_ply_mesh`). The texture is
+    same surface with its triangles split finer (:func:`poisson_ply_mesh`). The texture is
     the grid GLB's: ``photo_part`` is the share of its width and height that the photo fills
     (its top-left part; the background layer's strip lies below it).
 
@@ -1601,22 +1624,25 @@ def poisson_ply_mesh(
     rows, cols = rgb.shape[:2]
     camera = intrinsics.resized(height=rows, width=cols)
     mesh = surface
+    pixels = project_points(mesh.vertices, camera)
     for _ in range(PLY_MAX_SPLITS):
-        if len(mesh.faces) == 0 or _median_edge_px(mesh, camera) <= PLY_SPACING_PX:
+        if len(mesh.faces) == 0 or _median_edge_px(pixels, mesh.faces) <= PLY_SPACING_PX:
             break
+        count = len(mesh.vertices)
         mesh, edges = split_in_four(mesh)
-        seen = np.concatenate([seen, seen[edges].all(axis=1)])
         if mesh.colors is None:
             raise ValueError("the Poisson surface comes with colours")
-        middle = np.flatnonzero(seen[len(seen) - len(edges) :]) + len(seen) - len(edges)
-        mesh.colors[middle] = sample_colors(rgb, project_points(mesh.vertices[middle], camera))
+        pixels = project_points(mesh.vertices, camera)
+        middle_seen = seen[edges].all(axis=1)
+        seen = np.concatenate([seen, middle_seen])
+        middle = count + np.flatnonzero(middle_seen)
+        mesh.colors[middle] = sample_colors(rgb, pixels[middle])
     return mesh
 
 
-def _median_edge_px(mesh: MeshArrays, camera: Intrinsics) -> float:
-    """The median length of the mesh's triangle edges projected into ``camera``, pixels."""
-    pixels = project_points(mesh.vertices, camera)
-    sides = pixels[mesh.faces[:, [1, 2, 0]]] - pixels[mesh.faces]
+def _median_edge_px(pixels: NDArray[np.float64], faces: NDArray[np.int64]) -> float:
+    """The median length of the triangles' edges, given their corners' (N, 2) pixels."""
+    sides = pixels[faces[:, [1, 2, 0]]] - pixels[faces]
     return float(np.nanmedian(np.linalg.norm(sides, axis=2)))
 
 
